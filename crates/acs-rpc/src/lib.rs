@@ -1,0 +1,1 @@
+//! Alibaba Cloud RPC protocol layer.

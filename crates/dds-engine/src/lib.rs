@@ -1,0 +1,1 @@
+//! ddsd domain and workflows.
