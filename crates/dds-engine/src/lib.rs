@@ -1,1 +1,10 @@
-//! ddsd domain and workflows.
+//! `dds-engine`: ddsd's domain and workflows, with no I/O.
+//!
+//! - [`model`]: instances, topologies, members and the vendor's enumerations, as plain serde data.
+//! - [`plane`]: the data-plane contract — observations of a deployment and the commands the orchestrator issues.
+//!
+//! Nothing here reads a clock or an unseeded random source: time (`now_ms`) and seeds are inputs, which is what
+//! makes a seeded simulation replay exactly.
+
+pub mod model;
+pub mod plane;
