@@ -1,0 +1,20 @@
+//! `ddsd` (library half of the binary): a self-hosted control plane speaking the ApsaraDB for MongoDB (`Dds`, `2015-12-01`) API.
+//!
+//! Layout:
+//! - `cli`: clap command line (`serve`; `call`, `upgrade`, `plan`, `fault`, `bench` will join it);
+//! - `config`: defaults < TOML < `DDSD_*` env < flags;
+//! - `logging`: tracing to stderr, text or JSON;
+//! - `keys`: the admin AccessKey in the data dir (0600) and the key store the verifier reads;
+//! - `server`: the axum endpoint — body limit, `acs_rpc::verify`, version check, action dispatch,
+//!   envelopes, RequestId span, graceful shutdown;
+//! - `actions`: the action table (`Action` name → handler) and one module per action family.
+//!
+//! The binary (`src/main.rs`) only calls [`cli::run`]; the modules are a library so integration
+//! tests and tools can build the router in-process.
+
+pub mod actions;
+pub mod cli;
+pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod server;

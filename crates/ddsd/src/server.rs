@@ -1,0 +1,288 @@
+//! The HTTP endpoint. Every request, whatever its method or path, goes through [`rpc`]:
+//!
+//! 1. a RequestId (upper-case UUID v4) and a tracing span carrying it;
+//! 2. method and path (`GET`/`POST` on `/`), then the body, read up to `max_body_bytes`;
+//! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format);
+//! 4. `Version` must be `2015-12-01`, then the action table picks the handler;
+//! 5. the handler runs on the blocking pool; its value or error is encoded in the request's Format.
+//!
+//! Every answer — including a refused method, an unknown path or an oversized body — is an
+//! Alibaba-style envelope with `x-acs-request-id`; nothing a client sends produces a 5xx.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use acs_rpc::{
+    encode_error, encode_success, guess_format, verify, BoundedNonceGuard, Encoded, Format,
+    Gateway, KeyStore, Limits, RequestParts, RpcError,
+};
+use anyhow::Context as _;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use time::OffsetDateTime;
+use tracing::{field, info, info_span, warn, Instrument as _, Span};
+
+use crate::actions::{self, regions::RegionCatalog, Context, API_VERSION};
+use crate::config::Config;
+use crate::keys;
+
+/// Shared state of the endpoint.
+pub struct App {
+    pub keys: Arc<dyn KeyStore>,
+    pub nonces: BoundedNonceGuard,
+    pub limits: Limits,
+    pub ctx: Arc<Context>,
+    pub max_body_bytes: usize,
+    /// `HostId` for requests without a `Host` header.
+    pub endpoint: String,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(rpc).with_state(app)
+}
+
+/// Binds, prints the startup lines, serves until SIGINT/SIGTERM, then drains in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let regions = match &config.regions_file {
+        Some(path) => RegionCatalog::from_file(path)?,
+        None => RegionCatalog::embedded(),
+    };
+    if !regions.contains(&config.region) {
+        warn!(region = %config.region, "the configured region is not in the region catalog");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let admin = keys::load_or_create_admin_key(&config.data_dir)?;
+    let store = keys::key_store(&admin, &config.access_keys)?;
+    let app = Arc::new(App {
+        keys: Arc::new(store),
+        nonces: BoundedNonceGuard::new(config.nonce_capacity),
+        limits: Limits::default(),
+        ctx: Arc::new(Context {
+            region: config.region.clone(),
+            regions,
+        }),
+        max_body_bytes: config.max_body_bytes,
+        endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
+    });
+
+    {
+        let mut out = std::io::stdout().lock();
+        if admin.created {
+            writeln!(out, "AccessKeyId: {}", admin.access_key_id)?;
+            writeln!(out, "AccessKeySecret: {}", admin.secret.expose())?;
+        }
+        writeln!(out, "ddsd listening on http://{local}")?;
+        out.flush()?;
+    }
+    if admin.created {
+        info!(access_key_id = %admin.access_key_id, data_dir = %config.data_dir.display(), "created the admin access key");
+    }
+    info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
+
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    info!("ddsd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+    }
+}
+
+async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
+    let span = info_span!("request", request_id = %request_id, action = field::Empty);
+    handle(app, req, request_id).instrument(span).await
+}
+
+async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    // HTTP/2 carries the authority in the URI; V3 signs it as `host`.
+    if !headers.contains_key(HOST) {
+        if let Some(value) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(HOST, value);
+        }
+    }
+    let host_id = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| app.endpoint.clone(), str::to_owned);
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let reply = |encoded: Encoded, code: &str| finish(encoded, &request_id, code, started);
+    let fail = |error: RpcError, format: Format| {
+        log_refusal(&error);
+        reply(
+            encode_error(&error, &request_id, &host_id, format),
+            error.code(),
+        )
+    };
+    let head_only = RequestParts {
+        method,
+        path,
+        query,
+        headers: &headers,
+        body: &[],
+    };
+
+    if method != "GET" && method != "POST" {
+        return fail(
+            Gateway::UnsupportedHttpMethod.into(),
+            guess_format(&head_only),
+        );
+    }
+    if path != "/" {
+        return fail(
+            Gateway::InvalidActionNotFound.into(),
+            guess_format(&head_only),
+        );
+    }
+    let body = match read_body(body, &headers, app.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(e, guess_format(&head_only)),
+    };
+    let parts = RequestParts {
+        method,
+        path,
+        query,
+        headers: &headers,
+        body: &body,
+    };
+    let verified = match verify(
+        &parts,
+        &*app.keys,
+        &app.nonces,
+        OffsetDateTime::now_utc(),
+        &app.limits,
+    ) {
+        Ok(v) => v,
+        Err(rejection) => return fail(rejection.error, rejection.format),
+    };
+    Span::current().record("action", verified.action.as_str());
+    let format = verified.format;
+    if verified.version != API_VERSION {
+        return fail(
+            RpcError::gateway_with_detail(
+                Gateway::InvalidVersion,
+                format!("This endpoint serves {API_VERSION}."),
+            ),
+            format,
+        );
+    }
+    let Some(handler) = actions::lookup(&verified.action) else {
+        return fail(Gateway::InvalidActionNotFound.into(), format);
+    };
+    let action = verified.action.clone();
+    let ctx = app.ctx.clone();
+    let span = Span::current();
+    let outcome =
+        tokio::task::spawn_blocking(move || span.in_scope(|| handler(&ctx, &verified))).await;
+    match outcome {
+        Ok(Ok(value)) => reply(encode_success(&action, &request_id, &value, format), "OK"),
+        Ok(Err(error)) => fail(error, format),
+        Err(join) => {
+            tracing::error!("handler failed: {join}");
+            fail(Gateway::InternalError.into(), format)
+        }
+    }
+}
+
+fn log_refusal(error: &RpcError) {
+    // A V1 SignatureDoesNotMatch message quotes every parameter (passwords included): log the code only.
+    if error.code() == Gateway::SignatureDoesNotMatch.code() {
+        info!(
+            code = error.code(),
+            status = error.status(),
+            "request refused"
+        );
+    } else if error.status() >= 500 {
+        tracing::error!(
+            code = error.code(),
+            status = error.status(),
+            message = error.message(),
+            "request failed"
+        );
+    } else {
+        info!(
+            code = error.code(),
+            status = error.status(),
+            message = error.message(),
+            "request refused"
+        );
+    }
+}
+
+fn too_large(limit: usize) -> RpcError {
+    RpcError::new(
+        "RequestEntityTooLarge",
+        413,
+        format!("The request body is larger than {limit} bytes."),
+    )
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(_) => Err(RpcError::malformed_request(
+            "The request body could not be read.",
+        )),
+    }
+}
+
+fn finish(encoded: Encoded, request_id: &str, code: &str, started: Instant) -> Response {
+    let status = StatusCode::from_u16(encoded.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    info!(
+        status = status.as_u16(),
+        code,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request done"
+    );
+    let mut response = Response::new(Body::from(encoded.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(encoded.content_type));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-acs-request-id", id);
+    }
+    response
+}
