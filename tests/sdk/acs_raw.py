@@ -153,7 +153,7 @@ def sign_v3(
 # ---------------------------------------------------------------------------------- transport
 
 
-@dataclass
+@dataclass(repr=False)
 class Response:
     status: int
     headers: dict[str, str]  # names lower-cased
@@ -178,7 +178,7 @@ class Response:
             return {child.tag: (child.text or "") for child in root}
         return {k: v for k, v in self.json().items()}
 
-    def __str__(self) -> str:  # shown by pytest on assertion failures
+    def __repr__(self) -> str:  # shown by pytest on assertion failures
         return f"HTTP {self.status} {self.content_type!r} {self.body[:2000]!r}"
 
 
@@ -189,9 +189,14 @@ def send(
     *,
     headers: dict[str, str] | None = None,
     body: bytes = b"",
+    chunked: bool = False,
     timeout_s: float = 30.0,
 ) -> Response:
-    """One HTTP/1.1 request on a fresh connection; `target` goes on the request line verbatim."""
+    """One HTTP/1.1 request on a fresh connection; `target` goes on the request line verbatim.
+
+    A server may answer (413, say) and close before the whole body is sent; like urllib3, keep
+    going and read the answer it already wrote instead of reporting the broken pipe.
+    """
     host, port = endpoint.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
     try:
@@ -199,11 +204,21 @@ def send(
         hdrs = {"host": endpoint, **(headers or {})}
         for k, v in hdrs.items():
             conn.putheader(k, v)
-        if body or method == "POST":
+        if chunked:
+            conn.putheader("transfer-encoding", "chunked")
+        elif body or method == "POST":
             conn.putheader("content-length", str(len(body)))
         conn.endheaders()
-        if body:
-            conn.send(body)
+        try:
+            if chunked:
+                for i in range(0, len(body), 64 * 1024):
+                    part = body[i : i + 64 * 1024]
+                    conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+                conn.send(b"0\r\n\r\n")
+            elif body:
+                conn.send(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         resp = conn.getresponse()
         data = resp.read()
         raw = resp.getheaders()

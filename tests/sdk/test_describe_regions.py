@@ -19,6 +19,7 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdkdds.request.v20151201.DescribeRegionsRequest import DescribeRegionsRequest
 from alibabacloud_dds20151201 import models as dds_models
 from alibabacloud_dds20151201.client import Client as TeaDdsClient
+from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils_models import Config as TeaConfig
 
 import acs_raw
@@ -90,22 +91,21 @@ def xml_regions(root) -> list[dict]:
 
 
 # ------------------------------------------------------------------ legacy core (V1), JSON/XML
+# The legacy core always sends its client's region as `RegionId` (aliyunsdkcore RpcRequest.get_url),
+# and `RegionId` is DescribeRegions' filter: a legacy client sees exactly its own region.
 
 
-def test_legacy_core_json_lists_regions_with_zones(ddsd):
+def test_legacy_core_json_lists_its_region_with_zones(ddsd):
     req = legacy_request(ddsd, "JSON")
     body = json.loads(legacy_client(ddsd).do_action_with_exception(req))
     # The SDK really signed and sent a JSON request (it forces JSON in do_action_with_exception).
     assert req.get_query_params()["Format"] == "JSON"
     assert "Format%3DJSON" in req.string_to_sign
+    assert f"RegionId%3D{HOME_REGION}" in req.string_to_sign
     assert isinstance(body["RequestId"], str) and body["RequestId"]
     regions = body["Regions"]["DdsRegion"]
-    assert isinstance(regions, list) and regions
-    for r in regions:
-        check_region_map(r)
-    ids = [r["RegionId"] for r in regions]
-    assert HOME_REGION in ids
-    assert len(ids) == len(set(ids)), f"duplicate regions: {ids}"
+    assert [r["RegionId"] for r in regions] == [HOME_REGION]
+    check_region_map(regions[0])
 
 
 def test_legacy_core_xml_really_requested_and_parsed(ddsd):
@@ -123,24 +123,28 @@ def test_legacy_core_xml_really_requested_and_parsed(ddsd):
     assert root.findtext("RequestId")
     assert headers["x-acs-request-id"] == root.findtext("RequestId")
     regions = xml_regions(root)
-    for r in regions:
-        check_region_map(r)
+    assert [r["RegionId"] for r in regions] == [HOME_REGION]
+    check_region_map(regions[0])
 
     # Same content as the JSON answer.
     json_body = json.loads(legacy_client(ddsd).do_action_with_exception(legacy_request(ddsd, "JSON")))
     assert regions == json_body["Regions"]["DdsRegion"]
 
 
-def test_legacy_core_region_filter_narrows_to_one(ddsd):
-    everything = json.loads(legacy_client(ddsd).do_action_with_exception(legacy_request(ddsd)))
-    full = {r["RegionId"]: r for r in everything["Regions"]["DdsRegion"]}
-    for region_id in (HOME_REGION, next(rid for rid in sorted(full) if rid != HOME_REGION) if len(full) > 1 else HOME_REGION):
-        body = json.loads(
-            legacy_client(ddsd).do_action_with_exception(legacy_request(ddsd, region_filter=region_id))
-        )
-        regions = body["Regions"]["DdsRegion"]
-        assert [r["RegionId"] for r in regions] == [region_id]
-        assert regions[0] == full[region_id]
+def test_legacy_core_region_follows_client_or_explicit_filter(ddsd):
+    every = tea_client(ddsd).describe_regions(dds_models.DescribeRegionsRequest()).body.to_map()
+    full = {r["RegionId"]: r for r in every["Regions"]["DdsRegion"]}
+    others = sorted(rid for rid in full if rid != HOME_REGION)
+    assert others, "the catalog should hold more than one region"
+    other = others[0]
+
+    # A client configured for another region sees that region ...
+    client = AcsClient(ddsd.key_id, ddsd.key_secret, other)
+    body = json.loads(client.do_action_with_exception(legacy_request(ddsd)))
+    assert body["Regions"]["DdsRegion"] == [full[other]]
+    # ... and an explicit RegionId parameter wins over the client's region.
+    body = json.loads(legacy_client(ddsd).do_action_with_exception(legacy_request(ddsd, region_filter=other)))
+    assert body["Regions"]["DdsRegion"] == [full[other]]
 
 
 # ------------------------------------------------------------------- Tea SDK (V3 and V1 'v2')
@@ -181,7 +185,36 @@ def test_tea_describe_regions_model(ddsd, signature_algorithm):
     assert filtered.body.regions.dds_region[0].to_map() == by_id[HOME_REGION].to_map()
 
 
+def test_unknown_region_filter_is_a_client_error(ddsd):
+    with pytest.raises(ClientException) as info:
+        tea_client(ddsd).describe_regions(dds_models.DescribeRegionsRequest(region_id="xx-nowhere-1"))
+    assert (info.value.code, info.value.status_code) == ("InvalidRegion.NotFound", 404)
+    assert info.value.data["Message"] == "The RegionId or ZoneId provided does not exist in our records."
+
+
+def test_accept_language(ddsd):
+    def names(lang):
+        req = dds_models.DescribeRegionsRequest(accept_language=lang) if lang else dds_models.DescribeRegionsRequest()
+        regions = tea_client(ddsd).describe_regions(req).body.regions.dds_region
+        return {r.region_id: (r.region_name, [(z.zone_id, z.zone_name) for z in r.zones.zone]) for r in regions}
+
+    default, zh, en = names(None), names("zh"), names("en")
+    assert default == zh, "zh is the documented default"
+    assert set(en) == set(zh)
+    for rid in en:
+        en_name, en_zones = en[rid]
+        zh_name, zh_zones = zh[rid]
+        assert en_name.isascii() and en_name != zh_name, (en_name, zh_name)
+        assert [z for z, _ in en_zones] == [z for z, _ in zh_zones]
+        assert all(name.isascii() for _, name in en_zones)
+
+
 def test_all_clients_see_the_same_regions(ddsd):
+    tea = tea_client(ddsd).describe_regions(dds_models.DescribeRegionsRequest()).body.to_map()
+    raw = acs_raw.v1_get(
+        ddsd.endpoint, acs_raw.sign_v1("GET", acs_raw.v1_common_params(ddsd.key_id), ddsd.key_secret)
+    )
+    assert raw.status == 200, raw
+    assert raw.json()["Regions"] == tea["Regions"]
     legacy = json.loads(legacy_client(ddsd).do_action_with_exception(legacy_request(ddsd)))
-    tea = tea_client(ddsd).describe_regions(dds_models.DescribeRegionsRequest())
-    assert tea.body.to_map()["Regions"] == legacy["Regions"]
+    assert legacy["Regions"]["DdsRegion"] == [r for r in tea["Regions"]["DdsRegion"] if r["RegionId"] == HOME_REGION]
