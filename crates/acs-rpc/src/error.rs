@@ -241,3 +241,76 @@ impl Gateway {
         self.row().2
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire contract of dds-api.md §5, pinned so an edit to the table is a visible test change.
+    #[test]
+    fn gateway_rows_match_the_vendor_table() {
+        let rows: Vec<(&str, u16)> = Gateway::ALL
+            .iter()
+            .map(|g| (g.code(), g.status()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("InvalidAccessKeyId.NotFound", 404),
+                ("InvalidAccessKeyId.Inactive", 400),
+                ("SignatureDoesNotMatch", 400),
+                ("SignatureNonceUsed", 400),
+                ("InvalidTimeStamp.Expired", 400),
+                ("InvalidTimeStamp.Format", 400),
+                ("IncompleteSignature", 400),
+                ("InvalidVersion", 400),
+                ("InvalidAction.NotFound", 404),
+                ("MissingParameter", 400),
+                ("UnsupportedHTTPMethod", 403),
+                ("InternalError", 500),
+                ("ServiceUnavailable", 503),
+                ("Throttling", 400),
+                ("Throttling.User", 400),
+                ("Forbidden.RAM", 403),
+            ]
+        );
+        for g in Gateway::ALL {
+            let e = RpcError::from(g);
+            assert_eq!(
+                (e.code(), e.status(), e.message()),
+                (g.code(), g.status(), g.message())
+            );
+            assert!(g.message().ends_with('.'), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn constructed_rows_for_products_and_missing_parameters() {
+        let e = RpcError::new(
+            "InvalidDBInstanceId.NotFound",
+            404,
+            "The DBInstanceId provided does not exist in our records.",
+        );
+        assert_eq!(
+            (e.code(), e.status()),
+            ("InvalidDBInstanceId.NotFound", 404)
+        );
+        let m = RpcError::missing("DBInstanceId");
+        assert_eq!(
+            (m.code(), m.status(), m.message()),
+            (
+                "MissingDBInstanceId",
+                400,
+                "DBInstanceId is mandatory for this action."
+            )
+        );
+        let d = RpcError::gateway_with_detail(
+            Gateway::IncompleteSignature,
+            "SignatureMethod must be HMAC-SHA1.",
+        );
+        assert_eq!(d.message(), "The request signature does not conform to Aliyun standards. SignatureMethod must be HMAC-SHA1.");
+        // The legacy Python SDK splits a V1 mismatch message on ':' and takes part 1.
+        let s = RpcError::signature_mismatch_v1("GET&%2F&A%3D1");
+        assert_eq!(s.message().split(':').nth(1), Some("GET&%2F&A%3D1"));
+    }
+}

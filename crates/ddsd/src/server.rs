@@ -1,4 +1,4 @@
-//! The HTTP endpoint. Every request, whatever its method or path, goes through [`rpc`]:
+//! The HTTP endpoint. Every request, whatever its method or path, goes through one fallback handler:
 //!
 //! 1. a RequestId (upper-case UUID v4) and a tracing span carrying it;
 //! 2. method and path (`GET`/`POST` on `/`), then the body, read up to `max_body_bytes`;
