@@ -18,6 +18,8 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 /// Far above any RPC form body an SDK sends (they put parameters in the query).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A client that has not sent its whole body by then is cut off (slow-body connections).
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +41,7 @@ struct FileConfig {
     /// Replaces the region/zone catalog shipped with ddsd.
     regions_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    body_read_timeout_ms: Option<u64>,
     nonce_capacity: Option<usize>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
@@ -61,6 +64,7 @@ pub struct Config {
     pub endpoint: Option<String>,
     pub regions_file: Option<PathBuf>,
     pub max_body_bytes: usize,
+    pub body_read_timeout_ms: u64,
     pub nonce_capacity: usize,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
@@ -77,6 +81,7 @@ impl fmt::Debug for Config {
             .field("endpoint", &self.endpoint)
             .field("regions_file", &self.regions_file)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("nonce_capacity", &self.nonce_capacity)
             .field("access_key_ids", &ids)
             .finish()
@@ -135,6 +140,10 @@ impl Config {
             endpoint: file.endpoint,
             regions_file: file.regions_file,
             max_body_bytes,
+            body_read_timeout_ms: file
+                .body_read_timeout_ms
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS)
+                .max(1),
             nonce_capacity: file
                 .nonce_capacity
                 .unwrap_or(acs_rpc::BoundedNonceGuard::DEFAULT_CAPACITY),

@@ -39,6 +39,7 @@ pub struct App {
     pub limits: Limits,
     pub ctx: Arc<Context>,
     pub max_body_bytes: usize,
+    pub body_read_timeout: std::time::Duration,
     /// `HostId` for requests without a `Host` header.
     pub endpoint: String,
 }
@@ -71,6 +72,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             regions,
         }),
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: std::time::Duration::from_millis(config.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
     });
 
@@ -169,9 +171,24 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             guess_format(&head_only),
         );
     }
-    let body = match read_body(body, &headers, app.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return fail(e, guess_format(&head_only)),
+    let read = tokio::time::timeout(
+        app.body_read_timeout,
+        read_body(body, &headers, app.max_body_bytes),
+    );
+    let body = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return fail(e, guess_format(&head_only)),
+        Err(_) => {
+            let error = RpcError::new(
+                "RequestTimeout",
+                408,
+                format!(
+                    "The request body was not received within {} ms.",
+                    app.body_read_timeout.as_millis()
+                ),
+            );
+            return fail(error, guess_format(&head_only));
+        }
     };
     let parts = RequestParts {
         method,

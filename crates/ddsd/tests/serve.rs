@@ -39,10 +39,22 @@ struct Server {
 impl Server {
     /// Starts ddsd with a config that adds `testid`/`testsecret`, data under `root/data`.
     fn start(root: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_with(root, "", extra_args, env)
+    }
+
+    /// Like [`Server::start`], with `extra_toml` added at the top of the config file.
+    fn start_with(
+        root: &Path,
+        extra_toml: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let config = root.join("ddsd.toml");
         std::fs::write(
             &config,
-            "region = \"cn-hangzhou\"\n[[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n",
+            format!(
+                "{extra_toml}\nregion = \"cn-hangzhou\"\n[[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n"
+            ),
         )
         .unwrap();
         let data_dir = root.join("data");
@@ -888,4 +900,38 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_body_that_never_arrives_is_cut_off_with_an_envelope() {
+    use std::io::Write as _;
+    let root = temp_dir("slowbody");
+    let server = Server::start_with(&root, "body_read_timeout_ms = 300", &[], &[]);
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /?Format=JSON HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nRegionId=",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("}") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(text.contains("\"Code\":\"RequestTimeout\""), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/json;charset=utf-8"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(server.stop().0.success());
 }
