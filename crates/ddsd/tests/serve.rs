@@ -935,3 +935,32 @@ fn a_body_that_never_arrives_is_cut_off_with_an_envelope() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(server.stop().0.success());
 }
+
+#[test]
+fn a_request_head_that_never_completes_is_disconnected() {
+    use std::io::Write as _;
+    let root = temp_dir("slowhead");
+    let server = Server::start_with(&root, "header_read_timeout_ms = 300", &[], &[]);
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /?Format=JSON HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "connection held for {:?}",
+        started.elapsed()
+    );
+    // The server is unaffected.
+    let mut other = std::net::TcpStream::connect(&server.host).unwrap();
+    other
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    other.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+    assert!(server.stop().0.success());
+}
