@@ -63,6 +63,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !regions.contains(&config.region) {
         warn!(region = %config.region, "the configured region is not in the region catalog");
     }
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -99,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
     let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
-    serve_connections(listener, router(app), header_timeout, shutdown_signal()).await;
+    serve_connections(listener, router(app), header_timeout, shutdown).await;
     info!("ddsd stopped");
     Ok(())
 }
@@ -150,23 +151,20 @@ async fn serve_connections(
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now and returns a future that completes on either.
+///
+/// Installing eagerly matters: a handler registered lazily on first poll would leave a window
+/// after the listening line in which SIGTERM still kills the process with the default action.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await
-            }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received, shutting down"),
+            _ = int.recv() => info!("SIGINT received, shutting down"),
         }
-    };
-    tokio::select! {
-        _ = term => info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
-    }
+    })
 }
 
 async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {

@@ -17,14 +17,30 @@ use time::OffsetDateTime;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const XML_DECL: &str = "<?xml version='1.0' encoding='UTF-8'?>";
 
-fn temp_dir(name: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempRoot(PathBuf);
+
+impl std::ops::Deref for TempRoot {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempRoot {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let dir = std::env::temp_dir().join(format!("ddsd-it-{}-{name}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempRoot(dir)
 }
 
 /// One running `ddsd serve`.
@@ -776,7 +792,7 @@ async fn admin_key_is_created_once_private_and_printed_once() {
     .await;
     assert_eq!(a.status, 200, "{a:?}");
     let (exit, logs) = server.stop();
-    assert!(exit.success());
+    assert!(exit.success(), "{exit:?}\n{logs}");
     assert!(!logs.contains(&secret), "the admin secret reached the logs");
 
     // Second start: same key, nothing but the listening line.
@@ -1016,4 +1032,15 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let (exit, logs) = server.wait_exit();
     assert!(exit.success(), "{exit:?}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_exits_cleanly() {
+    // The handler must be installed before the line is printed, not on the accept loop's first poll.
+    for _ in 0..5 {
+        let root = temp_dir("early-term");
+        let server = Server::start(&root, &[], &[]);
+        let (exit, logs) = server.stop();
+        assert!(exit.success(), "{exit:?}\n{logs}");
+    }
 }
