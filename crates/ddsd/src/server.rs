@@ -25,7 +25,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -320,20 +320,45 @@ fn too_large(limit: usize) -> RpcError {
     )
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+/// Reads the body up to `limit` bytes. An oversized body is still read and discarded up to
+/// [`DRAIN_CAP_BYTES`] before answering: closing the socket on a client that is still writing
+/// makes it fail with a broken pipe instead of reading the 413 envelope.
+async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n <= DRAIN_CAP_BYTES as u64 {
+            drain(body, 0).await;
+        }
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
-        Err(_) => Err(RpcError::malformed_request(
-            "The request body could not be read.",
-        )),
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| RpcError::malformed_request("The request body could not be read."))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            drain(body, buf.len() + data.len()).await;
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Most an oversized request may make the server read (and discard) before it answers.
+const DRAIN_CAP_BYTES: usize = 8 * 1024 * 1024;
+
+async fn drain(mut body: Body, mut seen: usize) {
+    while seen <= DRAIN_CAP_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 

@@ -593,18 +593,22 @@ async fn every_bad_request_gets_the_exact_error_in_the_requested_format() {
             "{msg}"
         );
 
-        // Oversized body.
-        let q = v1(&p, TEST_KEY, None, &nonce());
-        let resp = client
-            .post(format!("{}/?{q}", server.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("Pad={}", "a".repeat(1024 * 1024)))
-            .send()
-            .await
-            .unwrap();
-        Answer::from(resp)
-            .await
-            .expect_error("RequestEntityTooLarge", 413, format, &host);
+        // Oversized body, declared just over the limit and far over it (chunked: see
+        // oversized_chunked_body_gets_the_envelope). The client must get the envelope, not a
+        // broken pipe.
+        for size in [1024 * 1024, 6 * 1024 * 1024] {
+            let q = v1(&p, TEST_KEY, None, &nonce());
+            let resp = client
+                .post(format!("{}/?{q}", server.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("Pad={}", "a".repeat(size)))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{size} bytes: {e:?}"));
+            Answer::from(resp)
+                .await
+                .expect_error("RequestEntityTooLarge", 413, format, &host);
+        }
 
         // Unknown action, wrong version.
         let a = get(
@@ -1043,4 +1047,35 @@ fn sigterm_right_after_the_listening_line_exits_cleanly() {
         let (exit, logs) = server.stop();
         assert!(exit.success(), "{exit:?}\n{logs}");
     }
+}
+
+#[test]
+fn oversized_chunked_body_gets_the_envelope() {
+    use std::io::Write as _;
+    let root = temp_dir("chunked");
+    let server = Server::start(&root, &[], &[]);
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /?Format=XML HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    for _ in 0..40 {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        conn.write_all(&chunk).unwrap();
+        conn.write_all(b"\r\n").unwrap();
+    }
+    conn.write_all(b"0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+    assert!(
+        reply.contains("<Code>RequestEntityTooLarge</Code>"),
+        "{reply}"
+    );
+    assert!(server.stop().0.success());
 }
