@@ -6,6 +6,7 @@
 //! move time and change states by hand where a row needs it. The realistic, timed model is `sim`, exercised by
 //! the seeded simulation tests in `tests/`.
 
+use super::check::DecisionAudit;
 use super::gates::GateBlock;
 use super::operation::*;
 use super::report::{plan_restart_steps, plan_steps, PlannedStep, WaitingOn};
@@ -457,14 +458,24 @@ fn drive(
     mut crash: impl FnMut(usize) -> Crash,
     mut hook: impl FnMut(&mut Toy, &RollingOperation),
 ) -> usize {
+    let mut audit = DecisionAudit::new();
     for i in 0..20_000 {
         hook(toy, op);
         let obs = toy.observe();
+        let before = op.clone();
         let d = op.step(&obs, toy.now);
         check_structural(op, &obs, &d);
+        if let Err(v) = audit.check_step(&before, op, &obs, toy.now, &d) {
+            panic!("step {i}: {v}\ndecision {d:?}");
+        }
         let c = crash(i);
         match d {
-            Decision::Done(_) => return i,
+            Decision::Done(_) => {
+                if let Err(v) = audit.check_end(op, &obs) {
+                    panic!("end: {v}");
+                }
+                return i;
+            }
             Decision::WaitUntil(t) => {
                 assert!(t > toy.now, "wait must move time forward");
                 toy.now = t;
