@@ -110,7 +110,8 @@ elif [ "$build_ok" -ne 0 ]; then
 else
   run "node SDK tests (node --test)" "$logs/node.log" node --test tests/sdk/node/
   p=$(num "$logs/node.log" '^# pass [0-9]+'); f=$(num "$logs/node.log" '^# fail [0-9]+')
-  p=${p:-0}; f=${f:-0}
+  c=$(num "$logs/node.log" '^# cancelled [0-9]+')  # tests whose before() hook failed
+  p=${p:-0}; f=$(( ${f:-0} + ${c:-0} ))
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
   if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed"
   elif [ "$last_rc" -eq 0 ]; then record "FAILED (no test ran)" "0 passed"

@@ -20,6 +20,8 @@ pub const DEFAULT_REGION: &str = "cn-hangzhou";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A client that has not sent its whole body by then is cut off (slow-body connections).
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// A client that has not sent a whole request head by then is disconnected (slowloris).
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +44,7 @@ struct FileConfig {
     regions_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     body_read_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
     nonce_capacity: Option<usize>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
@@ -65,6 +68,7 @@ pub struct Config {
     pub regions_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub body_read_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
     pub nonce_capacity: usize,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
@@ -82,6 +86,7 @@ impl fmt::Debug for Config {
             .field("regions_file", &self.regions_file)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
             .field("nonce_capacity", &self.nonce_capacity)
             .field("access_key_ids", &ids)
             .finish()
@@ -143,6 +148,10 @@ impl Config {
             body_read_timeout_ms: file
                 .body_read_timeout_ms
                 .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS)
+                .max(1),
+            header_read_timeout_ms: file
+                .header_read_timeout_ms
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS)
                 .max(1),
             nonce_capacity: file
                 .nonce_capacity

@@ -9,9 +9,10 @@
 //! Every answer — including a refused method, an unknown path or an oversized body — is an
 //! Alibaba-style envelope with `x-acs-request-id`; nothing a client sends produces a 5xx.
 
+use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use acs_rpc::{
     encode_error, encode_success, guess_format, verify, BoundedNonceGuard, Encoded, Format,
@@ -25,7 +26,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use time::OffsetDateTime;
+use tokio::net::TcpListener;
 use tracing::{field, info, info_span, warn, Instrument as _, Span};
 
 use crate::actions::{self, regions::RegionCatalog, Context, API_VERSION};
@@ -39,7 +45,7 @@ pub struct App {
     pub limits: Limits,
     pub ctx: Arc<Context>,
     pub max_body_bytes: usize,
-    pub body_read_timeout: std::time::Duration,
+    pub body_read_timeout: Duration,
     /// `HostId` for requests without a `Host` header.
     pub endpoint: String,
 }
@@ -57,7 +63,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !regions.contains(&config.region) {
         warn!(region = %config.region, "the configured region is not in the region catalog");
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;
@@ -72,7 +78,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             regions,
         }),
         max_body_bytes: config.max_body_bytes,
-        body_read_timeout: std::time::Duration::from_millis(config.body_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
     });
 
@@ -90,11 +96,58 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
 
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // hyper has no header read limit without a timer, and axum::serve sets none: a client
+    // trickling its request head would hold a connection forever.
+    let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
+    serve_connections(listener, router(app), header_timeout, shutdown_signal()).await;
     info!("ddsd stopped");
     Ok(())
+}
+
+/// How long shutdown waits for in-flight requests before exiting anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout; on `shutdown` it stops
+/// accepting, lets in-flight requests finish (closing idle keep-alive connections), then returns.
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watcher().watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("in-flight requests did not finish in time"),
+    }
 }
 
 async fn shutdown_signal() {
@@ -126,7 +179,7 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
-    // HTTP/2 carries the authority in the URI; V3 signs it as `host`.
+    // An absolute-form request target carries the authority in the URI; V3 signs it as `host`.
     if !headers.contains_key(HOST) {
         if let Some(value) = parts
             .uri

@@ -133,14 +133,23 @@ impl Server {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
-    /// SIGTERM, then wait for the exit.
-    fn stop(mut self) -> (ExitStatus, String) {
+    /// Sends SIGTERM.
+    fn terminate(&self) {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then wait for the exit.
+    fn stop(self) -> (ExitStatus, String) {
+        self.terminate();
+        self.wait_exit()
+    }
+
+    fn wait_exit(mut self) -> (ExitStatus, String) {
         let deadline = Instant::now() + Duration::from_secs(15);
         let exit = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -934,4 +943,77 @@ fn a_body_that_never_arrives_is_cut_off_with_an_envelope() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(server.stop().0.success());
+}
+
+#[test]
+fn a_request_head_that_never_completes_is_disconnected() {
+    use std::io::Write as _;
+    let root = temp_dir("slowhead");
+    let server = Server::start_with(&root, "header_read_timeout_ms = 300", &[], &[]);
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /?Format=JSON HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "connection held for {:?}",
+        started.elapsed()
+    );
+    // The server is unaffected.
+    let mut other = std::net::TcpStream::connect(&server.host).unwrap();
+    other
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    other.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::Write as _;
+    let root = temp_dir("drain");
+    let server = Server::start(&root, &[], &[]);
+    let secret = Secret::new("testsecret");
+    let n = nonce();
+    let creds = Credentials {
+        access_key_id: "testid",
+        secret: &secret,
+        nonce: &n,
+        timestamp: OffsetDateTime::now_utc(),
+    };
+    let body = sign_v1_request("POST", &regions_params(Some("JSON")), &creds);
+    let (first, rest) = body.split_at(body.len() / 2);
+
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.host,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    // Shutdown has begun: no new connections, but this request is still being served.
+    assert!(
+        std::net::TcpStream::connect(&server.host).is_err(),
+        "still accepting after SIGTERM"
+    );
+    conn.write_all(rest.as_bytes()).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert!(reply.contains("\"DdsRegion\""), "{reply}");
+    let (exit, logs) = server.wait_exit();
+    assert!(exit.success(), "{exit:?}");
+    assert!(logs.contains("SIGTERM received"), "{logs}");
 }
