@@ -10,7 +10,9 @@ use super::operation::{
     Decision, MemberStep, OperationKind, Outcome, Phase, RevertStage, RollingOperation, RsStatus,
 };
 use crate::model::ReplicaSetKind;
-use crate::plane::{BalancerMode, Command, DeploymentObservation, MemberState, Millis};
+use crate::plane::{
+    BalancerMode, Command, CommandError, DeploymentObservation, MemberState, Millis,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -58,6 +60,18 @@ impl DecisionAudit {
 
     pub fn issued(&self) -> &[(Millis, Command)] {
         &self.issued
+    }
+
+    /// Records the plane's answer: a refused stop began no restart.
+    pub fn on_result(&mut self, cmd: &Command, result: &Result<(), CommandError>) {
+        if result.is_ok() {
+            return;
+        }
+        if let Command::StopMember { node_id, .. } | Command::StopMongos { node_id } = cmd {
+            if let Some(v) = self.restart_stops.get_mut(node_id) {
+                v.pop();
+            }
+        }
     }
 
     /// Checks one `step`: `before` is the state it was called on, `after` the state it left.

@@ -37,6 +37,9 @@ pub struct UpgradeConfig {
     /// From an accepted stepdown until another member is observed PRIMARY. Past it the old primary is left
     /// running (never stopped without a successor) and the operation fails (F4).
     pub new_primary_deadline_ms: u64,
+    /// Accepted stepdowns per replica set before the operation gives up: a primary that keeps getting
+    /// re-elected before it can be restarted would otherwise cost an election per attempt.
+    pub max_stepdowns_per_replica_set: u32,
     /// How long a replica set may be observed without any primary while the workflow needs one (e.g. after
     /// an unrelated primary crash) before the operation fails.
     pub primary_wait_deadline_ms: u64,
@@ -82,6 +85,7 @@ impl Default for UpgradeConfig {
             stepdown_retry_initial_ms: 2_000,
             stepdown_retry_max_ms: 30_000,
             new_primary_deadline_ms: 30_000,
+            max_stepdowns_per_replica_set: 3,
             primary_wait_deadline_ms: 60_000,
             max_parallel_shards: 1,
             canary_shard: true,
@@ -103,6 +107,9 @@ impl UpgradeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_parallel_shards == 0 {
             return Err("max_parallel_shards must be at least 1".into());
+        }
+        if self.max_stepdowns_per_replica_set == 0 {
+            return Err("max_stepdowns_per_replica_set must be at least 1".into());
         }
         if self.mongos_batch == 0 {
             return Err("mongos_batch must be at least 1".into());

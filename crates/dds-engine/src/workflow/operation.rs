@@ -126,6 +126,10 @@ pub enum FailureReason {
     /// The stepdown was accepted but no other member became primary in time (F4); the old primary was left
     /// running.
     NoNewPrimary,
+    /// The old primary was re-elected after `accepted` stepdowns before it could be restarted.
+    TooManyStepDowns {
+        accepted: u32,
+    },
 }
 
 /// Where the operation is.
@@ -316,6 +320,8 @@ pub struct RsTrack {
     pub primary_stage: Option<PrimaryStage>,
     /// Since when the workflow has been waiting for this set to have any primary.
     pub primary_wait_since_ms: Option<Millis>,
+    /// Stepdowns the plane accepted in this set.
+    pub stepdowns_accepted: u32,
     pub first_term: Option<u64>,
     pub last_term: Option<u64>,
     pub last_primary: Option<String>,
@@ -540,6 +546,7 @@ impl RollingOperation {
                     .collect(),
                 primary_stage: None,
                 primary_wait_since_ms: None,
+                stepdowns_accepted: 0,
                 first_term: None,
                 last_term: None,
                 last_primary: None,
@@ -1427,6 +1434,7 @@ fn step_down_result(
     }
     match result {
         Ok(()) => {
+            rs.stepdowns_accepted += 1;
             rs.primary_stage = Some(PrimaryStage::AwaitingNewPrimary {
                 node_id,
                 since_ms: cx.now,
@@ -1627,6 +1635,18 @@ fn pick_next(
     }
     if rs.procs[pj].step != MemberStep::Pending {
         // The primary is finished but another member is not and cannot be picked (it is failed): nothing to do.
+        return false;
+    }
+    if rs.stepdowns_accepted >= cfg.max_stepdowns_per_replica_set {
+        rs.procs[pj].step = MemberStep::Failed;
+        cx.failures.push(failure(
+            Some(&rs.name),
+            Some(&p_id),
+            FailureReason::TooManyStepDowns {
+                accepted: rs.stepdowns_accepted,
+            },
+            cx.now,
+        ));
         return false;
     }
     match gates::step_down_ready(&rs.roles, ro, &p_id, cfg.max_lag_ms) {

@@ -111,6 +111,8 @@ struct Toy {
     no_new_primary: bool,
     /// A restarted member with a higher priority than the primary takes over at once (F9).
     takeover: bool,
+    /// This node wins an election just before every stop of it arrives (the stop then hits a primary).
+    reelected_before_stop: Option<String>,
     /// Ground truth: every stop and start actually executed, per node.
     stops: BTreeMap<String, u32>,
     starts: BTreeMap<String, u32>,
@@ -193,6 +195,7 @@ impl Toy {
             refuse_stepdown: false,
             no_new_primary: false,
             takeover: false,
+            reelected_before_stop: None,
             stops: BTreeMap::new(),
             starts: BTreeMap::new(),
             log: Vec::new(),
@@ -307,6 +310,9 @@ impl Toy {
                 replica_set,
                 node_id,
             } => {
+                if self.reelected_before_stop.as_ref() == Some(node_id) {
+                    self.elect(replica_set, node_id);
+                }
                 let r = self.rs_mut(replica_set);
                 if r.primary.as_deref() == Some(node_id) {
                     return Err(CommandError::IsPrimary(node_id.clone()));
@@ -490,10 +496,14 @@ fn drive(
                 }
                 let results: Vec<_> = cmds.iter().map(|c| toy.apply(c)).collect();
                 if c == Crash::BeforeResult {
+                    for (cmd, r) in cmds.iter().zip(&results) {
+                        audit.on_result(cmd, r);
+                    }
                     *op = reload(op);
                     continue;
                 }
                 for (cmd, r) in cmds.iter().zip(results) {
+                    audit.on_result(cmd, &r);
                     op.on_result(cmd, r, toy.now);
                 }
                 if c == Crash::AfterResult {
@@ -1473,4 +1483,19 @@ fn state_round_trips_through_json() {
         let back: RollingOperation = serde_json::from_value(json).unwrap();
         assert_eq!(back, op);
     }
+}
+
+#[test]
+fn a_primary_that_keeps_getting_re_elected_is_never_stopped_and_stepdowns_are_capped() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    toy.reelected_before_stop = Some("rs-0".into());
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    let Outcome::Failed(f) = outcome(&op) else {
+        panic!("{:?} {:?}", outcome(&op), member_cmds(&toy.log))
+    };
+    assert_eq!(f.reason, FailureReason::TooManyStepDowns { accepted: 3 });
+    assert_eq!(toy.stops.get("rs-0"), None);
+    assert_eq!(op.report().unwrap().replica_sets[0].elections, 6);
 }
