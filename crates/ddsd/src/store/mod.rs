@@ -62,6 +62,8 @@ pub mod limits {
     /// Tags per instance (the vendor's limit is 20).
     pub const MAX_TAGS: usize = 20;
     pub const MAX_TAG_LEN: usize = 128;
+    /// Kernel changes in one instance update.
+    pub const MAX_KERNEL_UPDATES: usize = 1_000;
     /// Instance ids in one DescribeDBInstances filter.
     pub const MAX_FILTER_IDS: usize = 100;
     /// A serialised instance.
@@ -251,12 +253,32 @@ pub enum Accepted {
     Replayed { response: Value },
 }
 
+/// A change the runtime makes to its instance while moving an operation. Applied to the stored instance
+/// inside the transaction, so attributes a handler changed meanwhile (description, maintenance window) are
+/// kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceUpdate {
+    pub status: Option<DbInstanceStatus>,
+    /// `(node_id, kernel)`: the per-process `CurrentKernelVersion` as observed.
+    pub kernel_versions: Vec<(String, String)>,
+}
+
+impl InstanceUpdate {
+    pub fn status(status: DbInstanceStatus) -> Self {
+        Self {
+            status: Some(status),
+            kernel_versions: Vec::new(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.kernel_versions.is_empty()
+    }
+}
+
 /// What finishing an operation does to its instance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InstanceChange {
-    Unchanged,
-    /// Store this version of the instance (same id).
-    Replace(Box<Instance>),
+    Update(InstanceUpdate),
     /// Remove the instance and everything that belongs to it (its operations included).
     Remove,
 }
@@ -510,14 +532,14 @@ pub trait Store: Send + Sync + 'static {
     /// re-claim at once (a restarted single-node ddsd).
     fn claim_operation(&self, id: &str, holder: &str, lease_ms: u64) -> StoreFuture<'_, Operation>;
 
-    /// Persists a transition: the new workflow state and, optionally, the instance as it should now read.
-    /// Extends the lease. Fails with [`StoreError::StaleEpoch`] once the operation was claimed again.
+    /// Persists a transition: the new workflow state and a change to the instance (may be empty). Extends the
+    /// lease. Fails with [`StoreError::StaleEpoch`] once the operation was claimed again.
     fn save_operation(
         &self,
         id: &str,
         epoch: u64,
         state: Value,
-        instance: Option<Instance>,
+        update: InstanceUpdate,
     ) -> StoreFuture<'_, ()>;
 
     /// Extends the lease without changing anything else.

@@ -6,8 +6,8 @@
 
 use super::{
     limits, Accepted, Idempotency, Instance, InstanceChange, InstanceFilter, InstancePage,
-    InstancePatch, NewOperation, Operation, OperationKind, OperationOutcome, OperationStatus, Page,
-    StoreError, StoreResult,
+    InstancePatch, InstanceUpdate, NewOperation, Operation, OperationKind, OperationOutcome,
+    OperationStatus, Page, StoreError, StoreResult,
 };
 use dds_engine::model::{DbInstanceStatus, MemberKind, Topology};
 use rusqlite::types::Value as SqlValue;
@@ -756,28 +756,58 @@ fn extend_lease(c: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
+pub(crate) fn check_update(u: &InstanceUpdate) -> StoreResult<()> {
+    if u.kernel_versions.len() > limits::MAX_KERNEL_UPDATES {
+        return Err(invalid(format!(
+            "more than {} kernel changes",
+            limits::MAX_KERNEL_UPDATES
+        )));
+    }
+    for (node, kernel) in &u.kernel_versions {
+        check_len("node id", node, limits::MAX_FIELD_LEN)?;
+        check_len("kernel version", kernel, limits::MAX_FIELD_LEN)?;
+    }
+    Ok(())
+}
+
+/// Applies `u` to the stored instance (read and written in the caller's transaction).
+fn apply_update(
+    c: &Connection,
+    ctx: &Ctx,
+    instance_id: &str,
+    u: &InstanceUpdate,
+) -> StoreResult<()> {
+    if u.is_empty() {
+        return Ok(());
+    }
+    let mut instance = get_instance(c, instance_id)?
+        .ok_or_else(|| StoreError::InstanceNotFound(instance_id.to_string()))?;
+    if let Some(status) = u.status {
+        instance.status = status;
+    }
+    for (node, kernel) in &u.kernel_versions {
+        if !instance.topology.set_kernel_version(node, kernel) {
+            return Err(invalid(format!(
+                "instance {instance_id} has no process {node}"
+            )));
+        }
+    }
+    replace_instance(c, ctx, &encode_instance(instance)?)
+}
+
 pub(crate) fn save_operation(
     c: &Connection,
     ctx: &Ctx,
     id: &str,
     epoch: u64,
     state: &str,
-    instance: Option<&EncodedInstance>,
+    update: &InstanceUpdate,
 ) -> StoreResult<()> {
     let instance_id = fence(c, id, epoch)?;
     c.prepare_cached("UPDATE operations SET state = ?2 WHERE id = ?1")?
         .execute(params![id, state])?;
     extend_lease(c, ctx, id)?;
-    if let Some(e) = instance {
-        if e.instance.id != instance_id {
-            return Err(invalid(format!(
-                "operation {id} belongs to {instance_id}, not {}",
-                e.instance.id
-            )));
-        }
-        replace_instance(c, ctx, e)?;
-    }
-    Ok(())
+    apply_update(c, ctx, &instance_id, update)
 }
 
 pub(crate) fn renew_lease(c: &Connection, ctx: &Ctx, id: &str, epoch: u64) -> StoreResult<()> {
@@ -794,8 +824,7 @@ pub(crate) struct EncodedFinish {
 }
 
 pub(crate) enum EncodedChange {
-    Unchanged,
-    Replace(Box<EncodedInstance>),
+    Update(InstanceUpdate),
     Remove,
 }
 
@@ -809,8 +838,10 @@ pub(crate) fn encode_finish(f: super::OperationFinish) -> StoreResult<EncodedFin
             .map(|r| encode_json("operation report", r, limits::MAX_REPORT_BYTES))
             .transpose()?,
         instance: match f.instance {
-            InstanceChange::Unchanged => EncodedChange::Unchanged,
-            InstanceChange::Replace(i) => EncodedChange::Replace(Box::new(encode_instance(*i)?)),
+            InstanceChange::Update(u) => {
+                check_update(&u)?;
+                EncodedChange::Update(u)
+            }
             InstanceChange::Remove => EncodedChange::Remove,
         },
     })
@@ -836,16 +867,7 @@ pub(crate) fn finish_operation(
         sql_int(ctx.now_ms)
     ])?;
     match &f.instance {
-        EncodedChange::Unchanged => {}
-        EncodedChange::Replace(e) => {
-            if e.instance.id != instance_id {
-                return Err(invalid(format!(
-                    "operation {id} belongs to {instance_id}, not {}",
-                    e.instance.id
-                )));
-            }
-            replace_instance(c, ctx, e)?;
-        }
+        EncodedChange::Update(u) => apply_update(c, ctx, &instance_id, u)?,
         EncodedChange::Remove => {
             delete_instance_rows(c, &instance_id)?;
             return Ok(());

@@ -18,8 +18,8 @@
 use super::schema::{self, MIGRATIONS};
 use super::sql::{self, Ctx};
 use super::{
-    Accepted, Clock, Idempotency, InstanceFilter, InstancePage, InstancePatch, NewOperation,
-    Operation, OperationFinish, Page, Store, StoreError, StoreFuture, StoreResult,
+    Accepted, Clock, Idempotency, InstanceFilter, InstancePage, InstancePatch, InstanceUpdate,
+    NewOperation, Operation, OperationFinish, Page, Store, StoreError, StoreFuture, StoreResult,
 };
 use dds_engine::model::{DbInstanceStatus, Instance};
 use rusqlite::Connection;
@@ -433,20 +433,16 @@ impl Store for SqliteStore {
         id: &str,
         epoch: u64,
         state: Value,
-        instance: Option<Instance>,
+        update: InstanceUpdate,
     ) -> StoreFuture<'_, ()> {
-        let encoded = (|| {
-            Ok((
-                sql::encode_json("operation state", &state, super::limits::MAX_STATE_BYTES)?,
-                instance.map(sql::encode_instance).transpose()?,
-            ))
-        })();
-        let (state, instance) = match encoded {
-            Ok(v) => v,
+        let state = match sql::check_update(&update).and_then(|()| {
+            sql::encode_json("operation state", &state, super::limits::MAX_STATE_BYTES)
+        }) {
+            Ok(s) => s,
             Err(e) => return Self::fail(e),
         };
         let id = id.to_string();
-        self.write(move |c, ctx| sql::save_operation(c, ctx, &id, epoch, &state, instance.as_ref()))
+        self.write(move |c, ctx| sql::save_operation(c, ctx, &id, epoch, &state, &update))
     }
 
     fn renew_lease(&self, id: &str, epoch: u64) -> StoreFuture<'_, ()> {

@@ -30,10 +30,8 @@ async fn create(store: &SqliteStore, instance: Instance) -> String {
 
 /// Creates an instance whose create operation has already finished, leaving it `Running`.
 async fn create_running(store: &SqliteStore, instance: Instance) {
-    let op = create(store, instance.clone()).await;
+    let op = create(store, instance).await;
     let claimed = store.claim_operation(&op, "t", 60_000).await.unwrap();
-    let mut running = instance;
-    running.status = Running;
     store
         .finish_operation(
             &op,
@@ -42,7 +40,7 @@ async fn create_running(store: &SqliteStore, instance: Instance) {
                 outcome: OperationOutcome::Succeeded,
                 state: json!({"done": true}),
                 report: None,
-                instance: InstanceChange::Replace(Box::new(running)),
+                instance: InstanceChange::Update(InstanceUpdate::status(Running)),
             },
         )
         .await
@@ -482,7 +480,9 @@ async fn claims_fence_earlier_holders() {
     let op = create(&store, replica_set("dds-f", "2026-01-01T00:00:00Z")).await;
 
     // Never claimed: nothing can be saved.
-    let err = store.save_operation(&op, 0, json!(1), None).await;
+    let err = store
+        .save_operation(&op, 0, json!(1), InstanceUpdate::default())
+        .await;
     assert!(matches!(err, Err(StoreError::StaleEpoch { .. })), "{err:?}");
 
     let a = store.claim_operation(&op, "node-a", 30_000).await.unwrap();
@@ -504,7 +504,7 @@ async fn claims_fence_earlier_holders() {
     // Saving extends the lease.
     now.store(1_020_000, Ordering::SeqCst);
     store
-        .save_operation(&op, 1, json!({"step": 1}), None)
+        .save_operation(&op, 1, json!({"step": 1}), InstanceUpdate::default())
         .await
         .unwrap();
     now.store(1_040_000, Ordering::SeqCst);
@@ -528,7 +528,7 @@ async fn claims_fence_earlier_holders() {
     });
     assert_eq!(
         store
-            .save_operation(&op, 1, json!({"step": 99}), None)
+            .save_operation(&op, 1, json!({"step": 99}), InstanceUpdate::default())
             .await,
         stale
     );
@@ -550,7 +550,9 @@ async fn claims_fence_earlier_holders() {
     let b2 = store.claim_operation(&op, "node-b", 30_000).await.unwrap();
     assert_eq!(b2.epoch, 3);
     assert!(matches!(
-        store.save_operation(&op, 2, json!(0), None).await,
+        store
+            .save_operation(&op, 2, json!(0), InstanceUpdate::default())
+            .await,
         Err(StoreError::StaleEpoch { .. })
     ));
 }
@@ -577,7 +579,19 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
         panic!()
     };
     let claimed = store.claim_operation(&op, "t", 60_000).await.unwrap();
+    // Meanwhile a handler changes the description; the runtime's updates must not undo it.
+    store
+        .modify_instance(
+            "dds-u",
+            InstancePatch {
+                description: Some("renamed during the upgrade".into()),
+                maintain_window: None,
+            },
+        )
+        .await
+        .unwrap();
     let mut progressed = *instance;
+    progressed.description = "renamed during the upgrade".into();
     assert!(progressed
         .topology
         .set_kernel_version("dds-u-1", "mongodb_20240101_4.0.30"));
@@ -586,7 +600,10 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
             &op,
             claimed.epoch,
             json!({"member": 1}),
-            Some(progressed.clone()),
+            InstanceUpdate {
+                status: None,
+                kernel_versions: vec![("dds-u-1".into(), "mongodb_20240101_4.0.30".into())],
+            },
         )
         .await
         .unwrap();
@@ -595,16 +612,23 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
         progressed
     );
 
-    // An instance update must belong to the operation's instance.
+    // An update naming a process the instance does not have changes nothing.
     let err = store
         .save_operation(
             &op,
             claimed.epoch,
-            json!({}),
-            Some(replica_set("dds-other", "2026-01-01T00:00:00Z")),
+            json!({"member": 2}),
+            InstanceUpdate {
+                status: Some(Running),
+                kernel_versions: vec![("no-such-node".into(), "k".into())],
+            },
         )
         .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
+    assert_eq!(
+        store.get_operation(&op).await.unwrap().unwrap().state,
+        json!({"member": 1})
+    );
 
     let mut done = progressed.clone();
     done.status = Running;
@@ -616,7 +640,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
                 outcome: OperationOutcome::Succeeded,
                 state: json!({"done": true}),
                 report: Some(json!({"elections": 1})),
-                instance: InstanceChange::Replace(Box::new(done.clone())),
+                instance: InstanceChange::Update(InstanceUpdate::status(Running)),
             },
         )
         .await
@@ -630,7 +654,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
     // Finished is final.
     assert_eq!(
         store
-            .save_operation(&op, claimed.epoch, json!({}), None)
+            .save_operation(&op, claimed.epoch, json!({}), InstanceUpdate::default())
             .await,
         Err(StoreError::OperationFinished(op.clone()))
     );
@@ -757,8 +781,6 @@ async fn finished_history_is_bounded_per_instance() {
             panic!()
         };
         let c = store.claim_operation(&op, "t", 60_000).await.unwrap();
-        let mut i = store.get_instance("dds-h").await.unwrap().unwrap();
-        i.status = Running;
         store
             .finish_operation(
                 &op,
@@ -767,7 +789,7 @@ async fn finished_history_is_bounded_per_instance() {
                     outcome: OperationOutcome::Succeeded,
                     state: json!({}),
                     report: None,
-                    instance: InstanceChange::Replace(Box::new(i)),
+                    instance: InstanceChange::Update(InstanceUpdate::status(Running)),
                 },
             )
             .await
@@ -804,7 +826,7 @@ async fn unfinished_operations_are_listed_oldest_first() {
                 outcome: OperationOutcome::Failed,
                 state: json!({}),
                 report: Some(json!({"error": "x"})),
-                instance: InstanceChange::Unchanged,
+                instance: InstanceChange::Update(InstanceUpdate::default()),
             },
         )
         .await
@@ -1156,7 +1178,7 @@ async fn committed_state_survives_reopen() {
         op = operation_id;
         let c = store.claim_operation(&op, "ddsd", 60_000).await.unwrap();
         store
-            .save_operation(&op, c.epoch, json!({"step": 7}), None)
+            .save_operation(&op, c.epoch, json!({"step": 7}), InstanceUpdate::default())
             .await
             .unwrap();
         store.put_setting("k", "v").await.unwrap();
