@@ -50,6 +50,11 @@ pub struct MemberObservation {
     pub optime_ms: Millis,
     /// Since when the member has been in `state`, ms (for stability windows).
     pub state_since_ms: Millis,
+    /// When the running process started (`serverStatus.uptime` subtracted from now); `None` while down or
+    /// when the plane cannot tell. A restart changes it, which is how a rolling restart that keeps the kernel
+    /// recognises a member it already restarted.
+    #[serde(default)]
+    pub started_ms: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +67,11 @@ pub struct ReplicaSetObservation {
     /// `optimeDate` of the primary (the lag reference); 0 without a primary.
     pub primary_optime_ms: Millis,
     pub members: Vec<MemberObservation>,
+    /// The primary's oplog window (newest minus oldest oplog entry), ms, when the plane knows it. A member
+    /// down longer than this cannot catch up from the oplog (RS102), so preflight compares it with the
+    /// expected per-member downtime.
+    #[serde(default)]
+    pub oplog_window_ms: Option<Millis>,
 }
 
 impl ReplicaSetObservation {
@@ -75,6 +85,9 @@ pub struct MongosObservation {
     pub node_id: String,
     pub up: bool,
     pub kernel_version: Option<String>,
+    /// When the running mongos started; `None` while down or unknown (see `MemberObservation::started_ms`).
+    #[serde(default)]
+    pub started_ms: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

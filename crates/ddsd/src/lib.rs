@@ -7,7 +7,9 @@
 //! - `keys`: the admin AccessKey in the data dir (0600) and the key store the verifier reads;
 //! - `server`: the axum endpoint — body limit, `acs_rpc::verify`, version check, action dispatch,
 //!   envelopes, RequestId span, graceful shutdown;
-//! - `actions`: the action table (`Action` name → handler) and one module per action family.
+//! - `actions`: the action table (`Action` name → handler) and one module per action family;
+//! - [`store`]: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait, with the
+//!   embedded SQLite implementation.
 //!
 //! The binary (`src/main.rs`) only calls [`cli::run`]; the modules are a library so integration
 //! tests and tools can build the router in-process.
@@ -18,3 +20,4 @@ pub mod config;
 pub mod keys;
 pub mod logging;
 pub mod server;
+pub mod store;
