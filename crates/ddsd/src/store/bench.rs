@@ -40,7 +40,7 @@ fn fleet_instance(n: usize) -> Instance {
         _ => replica_set(&id, &ts),
     };
     i.region_id = ["cn-hangzhou", "cn-beijing", "cn-shanghai"][n % 3].into();
-    i.status = if n % 50 == 0 {
+    i.status = if n.is_multiple_of(50) {
         DbInstanceStatus::MinorVersionUpgrading
     } else {
         DbInstanceStatus::Running
@@ -175,7 +175,7 @@ async fn store_latencies_on_10k_instances() {
 
     // Sequential writes: each waits for its own fsync.
     let ids: Vec<String> = (0..N)
-        .filter(|n| n % 10 >= 3 && n % 50 != 0)
+        .filter(|n| n % 10 >= 3 && !n.is_multiple_of(50))
         .take(200)
         .map(|n| format!("dds-bench{n:05}"))
         .collect();
