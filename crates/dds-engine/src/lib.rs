@@ -1,10 +1,15 @@
 //! `dds-engine`: ddsd's domain and workflows, with no I/O.
 //!
 //! - [`model`]: instances, topologies, members and the vendor's enumerations, as plain serde data.
+//! - [`catalog`]: the kernel versions of each engine version, their order and release notes.
+//! - [`build`]: instances and topologies from create parameters, vendor-style ids, test topologies.
 //! - [`plane`]: the data-plane contract — observations of a deployment and the commands the orchestrator issues.
 //!
 //! Nothing here reads a clock or an unseeded random source: time (`now_ms`) and seeds are inputs, which is what
 //! makes a seeded simulation replay exactly.
 
+pub mod build;
+pub mod catalog;
 pub mod model;
 pub mod plane;
+pub mod workflow;
