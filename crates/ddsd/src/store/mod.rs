@@ -25,6 +25,8 @@ pub mod sqlite;
 mod schema;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -271,12 +271,12 @@ pub(crate) fn list_instances(
         args.extend(f.ids.iter().map(|id| SqlValue::Text(id.clone())));
     }
     for t in &f.tags {
-        let mut clause = String::from(
-            "EXISTS (SELECT 1 FROM instance_tags t WHERE t.instance_id = instances.id AND t.key = ?",
-        );
+        // An IN over the (key, value) index visits only the tagged instances, where a correlated EXISTS
+        // would probe once per candidate row.
+        let mut clause = String::from("id IN (SELECT instance_id FROM instance_tags WHERE key = ?");
         args.push(SqlValue::Text(t.key.clone()));
         if let Some(v) = &t.value {
-            clause.push_str(" AND t.value = ?");
+            clause.push_str(" AND value = ?");
             args.push(SqlValue::Text(v.clone()));
         }
         clause.push(')');
