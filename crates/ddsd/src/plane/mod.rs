@@ -39,6 +39,13 @@ pub enum PlaneError {
     Unsupported(&'static str),
     #[error("invalid data-plane configuration: {0}")]
     Config(String),
+    /// A newer claim on an operation of this instance has reached the plane; the caller must stop.
+    #[error("instance {instance_id}: fencing epoch {presented} is older than {current}")]
+    Fenced {
+        instance_id: String,
+        presented: u64,
+        current: u64,
+    },
 }
 
 /// What the runtime needs from the deployments it manages.
@@ -49,13 +56,26 @@ pub trait DataPlane: Send + Sync + 'static {
     /// How long to wait on the wall clock for `plane_ms` of plane time to pass.
     fn wall_duration(&self, plane_ms: u64) -> Duration;
 
+    /// Records that an operation on `instance_id` was claimed with `epoch` (the store's fencing epoch): from
+    /// now on, changes carrying an older epoch are refused with [`PlaneError::Fenced`]. Fails the same way if
+    /// a newer epoch was already seen.
+    fn fence(&self, instance_id: &str, epoch: u64) -> PlaneFuture<'_, ()>;
+
     /// Starts creating `instance`'s deployment. Idempotent: an existing deployment is left as it is. The inner
     /// error is a refusal (e.g. a topology the plane cannot build).
-    fn provision(&self, instance: &Instance) -> PlaneFuture<'_, Result<(), CommandError>>;
+    fn provision(
+        &self,
+        instance: &Instance,
+        epoch: u64,
+    ) -> PlaneFuture<'_, Result<(), CommandError>>;
 
     /// Starts removing the deployment: processes shut down, and once all are gone [`DataPlane::observe`]
     /// returns `None`. Idempotent; a missing deployment is already removed.
-    fn deprovision(&self, instance_id: &str) -> PlaneFuture<'_, Result<(), CommandError>>;
+    fn deprovision(
+        &self,
+        instance_id: &str,
+        epoch: u64,
+    ) -> PlaneFuture<'_, Result<(), CommandError>>;
 
     /// The deployment as it is now, `None` when there is none.
     fn observe(&self, instance_id: &str) -> PlaneFuture<'_, Option<DeploymentObservation>>;
@@ -64,6 +84,7 @@ pub trait DataPlane: Send + Sync + 'static {
     fn execute(
         &self,
         instance_id: &str,
+        epoch: u64,
         command: &Command,
     ) -> PlaneFuture<'_, Result<(), CommandError>>;
 

@@ -16,8 +16,9 @@
 //! }
 //! ```
 //!
-//! Every store write carries the epoch; if anybody claimed the operation since, the write fails and this
-//! driver stops without touching anything else. Any other failure (store or plane unavailable) abandons the
+//! Every store write and every data-plane change carries the epoch; once anybody claimed the operation
+//! since (the store) or announced a newer claim to the plane ([`DataPlane::fence`], right after claiming),
+//! the call fails and this driver stops without touching anything else. Any other failure (store or plane unavailable) abandons the
 //! in-memory state and restarts the driver after a backoff from what was persisted plus a fresh
 //! observation — exactly the path a restart after a crash takes. That is why dropping a [`Runtime`] at any
 //! point, or killing the process, is safe: [`Runtime::start`] on the same store resumes every unfinished
@@ -155,15 +156,11 @@ struct Shared {
     config: RuntimeConfig,
 }
 
-/// Why a driver returned.
-enum DriveEnd {
-    /// The operation finished.
-    Finished,
-    /// Somebody else owns the operation now, or it is gone: nothing more to do here.
-    Lost(String),
-}
-
+/// Why a driver stopped before its operation finished.
 enum DriveError {
+    /// Somebody else owns the operation now (a newer claim, in the store or at the plane), or it is gone:
+    /// nothing more to do here.
+    Lost(String),
     /// Store or plane trouble: re-drive from the persisted state after a backoff.
     Retry(String),
     /// The persisted state does not decode; retrying will not help. Left unfinished and visible, retried
@@ -173,20 +170,30 @@ enum DriveError {
 
 impl From<StoreError> for DriveError {
     fn from(e: StoreError) -> Self {
-        DriveError::Retry(format!("store: {e}"))
+        match e {
+            StoreError::StaleEpoch { .. }
+            | StoreError::LeaseHeld { .. }
+            | StoreError::OperationFinished(_)
+            | StoreError::OperationNotFound(_)
+            | StoreError::InstanceNotFound(_) => DriveError::Lost(e.to_string()),
+            _ => DriveError::Retry(format!("store: {e}")),
+        }
     }
 }
 
 impl From<PlaneError> for DriveError {
     fn from(e: PlaneError) -> Self {
-        DriveError::Retry(format!("data plane: {e}"))
+        match e {
+            PlaneError::Fenced { .. } => DriveError::Lost(e.to_string()),
+            _ => DriveError::Retry(format!("data plane: {e}")),
+        }
     }
 }
 
 async fn supervise(shared: Arc<Shared>, notify: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let cfg = &shared.config;
     let permits = Arc::new(Semaphore::new(cfg.max_concurrent_operations.max(1)));
-    let mut drivers: JoinSet<(String, Result<DriveEnd, DriveError>)> = JoinSet::new();
+    let mut drivers: JoinSet<(String, Result<(), DriveError>)> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
     // Consecutive failures and the earliest next attempt, per operation.
     let mut backoff: HashMap<String, (u32, Instant)> = HashMap::new();
@@ -241,18 +248,19 @@ async fn supervise(shared: Arc<Shared>, notify: Arc<Notify>, mut stopped: watch:
                 };
                 let op_id = running.remove(&task);
                 match result {
-                    Some((id, Ok(end))) => {
+                    Some((id, Ok(()))) => {
                         backoff.remove(&id);
-                        if let DriveEnd::Lost(why) = end {
-                            tracing::info!(operation = %id, %why, "stopped driving");
-                        }
+                    }
+                    Some((id, Err(DriveError::Lost(why)))) => {
+                        backoff.remove(&id);
+                        tracing::info!(operation = %id, %why, "stopped driving");
                     }
                     Some((id, Err(err))) => {
                         let (n, _) = backoff.get(&id).copied().unwrap_or((0, now));
                         let n = n.saturating_add(1);
                         let (delay, why) = match err {
-                            DriveError::Retry(why) => (retry_delay(cfg, n), why),
                             DriveError::Broken(why) => (Duration::from_millis(cfg.retry_max_ms), why),
+                            DriveError::Retry(why) | DriveError::Lost(why) => (retry_delay(cfg, n), why),
                         };
                         tracing::warn!(operation = %id, attempt = n, retry_in_ms = delay.as_millis() as u64, error = %why, "operation driver failed");
                         backoff.insert(id, (n, Instant::now() + delay));
@@ -285,19 +293,7 @@ fn retry_delay(cfg: &RuntimeConfig, attempt: u32) -> Duration {
     )
 }
 
-/// Whether a store error means this driver no longer owns the operation.
-fn lost(e: &StoreError) -> Option<String> {
-    match e {
-        StoreError::StaleEpoch { .. }
-        | StoreError::LeaseHeld { .. }
-        | StoreError::OperationFinished(_)
-        | StoreError::OperationNotFound(_)
-        | StoreError::InstanceNotFound(_) => Some(e.to_string()),
-        _ => None,
-    }
-}
-
-/// Persists `state` and `update` under the claim; keeps the cached instance in step.
+/// Persists `state` and `update` under the claim.
 struct Persist<'a> {
     shared: &'a Shared,
     op_id: String,
@@ -307,85 +303,58 @@ struct Persist<'a> {
 }
 
 impl Persist<'_> {
+    /// Writes unless nothing changed (`force` writes anyway: the intent before effects).
     async fn save(
         &mut self,
         state: &OperationState,
         update: InstanceUpdate,
         force: bool,
-    ) -> Result<Option<DriveEnd>, DriveError> {
+    ) -> Result<(), DriveError> {
         let json = state.to_json();
         if !force && json == self.last_state && update.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
-        match self
-            .shared
+        self.shared
             .store
             .save_operation(&self.op_id, self.epoch, json.clone(), update)
-            .await
-        {
-            Ok(()) => {
-                self.last_state = json;
-                self.last_write = Instant::now();
-                Ok(None)
-            }
-            Err(e) => match lost(&e) {
-                Some(why) => Ok(Some(DriveEnd::Lost(why))),
-                None => Err(e.into()),
-            },
-        }
+            .await?;
+        self.last_state = json;
+        self.last_write = Instant::now();
+        Ok(())
     }
 
-    async fn keep_lease(&mut self) -> Result<Option<DriveEnd>, DriveError> {
+    async fn keep_lease(&mut self) -> Result<(), DriveError> {
         let third = Duration::from_millis(self.shared.config.lease_ms / 3);
-        if self.last_write.elapsed() < third {
-            return Ok(None);
+        if self.last_write.elapsed() >= third {
+            self.shared
+                .store
+                .renew_lease(&self.op_id, self.epoch)
+                .await?;
+            self.last_write = Instant::now();
         }
-        match self.shared.store.renew_lease(&self.op_id, self.epoch).await {
-            Ok(()) => {
-                self.last_write = Instant::now();
-                Ok(None)
-            }
-            Err(e) => match lost(&e) {
-                Some(why) => Ok(Some(DriveEnd::Lost(why))),
-                None => Err(e.into()),
-            },
-        }
+        Ok(())
     }
 }
 
-macro_rules! or_return {
-    ($e:expr) => {
-        if let Some(end) = $e {
-            return Ok(end);
-        }
-    };
-}
-
-async fn drive(shared: &Shared, op: Operation) -> Result<DriveEnd, DriveError> {
+async fn drive(shared: &Shared, op: Operation) -> Result<(), DriveError> {
     let cfg = &shared.config;
     let (store, plane) = (&shared.store, &shared.plane);
-    let claimed = match store
+    let claimed = store
         .claim_operation(&op.id, &cfg.holder_id, cfg.lease_ms)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return match lost(&e) {
-                Some(why) => Ok(DriveEnd::Lost(why)),
-                None => Err(e.into()),
-            }
-        }
-    };
+        .await?;
+    let epoch = claimed.epoch;
     let mut state = OperationState::from_json(claimed.kind, claimed.state.clone())
         .map_err(|e| DriveError::Broken(format!("stored state does not decode: {e}")))?;
     let Some(mut instance) = store.get_instance(&claimed.instance_id).await? else {
-        return Ok(DriveEnd::Lost("the instance is gone".into()));
+        return Err(DriveError::Lost("the instance is gone".into()));
     };
-    tracing::info!(epoch = claimed.epoch, "driving operation");
+    // From here on the plane refuses anything an older claim of this instance still tries.
+    plane.fence(&instance.id, epoch).await?;
+    tracing::info!(epoch, "driving operation");
     let mut persist = Persist {
         shared,
         op_id: claimed.id.clone(),
-        epoch: claimed.epoch,
+        epoch,
         last_state: claimed.state,
         last_write: Instant::now(),
     };
@@ -404,48 +373,34 @@ async fn drive(shared: &Shared, op: Operation) -> Result<DriveEnd, DriveError> {
                     report: Some(done.report),
                     instance: done.instance,
                 };
-                return match store
-                    .finish_operation(&persist.op_id, persist.epoch, finish)
-                    .await
-                {
-                    Ok(()) => {
-                        tracing::info!(outcome = ?done.outcome, "operation finished");
-                        Ok(DriveEnd::Finished)
-                    }
-                    Err(e) => match lost(&e) {
-                        Some(why) => Ok(DriveEnd::Lost(why)),
-                        None => Err(e.into()),
-                    },
-                };
+                store
+                    .finish_operation(&persist.op_id, epoch, finish)
+                    .await?;
+                tracing::info!(outcome = ?done.outcome, "operation finished");
+                return Ok(());
             }
             Step::Effects(effects) => {
                 // The intent is durable before anything is done.
-                or_return!(persist.save(&state, update.clone(), true).await?);
+                persist.save(&state, update.clone(), true).await?;
                 apply_update(&mut instance, &update);
                 for effect in &effects {
-                    let result = execute(plane.as_ref(), &instance, effect).await?;
-                    if let Err(e) = &result {
-                        tracing::info!(?effect, error = %e, "the data plane refused");
-                    } else {
-                        tracing::debug!(?effect, "executed");
+                    let result = execute(plane.as_ref(), &instance, epoch, effect).await?;
+                    match &result {
+                        Err(e) => tracing::info!(?effect, error = %e, "the data plane refused"),
+                        Ok(()) => tracing::debug!(?effect, "executed"),
                     }
                     state.on_result(effect, result, plane.now_ms());
                 }
-                or_return!(
-                    persist
-                        .save(&state, InstanceUpdate::default(), false)
-                        .await?
-                );
+                persist
+                    .save(&state, InstanceUpdate::default(), false)
+                    .await?;
                 // Let the effects take hold before the next observation.
                 tokio::time::sleep(min_wall).await;
             }
             Step::WaitUntil(t) => {
-                let changed = !update.is_empty();
-                or_return!(persist.save(&state, update.clone(), false).await?);
-                if changed {
-                    apply_update(&mut instance, &update);
-                }
-                or_return!(persist.keep_lease().await?);
+                persist.save(&state, update.clone(), false).await?;
+                apply_update(&mut instance, &update);
+                persist.keep_lease().await?;
                 let plane_wait = t.saturating_sub(now).clamp(1, cfg.poll_interval_ms.max(1));
                 let wall = plane.wall_duration(plane_wait).clamp(min_wall, max_wall);
                 tokio::time::sleep(wall).await;
@@ -457,11 +412,12 @@ async fn drive(shared: &Shared, op: Operation) -> Result<DriveEnd, DriveError> {
 async fn execute(
     plane: &dyn DataPlane,
     instance: &dds_engine::model::Instance,
+    epoch: u64,
     effect: &Effect,
 ) -> Result<Result<(), CommandError>, PlaneError> {
     match effect {
-        Effect::Plane(PlaneEffect::Provision) => plane.provision(instance).await,
-        Effect::Plane(PlaneEffect::Deprovision) => plane.deprovision(&instance.id).await,
-        Effect::Command(cmd) => plane.execute(&instance.id, cmd).await,
+        Effect::Plane(PlaneEffect::Provision) => plane.provision(instance, epoch).await,
+        Effect::Plane(PlaneEffect::Deprovision) => plane.deprovision(&instance.id, epoch).await,
+        Effect::Command(cmd) => plane.execute(&instance.id, epoch, cmd).await,
     }
 }
