@@ -186,6 +186,7 @@ mod tests {
     fn args(list: &[&str]) -> ServeArgs {
         match crate::cli::Cli::try_parse_from(list).unwrap().command {
             crate::cli::Command::Serve(a) => a,
+            other => panic!("not serve: {other:?}"),
         }
     }
 
