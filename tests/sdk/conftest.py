@@ -118,13 +118,20 @@ class Ddsd:
         return self.exit_code
 
 
-def _child_env() -> dict[str, str]:
-    # The tests pin every setting through flags and the config file; a DDSD_* variable left in
-    # the caller's shell must not change what is under test.
-    return {k: v for k, v in os.environ.items() if not k.startswith("DDSD_")}
+def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
+    # The tests pin every setting through flags and the config file; a DDSD_* or RUST_LOG
+    # variable left in the caller's shell must not change what is under test.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDSD_") and k != "RUST_LOG"}
+    env.update(extra or {})
+    return env
 
 
-def start_ddsd(workdir: Path, data_dir: Path | None = None, extra_args: list[str] | None = None) -> Ddsd:
+def start_ddsd(
+    workdir: Path,
+    data_dir: Path | None = None,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Ddsd:
     binary = ddsd_binary()
     if not binary.is_file():
         pytest.fail(f"ddsd binary not found at {binary}: run `cargo build -p ddsd` (or set DDSD_BIN)", pytrace=False)
@@ -152,7 +159,7 @@ def start_ddsd(workdir: Path, data_dir: Path | None = None, extra_args: list[str
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
-        env=_child_env(),
+        env=_child_env(env),
         text=True,
         bufsize=1,
     )
@@ -214,8 +221,14 @@ class DdsdFactory:
         self.base = base
         self.running: list[Ddsd] = []
 
-    def start(self, name: str = "ddsd", data_dir: Path | None = None, extra_args: list[str] | None = None) -> Ddsd:
-        d = start_ddsd(self.base / name, data_dir=data_dir, extra_args=extra_args)
+    def start(
+        self,
+        name: str = "ddsd",
+        data_dir: Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Ddsd:
+        d = start_ddsd(self.base / name, data_dir=data_dir, extra_args=extra_args, env=env)
         self.running.append(d)
         return d
 

@@ -98,9 +98,8 @@ def test_wrong_secret(ddsd, fmt):
 
 def test_wrong_secret_v3(ddsd):
     resp = acs_raw.v3_post(ddsd.endpoint, ddsd.key_id, "not-the-secret", "DescribeRegions", [])
-    # V3 has no string to sign in the V1 sense; only the message's opening sentence is fixed.
-    err = assert_error(resp, "SignatureDoesNotMatch", 400, message=None)
-    assert err["Message"].startswith(GATEWAY_MESSAGES["SignatureDoesNotMatch"]), resp
+    # V3 has no V1 string to sign to echo; only the message's opening sentence is fixed.
+    assert_error(resp, "SignatureDoesNotMatch", 400)
 
 
 def test_tampered_parameter_after_signing(ddsd):

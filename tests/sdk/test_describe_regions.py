@@ -109,8 +109,9 @@ def test_legacy_core_json_lists_its_region_with_zones(ddsd):
 
 
 def test_legacy_core_xml_really_requested_and_parsed(ddsd):
-    # do_action_with_exception() overwrites the format with JSON (dds-api.md section 8, C4), so
-    # XML needs the other entry point, which also hands back the response headers.
+    # do_action_with_exception() overwrites the format with JSON before signing (which is why
+    # dds-api.md section 8, C4, saw JSON after set_accept_format("XML")). get_response() keeps the
+    # requested format and also hands back the response headers.
     req = legacy_request(ddsd, "XML")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -207,6 +208,19 @@ def test_accept_language(ddsd):
         assert en_name.isascii() and en_name != zh_name, (en_name, zh_name)
         assert [z for z, _ in en_zones] == [z for z, _ in zh_zones]
         assert all(name.isascii() for _, name in en_zones)
+
+
+def test_xml_and_json_carry_the_same_regions(ddsd):
+    def get(fmt):
+        signed = acs_raw.sign_v1("GET", acs_raw.v1_common_params(ddsd.key_id, fmt=fmt), ddsd.key_secret)
+        return acs_raw.v1_get(ddsd.endpoint, signed)
+
+    as_json, as_xml = get("JSON"), get("XML")
+    assert (as_json.status, as_xml.status) == (200, 200)
+    assert as_xml.content_type == acs_raw.XML_CONTENT_TYPE
+    from_xml = xml_regions(as_xml.xml())
+    assert len(from_xml) > 1
+    assert from_xml == as_json.json()["Regions"]["DdsRegion"]
 
 
 def test_all_clients_see_the_same_regions(ddsd):

@@ -48,8 +48,14 @@ def test_admin_key_created_once_printed_once(ddsd_factory):
     assert admin["AccessKeySecret"] not in second.stderr_text()
 
 
-def test_logs_never_contain_secrets(ddsd_factory):
-    d = ddsd_factory.start("logs")
+@pytest.mark.parametrize(
+    "log_args, rust_log",
+    [([], None), (["--log-format", "json"], None), ([], "trace")],
+    ids=["text-default-level", "json-default-level", "text-trace"],
+)
+def test_logs_never_contain_secrets(ddsd_factory, log_args, rust_log):
+    # At trace level too: that is where a config dump or a raw request would leak first.
+    d = ddsd_factory.start("logs", extra_args=log_args, env={"RUST_LOG": rust_log} if rust_log else None)
     assert d.admin_key_secret
     request_ids = []
     for key_id, secret, fmt in [

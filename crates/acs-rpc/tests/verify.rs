@@ -633,3 +633,26 @@ proptest! {
         prop_assert_eq!(&v.params[&name], &value);
     }
 }
+
+#[test]
+fn security_tokens_are_tolerated_and_not_passed_on() {
+    let mut p = BASE.to_vec();
+    p.push(("SecurityToken", "sts-token"));
+    let v = Req::get(v1_query(&p, "testsecret", "n")).run().unwrap();
+    assert!(v.params.is_empty(), "{:?}", v.params);
+    let r = v3_req(
+        &[],
+        &[("x-acs-security-token", "sts-token")],
+        b"",
+        "testsecret",
+        "n",
+    );
+    assert!(r.run().is_ok());
+    // It is an x-acs-* header, so it must be signed like the others.
+    let mut unsigned = v3_req(&[], &[], b"", "testsecret", "n");
+    unsigned.headers.insert(
+        "x-acs-security-token",
+        HeaderValue::from_static("sts-token"),
+    );
+    assert_eq!(unsigned.refused().0, "IncompleteSignature");
+}

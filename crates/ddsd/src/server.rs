@@ -26,7 +26,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !regions.contains(&config.region) {
         warn!(region = %config.region, "the configured region is not in the region catalog");
     }
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -118,7 +119,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
     let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
-    serve_connections(listener, router(app), header_timeout, shutdown_signal()).await;
+    serve_connections(listener, router(app), header_timeout, shutdown).await;
     info!("ddsd stopped");
     Ok(())
 }
@@ -169,23 +170,20 @@ async fn serve_connections(
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now and returns a future that completes on either.
+///
+/// Installing eagerly matters: a handler registered lazily on first poll would leave a window
+/// after the listening line in which SIGTERM still kills the process with the default action.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await
-            }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received, shutting down"),
+            _ = int.recv() => info!("SIGINT received, shutting down"),
         }
-    };
-    tokio::select! {
-        _ = term => info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
-    }
+    })
 }
 
 async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -340,20 +338,45 @@ fn too_large(limit: usize) -> RpcError {
     )
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+/// Reads the body up to `limit` bytes. An oversized body is still read and discarded up to
+/// [`DRAIN_CAP_BYTES`] before answering: closing the socket on a client that is still writing
+/// makes it fail with a broken pipe instead of reading the 413 envelope.
+async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n <= DRAIN_CAP_BYTES as u64 {
+            drain(body, 0).await;
+        }
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
-        Err(_) => Err(RpcError::malformed_request(
-            "The request body could not be read.",
-        )),
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| RpcError::malformed_request("The request body could not be read."))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            drain(body, buf.len() + data.len()).await;
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Most an oversized request may make the server read (and discard) before it answers.
+const DRAIN_CAP_BYTES: usize = 8 * 1024 * 1024;
+
+async fn drain(mut body: Body, mut seen: usize) {
+    while seen <= DRAIN_CAP_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 

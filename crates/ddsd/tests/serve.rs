@@ -17,14 +17,30 @@ use time::OffsetDateTime;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const XML_DECL: &str = "<?xml version='1.0' encoding='UTF-8'?>";
 
-fn temp_dir(name: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempRoot(PathBuf);
+
+impl std::ops::Deref for TempRoot {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempRoot {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let dir = std::env::temp_dir().join(format!("ddsd-it-{}-{name}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempRoot(dir)
 }
 
 /// One running `ddsd serve`.
@@ -577,18 +593,22 @@ async fn every_bad_request_gets_the_exact_error_in_the_requested_format() {
             "{msg}"
         );
 
-        // Oversized body.
-        let q = v1(&p, TEST_KEY, None, &nonce());
-        let resp = client
-            .post(format!("{}/?{q}", server.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("Pad={}", "a".repeat(1024 * 1024)))
-            .send()
-            .await
-            .unwrap();
-        Answer::from(resp)
-            .await
-            .expect_error("RequestEntityTooLarge", 413, format, &host);
+        // Oversized body, declared just over the limit and far over it (chunked: see
+        // oversized_chunked_body_gets_the_envelope). The client must get the envelope, not a
+        // broken pipe.
+        for size in [1024 * 1024, 6 * 1024 * 1024] {
+            let q = v1(&p, TEST_KEY, None, &nonce());
+            let resp = client
+                .post(format!("{}/?{q}", server.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("Pad={}", "a".repeat(size)))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{size} bytes: {e:?}"));
+            Answer::from(resp)
+                .await
+                .expect_error("RequestEntityTooLarge", 413, format, &host);
+        }
 
         // Unknown action, wrong version.
         let a = get(
@@ -776,7 +796,7 @@ async fn admin_key_is_created_once_private_and_printed_once() {
     .await;
     assert_eq!(a.status, 200, "{a:?}");
     let (exit, logs) = server.stop();
-    assert!(exit.success());
+    assert!(exit.success(), "{exit:?}\n{logs}");
     assert!(!logs.contains(&secret), "the admin secret reached the logs");
 
     // Second start: same key, nothing but the listening line.
@@ -1016,4 +1036,46 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let (exit, logs) = server.wait_exit();
     assert!(exit.success(), "{exit:?}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_exits_cleanly() {
+    // The handler must be installed before the line is printed, not on the accept loop's first poll.
+    for _ in 0..5 {
+        let root = temp_dir("early-term");
+        let server = Server::start(&root, &[], &[]);
+        let (exit, logs) = server.stop();
+        assert!(exit.success(), "{exit:?}\n{logs}");
+    }
+}
+
+#[test]
+fn oversized_chunked_body_gets_the_envelope() {
+    use std::io::Write as _;
+    let root = temp_dir("chunked");
+    let server = Server::start(&root, &[], &[]);
+    let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /?Format=XML HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    for _ in 0..40 {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        conn.write_all(&chunk).unwrap();
+        conn.write_all(b"\r\n").unwrap();
+    }
+    conn.write_all(b"0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+    assert!(
+        reply.contains("<Code>RequestEntityTooLarge</Code>"),
+        "{reply}"
+    );
+    assert!(server.stop().0.success());
 }

@@ -41,8 +41,9 @@ async function startDdsd() {
   ].join('\n'));
   const stderrPath = path.join(work, 'stderr.log');
   const stderrFd = fs.openSync(stderrPath, 'w');
-  // DDSD_* from the caller's shell must not change what is under test.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DDSD_')));
+  // DDSD_* or RUST_LOG from the caller's shell must not change what is under test.
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('DDSD_') && k !== 'RUST_LOG'));
   const child = spawn(bin, ['serve', '--config', config, '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
     cwd: work, env, stdio: ['ignore', 'pipe', stderrFd],
   });
