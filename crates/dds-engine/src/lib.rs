@@ -4,6 +4,7 @@
 //! - [`catalog`]: the kernel versions of each engine version, their order and release notes.
 //! - [`build`]: instances and topologies from create parameters, vendor-style ids, test topologies.
 //! - [`plane`]: the data-plane contract — observations of a deployment and the commands the orchestrator issues.
+//! - [`sim`]: the simulated MongoDB deployment (virtual time, faults, ground truth), the default data plane.
 //!
 //! Nothing here reads a clock or an unseeded random source: time (`now_ms`) and seeds are inputs, which is what
 //! makes a seeded simulation replay exactly.
@@ -12,4 +13,5 @@ pub mod build;
 pub mod catalog;
 pub mod model;
 pub mod plane;
+pub mod sim;
 pub mod workflow;
