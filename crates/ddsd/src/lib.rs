@@ -12,6 +12,9 @@
 //! - `actions`: the action table (`Action` name → handler) and one module per action family;
 //! - [`store`]: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait, with the
 //!   embedded SQLite implementation.
+//! - [`plane`]: the data plane the runtime drives (observe, execute, provision), by default a simulated fleet per
+//!   instance on scaled real time.
+//! - [`runtime`]: the task that claims unfinished operations and drives them to the end, resuming after a crash.
 //!
 //! The binary (`src/main.rs`) only calls [`cli::run`]; the modules are a library so integration
 //! tests and tools can build the router in-process.
@@ -23,5 +26,7 @@ pub mod client;
 pub mod config;
 pub mod keys;
 pub mod logging;
+pub mod plane;
+pub mod runtime;
 pub mod server;
 pub mod store;

@@ -25,6 +25,8 @@ pub mod sqlite;
 mod schema;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
@@ -215,7 +217,9 @@ pub struct Operation {
     pub status: OperationStatus,
     /// The workflow state after the last persisted transition.
     pub state: Value,
-    /// Fencing epoch: 0 until the first claim, incremented by every claim.
+    /// Fencing epoch: 0 until the first claim. Every claim takes the next value of one store-wide counter,
+    /// so epochs only grow, across operations too, and a data plane can refuse commands carrying an epoch
+    /// older than the newest it has seen.
     pub epoch: u64,
     pub lease_holder: Option<String>,
     pub lease_until_ms: Option<u64>,
@@ -527,7 +531,7 @@ pub trait Store: Send + Sync + 'static {
     /// Pending and running operations, oldest first, at most `limit`.
     fn unfinished_operations(&self, limit: u32) -> StoreFuture<'_, Vec<Operation>>;
 
-    /// Takes ownership of an unfinished operation for `lease_ms`: increments its epoch (fencing every earlier
+    /// Takes ownership of an unfinished operation for `lease_ms`: gives it a new epoch (fencing every earlier
     /// claim) and marks it running. Refused while another holder's lease is live; the same holder may
     /// re-claim at once (a restarted single-node ddsd).
     fn claim_operation(&self, id: &str, holder: &str, lease_ms: u64) -> StoreFuture<'_, Operation>;

@@ -271,12 +271,12 @@ pub(crate) fn list_instances(
         args.extend(f.ids.iter().map(|id| SqlValue::Text(id.clone())));
     }
     for t in &f.tags {
-        let mut clause = String::from(
-            "EXISTS (SELECT 1 FROM instance_tags t WHERE t.instance_id = instances.id AND t.key = ?",
-        );
+        // An IN over the (key, value) index visits only the tagged instances, where a correlated EXISTS
+        // would probe once per candidate row.
+        let mut clause = String::from("id IN (SELECT instance_id FROM instance_tags WHERE key = ?");
         args.push(SqlValue::Text(t.key.clone()));
         if let Some(v) = &t.value {
-            clause.push_str(" AND t.value = ?");
+            clause.push_str(" AND value = ?");
             args.push(SqlValue::Text(v.clone()));
         }
         clause.push(')');
@@ -710,8 +710,9 @@ pub(crate) fn claim_operation(
             });
         }
     }
+    let epoch = next_epoch(c)?;
     c.prepare_cached(
-        "UPDATE operations SET epoch = epoch + 1, status = 'running', lease_holder = ?2, \
+        "UPDATE operations SET epoch = ?6, status = 'running', lease_holder = ?2, \
          lease_ms = ?3, lease_until_ms = ?4, updated_ms = ?5 WHERE id = ?1",
     )?
     .execute(params![
@@ -719,9 +720,26 @@ pub(crate) fn claim_operation(
         holder,
         sql_int(lease_ms),
         sql_int(ctx.now_ms.saturating_add(lease_ms)),
-        sql_int(ctx.now_ms)
+        sql_int(ctx.now_ms),
+        sql_int(epoch)
     ])?;
     get_operation(c, id)?.ok_or_else(|| StoreError::OperationNotFound(id.to_string()))
+}
+
+/// The settings row holding the last fencing epoch handed out.
+pub(crate) const EPOCH_SETTING: &str = "fencing.epoch";
+
+/// The next value of the store-wide fencing counter. Epochs never repeat or go down, across operations, so a
+/// data plane can refuse any command older than the newest epoch it has seen for a deployment.
+fn next_epoch(c: &Connection) -> StoreResult<u64> {
+    let v: String = c
+        .prepare_cached(
+            "INSERT INTO settings (key, value) VALUES (?1, '1') ON CONFLICT (key) DO UPDATE \
+             SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING value",
+        )?
+        .query_row([EPOCH_SETTING], |r| r.get(0))?;
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{EPOCH_SETTING} = {v:?}")))
 }
 
 /// Checks that `epoch` is the operation's current one; returns the instance id.

@@ -1195,7 +1195,8 @@ async fn committed_state_survives_reopen() {
     assert_eq!(unfinished.len(), 1);
     assert_eq!(unfinished[0].id, op);
     assert_eq!(unfinished[0].state, json!({"step": 7}));
-    assert_eq!(unfinished[0].epoch, 1);
+    let before = unfinished[0].epoch;
+    assert!(before >= 1);
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     assert_eq!(
         store.load_plane_snapshot("dds-p").await.unwrap(),
@@ -1203,7 +1204,43 @@ async fn committed_state_survives_reopen() {
     );
     // The restarted holder takes over at once and fences its previous incarnation.
     let c = store.claim_operation(&op, "ddsd", 60_000).await.unwrap();
-    assert_eq!(c.epoch, 2);
+    assert_eq!(c.epoch, before + 1);
+}
+
+#[tokio::test]
+async fn epochs_grow_across_operations_and_survive_deletions() {
+    let dir = TempDir::new("store");
+    let store = open_store(&dir);
+    let mut last = 0;
+    for n in 0..3 {
+        let id = format!("dds-ep{n}");
+        let op = create(&store, replica_set(&id, "2026-01-01T00:00:00Z")).await;
+        for _ in 0..2 {
+            let c = store.claim_operation(&op, "t", 60_000).await.unwrap();
+            assert!(c.epoch > last, "{} after {last}", c.epoch);
+            last = c.epoch;
+        }
+        store
+            .finish_operation(
+                &op,
+                last,
+                OperationFinish {
+                    outcome: OperationOutcome::Failed,
+                    state: json!({}),
+                    report: None,
+                    instance: InstanceChange::Remove,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let store = open_store(&dir);
+    let op = create(&store, replica_set("dds-ep9", "2026-01-01T00:00:00Z")).await;
+    assert_eq!(
+        store.claim_operation(&op, "t", 60_000).await.unwrap().epoch,
+        last + 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
