@@ -90,7 +90,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         kernels,
         admin_keys,
-        operations: Arc::new(tokio::sync::Notify::new()),
+        runtime: None,
     });
     let app = Arc::new(App {
         keys: Arc::new(key_store),

@@ -40,9 +40,8 @@ use super::params::{
     tags, ListEntry,
 };
 use super::Context;
-use crate::store::{
-    limits, Accepted, Idempotency, InstancePatch, NewOperation, OperationKind, StoreError,
-};
+use crate::runtime::OperationState;
+use crate::store::{limits, Accepted, Idempotency, InstancePatch, NewOperation, StoreError};
 
 /// Parameters the vendor accepts for cloning or restoring, or for features ddsd does not model:
 /// refused rather than silently ignored, so nobody believes they got a clone or an encrypted disk.
@@ -419,13 +418,9 @@ fn pin_kernel(instance: &mut Instance, kernel: &str) {
     }
 }
 
-/// The operation a handler records; the runtime reads its kind and drives it from the instance.
-fn new_operation(kind: OperationKind) -> NewOperation {
-    NewOperation {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind,
-        state: json!({}),
-    }
+/// The operation a handler records, in the state the runtime starts it from.
+fn new_operation(state: OperationState) -> NewOperation {
+    state.new_operation(uuid::Uuid::new_v4().to_string())
 }
 
 fn idempotency(req: &Verified) -> Option<Idempotency> {
@@ -493,11 +488,11 @@ async fn create(
         });
         match ctx
             .store
-            .create_instance_with_operation(instance, new_operation(OperationKind::Create), idem)
+            .create_instance_with_operation(instance, new_operation(OperationState::create()), idem)
             .await
         {
             Ok(Accepted::New { .. }) => {
-                ctx.operations.notify_one();
+                ctx.operation_recorded();
                 tracing::info!(instance_id = %id, "instance accepted for creation");
                 return Ok(response);
             }
@@ -558,14 +553,14 @@ pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
             id,
             &[DbInstanceStatus::Running],
             DbInstanceStatus::Deleting,
-            new_operation(OperationKind::Delete),
+            new_operation(OperationState::delete()),
             idem,
         )
         .await
         .map_err(from_store)?
     {
         Accepted::New { .. } => {
-            ctx.operations.notify_one();
+            ctx.operation_recorded();
             tracing::info!(instance_id = %id, "instance accepted for deletion");
             Ok(json!({}))
         }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use acs_rpc::{RpcError, Verified};
 use serde_json::Value;
-use tokio::sync::Notify;
 
+use crate::runtime::RuntimeHandle;
 use crate::store::Store;
 
 pub mod classes;
@@ -56,8 +56,9 @@ pub struct Context {
     pub kernels: Arc<kernels::KernelCatalog>,
     /// AccessKeyIds allowed to call the operator extensions (`Ddsd*` actions).
     pub admin_keys: BTreeSet<String>,
-    /// Signalled after a handler records an operation, so the runtime picks it up at once.
-    pub operations: Arc<Notify>,
+    /// Told after a handler records an operation, so the runtime picks it up at once (`None`
+    /// when nothing drives operations, e.g. handler tests; the runtime's rescan finds them too).
+    pub runtime: Option<RuntimeHandle>,
 }
 
 impl std::fmt::Debug for Context {
@@ -76,6 +77,13 @@ impl Context {
             Ok(())
         } else {
             Err(errors::forbidden_ram())
+        }
+    }
+
+    /// Wakes the runtime after an operation was recorded.
+    pub fn operation_recorded(&self) {
+        if let Some(r) = &self.runtime {
+            r.notify();
         }
     }
 }
@@ -163,7 +171,7 @@ pub(crate) mod testing {
                 store: Arc::new(store),
                 kernels: Arc::new(kernels::KernelCatalog::embedded()),
                 admin_keys: [ADMIN.to_string()].into_iter().collect(),
-                operations: Arc::new(Notify::new()),
+                runtime: None,
             }),
             _dir: dir,
         }

@@ -183,6 +183,11 @@ async fn create_replica_set_records_creating_instance_and_operation() {
     let ops = t.store.list_operations(&id, 10).await.unwrap();
     assert_eq!(ops.len(), 1);
     assert_eq!(ops[0].kind, OperationKind::Create);
+    // In the form the runtime starts it from.
+    assert!(matches!(
+        crate::runtime::OperationState::from_json(ops[0].kind, ops[0].state.clone()),
+        Ok(crate::runtime::OperationState::Create(_))
+    ));
 
     let a = attribute(&t, &id).await;
     assert_eq!(a["DBInstanceId"], id.as_str());
@@ -905,6 +910,10 @@ async fn delete_only_when_running() {
     assert_eq!(attribute(&t, &id).await["DBInstanceStatus"], "Deleting");
     let ops = t.store.list_operations(&id, 10).await.unwrap();
     assert_eq!(ops[0].kind, OperationKind::Delete);
+    assert!(matches!(
+        crate::runtime::OperationState::from_json(ops[0].kind, ops[0].state.clone()),
+        Ok(crate::runtime::OperationState::Delete(_))
+    ));
     // A retry with the same token is answered again; a new request is refused.
     ok(
         &t,
