@@ -55,6 +55,9 @@ struct FileConfig {
 struct AccessKeyEntry {
     id: String,
     secret: String,
+    /// May call the operator extensions (`Ddsd*` actions); the generated admin key always may.
+    #[serde(default)]
+    admin: bool,
 }
 
 /// The resolved configuration of one `ddsd serve` process.
@@ -72,6 +75,8 @@ pub struct Config {
     pub nonce_capacity: usize,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
+    /// The configured keys marked `admin = true`.
+    pub admin_access_keys: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -89,6 +94,7 @@ impl fmt::Debug for Config {
             .field("header_read_timeout_ms", &self.header_read_timeout_ms)
             .field("nonce_capacity", &self.nonce_capacity)
             .field("access_key_ids", &ids)
+            .field("admin_access_keys", &self.admin_access_keys)
             .finish()
     }
 }
@@ -121,12 +127,16 @@ impl Config {
             bail!("max_body_bytes must be positive");
         }
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
+        let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
             if k.id.is_empty() || k.secret.is_empty() {
                 bail!("access_keys entries need a non-empty id and secret");
             }
             if access_keys.iter().any(|(id, _)| *id == k.id) {
                 bail!("access key {:?} is configured twice", k.id);
+            }
+            if k.admin {
+                admin_access_keys.push(k.id.clone());
             }
             access_keys.push((k.id, Secret::new(k.secret)));
         }
@@ -157,6 +167,7 @@ impl Config {
                 .nonce_capacity
                 .unwrap_or(acs_rpc::BoundedNonceGuard::DEFAULT_CAPACITY),
             access_keys,
+            admin_access_keys,
         })
     }
 }
@@ -175,6 +186,7 @@ mod tests {
     fn args(list: &[&str]) -> ServeArgs {
         match crate::cli::Cli::try_parse_from(list).unwrap().command {
             crate::cli::Command::Serve(a) => a,
+            other => panic!("not serve: {other:?}"),
         }
     }
 
@@ -200,7 +212,8 @@ mod tests {
         let p = temp_file(
             "layering",
             "listen = \"127.0.0.1:0\"\ndata_dir = \"/tmp/x\"\nregion = \"cn-beijing\"\nlog_format = \"json\"\n\
-             [[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n",
+             [[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n\
+             [[access_keys]]\nid = \"ops\"\nsecret = \"opssecret\"\nadmin = true\n",
         );
         let path = p.to_str().unwrap();
         let c = Config::resolve(&args(&["ddsd", "serve", "--config", path])).unwrap();
@@ -209,6 +222,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.access_keys[0].0, "testid");
         assert_eq!(c.access_keys[0].1.expose(), "testsecret");
+        assert_eq!(c.admin_access_keys, vec!["ops".to_string()]);
         assert!(!format!("{c:?}").contains("testsecret"));
         let c = Config::resolve(&args(&[
             "ddsd",

@@ -1,7 +1,9 @@
 //! `ddsd` (library half of the binary): a self-hosted control plane speaking the ApsaraDB for MongoDB (`Dds`, `2015-12-01`) API.
 //!
 //! Layout:
-//! - `cli`: clap command line (`serve`; `call`, `upgrade`, `plan`, `fault`, `bench` will join it);
+//! - `cli`: clap command line (`serve`, `call`, `kernel publish`, `instance create`, `bench`);
+//! - `client`: a signed RPC client (V3 or V1) for the CLI and the benchmark;
+//! - `bench`: `ddsd bench`, API latency and memory with many instances loaded;
 //! - `config`: defaults < TOML < `DDSD_*` env < flags;
 //! - `logging`: tracing to stderr, text or JSON;
 //! - `keys`: the admin AccessKey in the data dir (0600) and the key store the verifier reads;
@@ -18,7 +20,9 @@
 //! tests and tools can build the router in-process.
 
 pub mod actions;
+pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod keys;
 pub mod logging;

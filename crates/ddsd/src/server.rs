@@ -4,7 +4,8 @@
 //! 2. method and path (`GET`/`POST` on `/`), then the body, read up to `max_body_bytes`;
 //! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format);
 //! 4. `Version` must be `2015-12-01`, then the action table picks the handler;
-//! 5. the handler runs on the blocking pool; its value or error is encoded in the request's Format.
+//! 5. the handler runs as its own task (a panic in it becomes `InternalError`, not a dropped
+//!    connection); its value or error is encoded in the request's Format.
 //!
 //! Every answer — including a refused method, an unknown path or an oversized body — is an
 //! Alibaba-style envelope with `x-acs-request-id`; nothing a client sends produces a 5xx.
@@ -34,9 +35,10 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tracing::{field, info, info_span, warn, Instrument as _, Span};
 
-use crate::actions::{self, regions::RegionCatalog, Context, API_VERSION};
+use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
+use crate::store::{SqliteOptions, SqliteStore, Store};
 
 /// Shared state of the endpoint.
 pub struct App {
@@ -69,15 +71,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;
     let admin = keys::load_or_create_admin_key(&config.data_dir)?;
-    let store = keys::key_store(&admin, &config.access_keys)?;
+    let key_store = keys::key_store(&admin, &config.access_keys)?;
+    let data_dir = config.data_dir.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            SqliteStore::open_in(&data_dir, SqliteOptions::default())
+        })
+        .await?
+        .context("opening the store")?,
+    );
+    let kernels = Arc::new(KernelCatalog::load(&*store).await?);
+    let mut admin_keys: std::collections::BTreeSet<String> =
+        config.admin_access_keys.iter().cloned().collect();
+    admin_keys.insert(admin.access_key_id.clone());
+    let ctx = Arc::new(Context {
+        region: config.region.clone(),
+        regions,
+        store,
+        kernels,
+        admin_keys,
+        runtime: None,
+    });
     let app = Arc::new(App {
-        keys: Arc::new(store),
+        keys: Arc::new(key_store),
         nonces: BoundedNonceGuard::new(config.nonce_capacity),
         limits: Limits::default(),
-        ctx: Arc::new(Context {
-            region: config.region.clone(),
-            regions,
-        }),
+        ctx,
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
@@ -275,8 +294,7 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();
-    let outcome =
-        tokio::task::spawn_blocking(move || span.in_scope(|| handler(&ctx, &verified))).await;
+    let outcome = tokio::spawn(handler(ctx, verified).instrument(span)).await;
     match outcome {
         Ok(Ok(value)) => reply(encode_success(&action, &request_id, &value, format), "OK"),
         Ok(Err(error)) => fail(error, format),

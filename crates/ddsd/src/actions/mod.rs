@@ -1,30 +1,136 @@
 //! The action table: `Action` name → handler.
 //!
-//! A handler is a plain function of the shared [`Context`] and the verified request, returning
-//! the response fields (without `RequestId`, which the server adds) or an [`RpcError`]. The server
-//! runs handlers on the blocking pool, so a handler may do synchronous store I/O. Adding an action
-//! = one module with its handler + one row in [`ACTIONS`].
+//! A handler is an async function of the shared [`Context`] and the verified request, returning
+//! the response fields (without `RequestId`, which the server adds) or an [`RpcError`]. Handlers
+//! validate everything before touching the store, and a request that is refused changes nothing.
+//! Handlers record intent (an instance status plus an operation, in one store transaction); the
+//! runtime moves operations, handlers never touch a node. Adding an action = a handler in a module
+//! + one row in [`ACTIONS`].
+//!
+//! Modules:
+//! - [`regions`]: `DescribeRegions` and the region/zone catalog;
+//! - [`instances`]: `CreateDBInstance`, `CreateShardingDBInstance`, `DeleteDBInstance`,
+//!   `ModifyDBInstanceMaintainTime` and the operator extensions `DdsdCreateDBInstance` /
+//!   `DdsdCreateShardingDBInstance` (pinned kernel);
+//! - [`describe`]: `DescribeDBInstances`, `DescribeDBInstanceAttribute` (the response shapes);
+//! - [`kernels`]: `DescribeAvailableEngineVersion`, `DescribeKernelReleaseNotes`, the operator
+//!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
+//! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
+//! - [`params`]: typed reading of request parameters (ints, flattened `Name.N.Field` lists);
+//! - [`errors`]: the vendor's error rows and the store-error mapping.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use acs_rpc::{RpcError, Verified};
 use serde_json::Value;
 
+use crate::runtime::RuntimeHandle;
+use crate::store::Store;
+
+pub mod classes;
+pub mod describe;
+pub mod errors;
+pub mod instances;
+pub mod kernels;
+pub mod params;
 pub mod regions;
+
+#[cfg(test)]
+mod tests;
+
+pub use params::{optional, required};
 
 /// The only API version ddsd serves.
 pub const API_VERSION: &str = "2015-12-01";
 
 /// What every handler may read.
-#[derive(Debug)]
 pub struct Context {
     /// The region this endpoint serves (`--region`).
     pub region: String,
     pub regions: regions::RegionCatalog,
+    pub store: Arc<dyn Store>,
+    /// The kernel catalog, including kernels published at run time.
+    pub kernels: Arc<kernels::KernelCatalog>,
+    /// AccessKeyIds allowed to call the operator extensions (`Ddsd*` actions).
+    pub admin_keys: BTreeSet<String>,
+    /// Told after a handler records an operation, so the runtime picks it up at once (`None`
+    /// when nothing drives operations, e.g. handler tests; the runtime's rescan finds them too).
+    pub runtime: Option<RuntimeHandle>,
 }
 
-pub type Handler = fn(&Context, &Verified) -> Result<Value, RpcError>;
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("region", &self.region)
+            .field("admin_keys", &self.admin_keys.len())
+            .finish_non_exhaustive()
+    }
+}
 
-/// Every action ddsd answers, by its vendor name.
-pub const ACTIONS: &[(&str, Handler)] = &[("DescribeRegions", regions::describe_regions)];
+impl Context {
+    /// `Forbidden.RAM` (403) unless the request was signed with an admin AccessKey.
+    pub fn require_admin(&self, req: &Verified) -> Result<(), RpcError> {
+        if self.admin_keys.contains(&req.access_key_id) {
+            Ok(())
+        } else {
+            Err(errors::forbidden_ram())
+        }
+    }
+
+    /// Wakes the runtime after an operation was recorded.
+    pub fn operation_recorded(&self) {
+        if let Some(r) = &self.runtime {
+            r.notify();
+        }
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+pub type Handler = fn(Arc<Context>, Verified) -> HandlerFuture;
+
+/// Every action ddsd answers, by its vendor name; `Ddsd*` rows are ddsd's operator extensions
+/// (docs/extensions.md).
+pub const ACTIONS: &[(&str, Handler)] = &[
+    ("DescribeRegions", |c, r| {
+        Box::pin(async move { regions::describe_regions(&c, &r) })
+    }),
+    ("CreateDBInstance", |c, r| {
+        Box::pin(instances::create_db_instance(c, r))
+    }),
+    ("CreateShardingDBInstance", |c, r| {
+        Box::pin(instances::create_sharding_db_instance(c, r))
+    }),
+    ("DeleteDBInstance", |c, r| {
+        Box::pin(instances::delete_db_instance(c, r))
+    }),
+    ("ModifyDBInstanceMaintainTime", |c, r| {
+        Box::pin(instances::modify_db_instance_maintain_time(c, r))
+    }),
+    ("DescribeDBInstances", |c, r| {
+        Box::pin(describe::describe_db_instances(c, r))
+    }),
+    ("DescribeDBInstanceAttribute", |c, r| {
+        Box::pin(describe::describe_db_instance_attribute(c, r))
+    }),
+    ("DescribeAvailableEngineVersion", |c, r| {
+        Box::pin(kernels::describe_available_engine_version(c, r))
+    }),
+    ("DescribeKernelReleaseNotes", |c, r| {
+        Box::pin(async move { kernels::describe_kernel_release_notes(&c, &r) })
+    }),
+    ("DdsdPublishKernelVersion", |c, r| {
+        Box::pin(kernels::publish_kernel_version(c, r))
+    }),
+    ("DdsdCreateDBInstance", |c, r| {
+        Box::pin(instances::ddsd_create_db_instance(c, r))
+    }),
+    ("DdsdCreateShardingDBInstance", |c, r| {
+        Box::pin(instances::ddsd_create_sharding_db_instance(c, r))
+    }),
+];
 
 pub fn lookup(action: &str) -> Option<Handler> {
     ACTIONS
@@ -33,15 +139,41 @@ pub fn lookup(action: &str) -> Option<Handler> {
         .map(|(_, h)| *h)
 }
 
-/// An optional parameter; an empty value counts as absent (legacy SDKs send empty optionals).
-pub fn optional<'a>(req: &'a Verified, name: &str) -> Option<&'a str> {
-    req.params
-        .get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
+/// A [`Context`] over a fresh store in a temporary directory, for handler tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::store::fixtures::TempDir;
+    use crate::store::{SqliteOptions, SqliteStore};
 
-/// A required parameter, else `Missing<Name>` (400) as the POP gateway answers.
-pub fn required<'a>(req: &'a Verified, name: &str) -> Result<&'a str, RpcError> {
-    optional(req, name).ok_or_else(|| RpcError::missing(name))
+    /// The AccessKeyId the test context treats as admin.
+    pub const ADMIN: &str = "admin";
+
+    pub struct TestCtx {
+        pub ctx: Arc<Context>,
+        _dir: TempDir,
+    }
+
+    impl std::ops::Deref for TestCtx {
+        type Target = Context;
+        fn deref(&self) -> &Context {
+            &self.ctx
+        }
+    }
+
+    pub fn ctx() -> TestCtx {
+        let dir = TempDir::new("actions");
+        let store = SqliteStore::open_in(dir.path(), SqliteOptions::default()).expect("open store");
+        TestCtx {
+            ctx: Arc::new(Context {
+                region: "cn-hangzhou".into(),
+                regions: regions::RegionCatalog::embedded(),
+                store: Arc::new(store),
+                kernels: Arc::new(kernels::KernelCatalog::embedded()),
+                admin_keys: [ADMIN.to_string()].into_iter().collect(),
+                runtime: None,
+            }),
+            _dir: dir,
+        }
+    }
 }

@@ -75,6 +75,14 @@ impl RegionCatalog {
     pub fn contains(&self, region_id: &str) -> bool {
         self.regions.iter().any(|r| r.region_id == region_id)
     }
+
+    /// The zone ids of a region, in catalog order; `None` for an unknown region.
+    pub fn zones(&self, region_id: &str) -> Option<Vec<&str>> {
+        self.regions
+            .iter()
+            .find(|r| r.region_id == region_id)
+            .map(|r| r.zones.iter().map(|z| z.zone_id.as_str()).collect())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -165,11 +173,8 @@ mod tests {
         }
     }
 
-    fn ctx() -> Context {
-        Context {
-            region: "cn-hangzhou".into(),
-            regions: RegionCatalog::embedded(),
-        }
+    fn ctx() -> crate::actions::testing::TestCtx {
+        crate::actions::testing::ctx()
     }
 
     #[test]
