@@ -6,6 +6,7 @@
 //! - `bench`: `ddsd bench`, API latency and memory with many instances loaded;
 //! - `config`: defaults < TOML < `DDSD_*` env < flags;
 //! - `logging`: tracing to stderr, text or JSON;
+//! - `limits`: every bound on client input and load (settings + the in-flight cap and per-key rate);
 //! - `keys`: the admin AccessKey in the data dir (0600) and the key store the verifier reads;
 //! - `server`: the axum endpoint — body limit, `acs_rpc::verify`, version check, action dispatch,
 //!   envelopes, RequestId span, graceful shutdown;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod keys;
+pub mod limits;
 pub mod logging;
 pub mod plane;
 pub mod runtime;
