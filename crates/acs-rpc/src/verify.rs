@@ -388,12 +388,16 @@ pub fn v3_canonical_headers(
     Ok(out)
 }
 
+/// The value of a header that must appear once, trimmed as the canonical headers are: the value
+/// acted on must be the value that was signed, or `nonce ` and `nonce` would be two nonces
+/// under one signature.
 fn single_header<'h>(headers: &'h HeaderMap, name: &str, param: &str) -> Result<&'h str, RpcError> {
     let mut it = headers.get_all(name).iter();
     match (it.next(), it.next()) {
         (None, _) => Err(RpcError::missing(param)),
         (Some(v), None) => v
             .to_str()
+            .map(str::trim)
             .map_err(|_| incomplete(&format!("The header {name} is not valid text."))),
         (Some(_), Some(_)) => Err(incomplete(&format!(
             "The header {name} is given more than once."

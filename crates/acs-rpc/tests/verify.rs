@@ -467,6 +467,31 @@ fn v3_round_trip_query_and_form_body() {
 }
 
 #[test]
+fn v3_padding_a_signed_header_does_not_make_a_new_nonce_or_action() {
+    // The canonical headers trim values, so padded values still verify; what is acted on must be
+    // the trimmed (signed) value, or padding the nonce would replay the request under a "new" one.
+    let guard = BoundedNonceGuard::new(10);
+    let r = v3_req(&[], &[], b"", "testsecret", "pad-nonce");
+    let v = r.run_with(&guard, NOW).unwrap();
+    assert_eq!(v.nonce, "pad-nonce");
+    let mut padded = v3_req(&[], &[], b"", "testsecret", "pad-nonce");
+    padded.headers.insert(
+        "x-acs-signature-nonce",
+        HeaderValue::from_static("pad-nonce  "),
+    );
+    padded
+        .headers
+        .insert("x-acs-action", HeaderValue::from_static(" DescribeRegions"));
+    let e = padded.run_with(&guard, NOW).unwrap_err();
+    assert_eq!(e.error.code(), "SignatureNonceUsed");
+    let v = padded.run().unwrap();
+    assert_eq!(
+        (v.nonce.as_str(), v.action.as_str()),
+        ("pad-nonce", "DescribeRegions")
+    );
+}
+
+#[test]
 fn v3_format_from_accept_or_format_param() {
     let xml = v3_req(
         &[],
