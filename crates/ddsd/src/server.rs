@@ -91,6 +91,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         kernels,
         admin_keys,
         runtime: None,
+        plane: None,
+        sim: None,
+        rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
     let app = Arc::new(App {
         keys: Arc::new(key_store),
