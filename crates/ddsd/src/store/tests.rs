@@ -1375,3 +1375,24 @@ fn replication_factor_counts_nodes_but_not_read_only_replicas() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_handlers_can_wait_for_the_store() {
+    let dir = TempDir::new("store");
+    let store = Arc::new(open_store(&dir));
+    let s = store.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        wait(s.put_setting("from", "handler"))?;
+        wait(s.get_setting("from"))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.as_deref(), Some("handler"));
+    assert!(matches!(
+        std::thread::spawn(move || wait(store.get_setting("from")))
+            .join()
+            .unwrap(),
+        Err(StoreError::Backend(_))
+    ));
+}
