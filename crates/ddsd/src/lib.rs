@@ -1,10 +1,29 @@
-//! ddsd: a self-hosted control plane speaking the ApsaraDB for MongoDB (`Dds`, 2015-12-01) API.
+//! `ddsd` (library half of the binary): a self-hosted control plane speaking the ApsaraDB for MongoDB (`Dds`, `2015-12-01`) API.
 //!
-//! - [`store`]: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait, with the
-//!   embedded SQLite implementation.
-//! - [`plane`]: the data plane the runtime drives (observe, execute, provision), by default a simulated fleet per
-//!   instance on scaled real time.
-//! - [`runtime`]: the task that claims unfinished operations and drives them to the end, resuming after a crash.
+//! Layout:
+//! - `cli`: clap command line (`serve`; `call`, `upgrade`, `plan`, `fault`, `bench` will join it);
+//! - `config`: defaults < TOML < `DDSD_*` env < flags;
+//! - `logging`: tracing to stderr, text or JSON;
+//! - `keys`: the admin AccessKey in the data dir (0600) and the key store the verifier reads;
+//! - `server`: the axum endpoint — body limit, `acs_rpc::verify`, version check, action dispatch,
+//!   envelopes, RequestId span, graceful shutdown;
+//! - `actions`: the action table (`Action` name → handler) and one module per action family;
+//! - `store`: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait,
+//!   with the embedded SQLite implementation;
+//! - `plane`: the data plane the runtime drives (observe, execute, provision), by default a simulated
+//!   fleet per instance on scaled real time;
+//! - `runtime`: the task that claims unfinished operations and drives them to the end, resuming after
+//!   a crash.
+//!
+//! The binary (`src/main.rs`) only calls [`cli::run`]; the modules are a library so integration
+//! tests and tools can build the router in-process.
+
+pub mod actions;
+pub mod cli;
+pub mod config;
+pub mod keys;
+pub mod logging;
 pub mod plane;
 pub mod runtime;
+pub mod server;
 pub mod store;
