@@ -515,7 +515,17 @@ async fn claims_fence_earlier_holders() {
             ..
         })
     ));
-    now.store(1_050_001, Ordering::SeqCst);
+    // So does renewing it, without touching the state.
+    store.renew_lease(&op, 1).await.unwrap();
+    let renewed = store.get_operation(&op).await.unwrap().unwrap();
+    assert_eq!(renewed.lease_until_ms, Some(1_070_000));
+    assert_eq!(renewed.state, json!({"step": 1}));
+    now.store(1_069_999, Ordering::SeqCst);
+    assert!(matches!(
+        store.claim_operation(&op, "node-b", 30_000).await,
+        Err(StoreError::LeaseHeld { .. })
+    ));
+    now.store(1_070_001, Ordering::SeqCst);
     let b = store.claim_operation(&op, "node-b", 30_000).await.unwrap();
     assert_eq!(b.epoch, 2);
     assert_eq!(b.state, json!({"step": 1}));
