@@ -482,3 +482,41 @@ async fn a_sharded_cluster_is_created_with_its_mongos_and_deleted() {
     assert_eq!(node.plane.observe("dds-sc").await.unwrap(), None);
     node.runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_restarts_every_member_once_on_its_own_kernel() {
+    let dir = TempDir::new("rt");
+    let node = start(&dir, 500.0, fast()).await;
+    request_create(&node, replica_set("dds-rs", "2026-01-01T00:00:00Z")).await;
+    running(&node, "dds-rs", 20_000).await;
+    let instance = node.store.get_instance("dds-rs").await.unwrap().unwrap();
+    let state = OperationState::rolling(
+        RollingOperation::plan_restart(
+            &instance,
+            dds_engine::workflow::RestartScope::Instance,
+            UpgradeConfig::default(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(state.kind(), OperationKind::Restart);
+    let op = request(&node, "dds-rs", DbInstanceStatus::Rebooting, state).await;
+    assert_eq!(
+        status(&node.store, "dds-rs").await,
+        Some(DbInstanceStatus::Rebooting)
+    );
+    running(&node, "dds-rs", 60_000).await;
+    let done = node.store.get_operation(&op).await.unwrap().unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{:?}", done.report);
+    let truth = node.plane.truth("dds-rs").await.unwrap().unwrap();
+    for m in ["dds-rs-0", "dds-rs-1", "dds-rs-2"] {
+        let p = truth.process(m).unwrap();
+        assert_eq!(p.starts_by_command, 1, "{m}");
+        assert!(p
+            .launches
+            .iter()
+            .all(|(_, k)| k == crate::store::fixtures::KERNEL));
+    }
+    let after = node.store.get_instance("dds-rs").await.unwrap().unwrap();
+    assert_eq!(after.topology, instance.topology, "kernels unchanged");
+    node.runtime.shutdown().await;
+}

@@ -515,7 +515,17 @@ async fn claims_fence_earlier_holders() {
             ..
         })
     ));
-    now.store(1_050_001, Ordering::SeqCst);
+    // So does renewing it, without touching the state.
+    store.renew_lease(&op, 1).await.unwrap();
+    let renewed = store.get_operation(&op).await.unwrap().unwrap();
+    assert_eq!(renewed.lease_until_ms, Some(1_070_000));
+    assert_eq!(renewed.state, json!({"step": 1}));
+    now.store(1_069_999, Ordering::SeqCst);
+    assert!(matches!(
+        store.claim_operation(&op, "node-b", 30_000).await,
+        Err(StoreError::LeaseHeld { .. })
+    ));
+    now.store(1_070_001, Ordering::SeqCst);
     let b = store.claim_operation(&op, "node-b", 30_000).await.unwrap();
     assert_eq!(b.epoch, 2);
     assert_eq!(b.state, json!({"step": 1}));
@@ -1374,4 +1384,25 @@ fn replication_factor_counts_nodes_but_not_read_only_replicas() {
         sql::replication_factor(&fixtures::sharded("s", "t").topology),
         None
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_handlers_can_wait_for_the_store() {
+    let dir = TempDir::new("store");
+    let store = Arc::new(open_store(&dir));
+    let s = store.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        wait(s.put_setting("from", "handler"))?;
+        wait(s.get_setting("from"))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.as_deref(), Some("handler"));
+    assert!(matches!(
+        std::thread::spawn(move || wait(store.get_setting("from")))
+            .join()
+            .unwrap(),
+        Err(StoreError::Backend(_))
+    ));
 }
