@@ -543,6 +543,89 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_upgrade_ends_running_on_the_truthful_kernels_with_the_failure_reported() {
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance("dds-up8", fixtures::sharded(2, 2, &older), "4.4")
+            .await;
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded { shards, .. } = &inst.topology else {
+            unreachable!()
+        };
+        // The new binary crash-loops on one member of the second shard (F1/F12).
+        let bad = shards[1].members[1].node_id.clone();
+        t.plane
+            .arm_fault(
+                &id,
+                serde_json::to_value(Fault::StartFails {
+                    node_id: bad.clone(),
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap();
+        t.settled(&id, 30_000).await;
+
+        let v = ddsd_describe_operations(
+            t.ctx.clone(),
+            req(
+                "DdsdDescribeOperations",
+                &[("DBInstanceId", &id), ("MaxRecords", "1")],
+            ),
+        )
+        .await
+        .unwrap();
+        let op = &v["Operations"]["Operation"][0];
+        assert_eq!(op["Status"], "Failed", "{op}");
+        let failed = &op["Report"]["Outcome"]["Failed"];
+        assert_eq!(failed["NodeId"], bad.as_str(), "{op}");
+        assert_eq!(failed["ReplicaSet"], shards[1].name.as_str());
+        // Stopped at the failing node: the config servers and the first shard are on the target, the
+        // failing member is back on its old kernel, nothing else of its shard and no mongos was touched.
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded {
+            config_server,
+            shards,
+            mongos,
+        } = &inst.topology
+        else {
+            unreachable!()
+        };
+        assert!(config_server
+            .members
+            .iter()
+            .all(|m| m.kernel_version == newest));
+        assert!(shards[0].members.iter().all(|m| m.kernel_version == newest));
+        assert!(
+            shards[1].members.iter().all(|m| m.kernel_version == older),
+            "{shards:?}"
+        );
+        assert!(mongos.iter().all(|m| m.kernel_version == older));
+        let sim = &op["Simulation"];
+        for p in sim["Processes"].as_array().unwrap() {
+            let node = p["NodeId"].as_str().unwrap();
+            assert_eq!(
+                p["KernelVersion"],
+                if node.starts_with("cfg") || node.starts_with("shard0") {
+                    newest.as_str()
+                } else {
+                    older.as_str()
+                },
+                "{p}"
+            );
+            if node == bad {
+                assert!(p["FailedStarts"].as_u64().unwrap() >= 1, "{p}");
+            } else if node.starts_with("shard1") || node.starts_with("mongos") {
+                assert_eq!(p["Restarts"], 0, "{p}");
+            }
+        }
+        assert_eq!(sim["BalancerModeBefore"], sim["BalancerModeAfter"]);
+        assert_eq!(op["Report"]["Balancer"]["Restored"], true);
+    }
+
+    #[tokio::test]
     async fn refusals_change_nothing() {
         let t = env(200.0).await;
         let (newest, older) = kernels(&t, "4.4");
