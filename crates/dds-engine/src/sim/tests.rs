@@ -1090,3 +1090,43 @@ fn sim_cost() {
         sim_ms / seeds / 1_000
     );
 }
+
+#[test]
+fn extreme_times_and_parameters_do_not_break_the_fleet() {
+    let params = SimParams {
+        election_timeout_ms: u64::MAX,
+        stop_min_ms: u64::MAX,
+        stop_max_ms: 0,
+        catch_up_rate_max_permille: u64::MAX,
+        heartbeat_interval_ms: 0,
+        ..SimParams::default()
+    };
+    let mut f = SimFleet::new(&fixtures::sharded(2, 2, K1), params, 1, u64::MAX - 5);
+    assert!(f.params().election_timeout_ms <= SimParams::MAX_DURATION_MS);
+    f.arm_fault(Fault::SlowStart {
+        node_id: "shard0-1".into(),
+        extra_ms: u64::MAX,
+    })
+    .unwrap();
+    f.arm_fault(Fault::Crash {
+        node_id: "shard1-1".into(),
+        at_ms: u64::MAX,
+        recover_after_ms: Some(u64::MAX),
+    })
+    .unwrap();
+    f.apply(&stop("shard0", "shard0-1")).unwrap();
+    f.apply(&step_down("shard1", "shard1-0", 1)).unwrap();
+    f.advance_to(u64::MAX);
+    // Time has ended: the shutdown never completes.
+    assert!(f.apply(&start("shard0", "shard0-1", K2)).is_err());
+    f.advance_to(u64::MAX);
+    let o = f.observe();
+    assert_eq!(o.replica_sets.len(), 3);
+    assert!(SimFleet::from_snapshot(&f.to_snapshot()).is_ok());
+    let mut bad = f.to_snapshot();
+    bad["fleet"]["params"]["stop_max_ms"] = serde_json::json!(u64::MAX);
+    assert!(matches!(
+        SimFleet::from_snapshot(&bad),
+        Err(SnapshotError::Inconsistent(_))
+    ));
+}
