@@ -143,7 +143,7 @@ impl Default for SimParams {
             balancer_round_max_ms: 4_000,
             oplog_window_ms: 24 * 3_600_000,
             initial_uptime_ms: 3_600_000,
-            truth_log_limit: 100_000,
+            truth_log_limit: 10_000,
         }
     }
 }
