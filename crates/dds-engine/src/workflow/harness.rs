@@ -106,6 +106,37 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A fault-free, crash-free scenario with default limits and simulation parameters.
+    pub fn new(seed: u64, topology_name: &str, instance: Instance, kind: OperationKind) -> Self {
+        Scenario {
+            seed,
+            topology_name: topology_name.to_string(),
+            instance,
+            kind,
+            config: UpgradeConfig::default(),
+            params: SimParams::default(),
+            faults: Vec::new(),
+            crash: CrashPlan::Never,
+        }
+    }
+
+    /// An upgrade from [`FROM_KERNEL`] to [`TO_KERNEL`] of `topology`.
+    pub fn upgrade(seed: u64, topology_name: &str, topology: Topology) -> Self {
+        Self::new(
+            seed,
+            topology_name,
+            fixtures::instance("dds-bpsim", "4.4", topology),
+            OperationKind::Upgrade {
+                target_kernel: TO_KERNEL.to_string(),
+            },
+        )
+    }
+
+    pub fn with_fault(mut self, row: &'static str, fault: Fault) -> Self {
+        self.faults.push(FaultSpec::Sim { row, fault });
+        self
+    }
+
     /// `seed=… topology=… op=… faults=… crash=…`, the line a failing test prints.
     pub fn describe(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
@@ -131,6 +162,8 @@ pub struct RunSummary {
     pub resumes: u64,
     pub virtual_ms: Millis,
     pub report: Report,
+    /// The fleet's ground truth at the end (after a settling period).
+    pub truth: Truth,
 }
 
 /// A run that broke an invariant (or never finished).
@@ -604,6 +637,7 @@ pub fn run_traced(
         resumes,
         virtual_ms: end_ms - START_MS,
         report,
+        truth: fleet.truth().clone(),
     })
 }
 

@@ -1079,14 +1079,13 @@ impl RollingOperation {
                     }
                 }
             }
-            let mut in_flight = self
-                .mongos
-                .iter()
-                .filter(|m| m.proc.step.in_flight())
-                .count();
+            // Mongos go in waves: the next wave starts once every mongos of the previous one passed its gate,
+            // so a kernel that fails on one wave never reaches the next.
+            let wave_open = !self.mongos.iter().any(|m| m.proc.step.in_flight());
+            let mut in_flight = 0;
             let n = self.mongos.len();
             for k in 0..n {
-                if in_flight >= batch {
+                if !wave_open || in_flight >= batch {
                     break;
                 }
                 if !(self.mongos[k].in_scope && self.mongos[k].proc.step == MemberStep::Pending) {
