@@ -1062,13 +1062,13 @@ fn a_careful_rolling_upgrade_keeps_every_invariant_over_many_seeds() {
     }
 }
 
-/// Cost of the simulation itself: `cargo test --release -p dds-engine --lib sim_cost -- --ignored --nocapture`.
+/// Cost probes, timed by the test harness's own "finished in" (the engine reads no clock):
+/// `cargo test --release -p dds-engine --lib sim_cost_upgrades -- --ignored --nocapture --test-threads 1`.
 #[test]
 #[ignore]
-fn sim_cost() {
+fn sim_cost_upgrades() {
     let topo = fixtures::sharded(3, 3, K1);
-    let seeds = 2_000;
-    let started = std::time::Instant::now();
+    let seeds = 2_000u64;
     let mut observations = 0;
     let mut sim_ms = 0;
     for seed in 0..seeds {
@@ -1076,17 +1076,60 @@ fn sim_cost() {
         observations += careful_upgrade(&mut f, K2, None);
         sim_ms += f.now_ms() - T0;
     }
-    let wall = started.elapsed();
-    let f = SimFleet::new(&topo, SimParams::default(), 1, T0);
-    let t = std::time::Instant::now();
-    for _ in 0..100_000 {
-        std::hint::black_box(f.observe());
-    }
-    let per_observe = t.elapsed() / 100_000;
     eprintln!(
-        "{seeds} upgrades of 3 shards + cfg + 3 mongos: {wall:?} total, {:?} per upgrade, {} observations per upgrade, {} s simulated per upgrade; observe() alone {per_observe:?}",
-        wall / seeds as u32,
-        observations / seeds as usize,
+        "{seeds} upgrades of cfg + 3 shards (PSH) + 3 mongos: {} observe/advance rounds and {} s of virtual time per upgrade",
+        observations as u64 / seeds,
         sim_ms / seeds / 1_000
     );
+}
+
+/// `cargo test --release -p dds-engine --lib sim_cost_observe -- --ignored --test-threads 1`: one million
+/// observations of that cluster.
+#[test]
+#[ignore]
+fn sim_cost_observe() {
+    let f = SimFleet::new(&fixtures::sharded(3, 3, K1), SimParams::default(), 1, T0);
+    for _ in 0..1_000_000 {
+        std::hint::black_box(f.observe());
+    }
+}
+
+#[test]
+fn extreme_times_and_parameters_do_not_break_the_fleet() {
+    let params = SimParams {
+        election_timeout_ms: u64::MAX,
+        stop_min_ms: u64::MAX,
+        stop_max_ms: 0,
+        catch_up_rate_max_permille: u64::MAX,
+        heartbeat_interval_ms: 0,
+        ..SimParams::default()
+    };
+    let mut f = SimFleet::new(&fixtures::sharded(2, 2, K1), params, 1, u64::MAX - 5);
+    assert!(f.params().election_timeout_ms <= SimParams::MAX_DURATION_MS);
+    f.arm_fault(Fault::SlowStart {
+        node_id: "shard0-1".into(),
+        extra_ms: u64::MAX,
+    })
+    .unwrap();
+    f.arm_fault(Fault::Crash {
+        node_id: "shard1-1".into(),
+        at_ms: u64::MAX,
+        recover_after_ms: Some(u64::MAX),
+    })
+    .unwrap();
+    f.apply(&stop("shard0", "shard0-1")).unwrap();
+    f.apply(&step_down("shard1", "shard1-0", 1)).unwrap();
+    f.advance_to(u64::MAX);
+    // Time has ended: the shutdown never completes.
+    assert!(f.apply(&start("shard0", "shard0-1", K2)).is_err());
+    f.advance_to(u64::MAX);
+    let o = f.observe();
+    assert_eq!(o.replica_sets.len(), 3);
+    assert!(SimFleet::from_snapshot(&f.to_snapshot()).is_ok());
+    let mut bad = f.to_snapshot();
+    bad["fleet"]["params"]["stop_max_ms"] = serde_json::json!(u64::MAX);
+    assert!(matches!(
+        SimFleet::from_snapshot(&bad),
+        Err(SnapshotError::Inconsistent(_))
+    ));
 }
