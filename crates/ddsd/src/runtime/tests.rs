@@ -43,16 +43,24 @@ async fn start_with_store_clock(
     config: RuntimeConfig,
     clock: Clock,
 ) -> Node {
-    let store = Arc::new(
-        SqliteStore::open_in(
+    // After an in-process "crash" the previous store goes away once its tasks are cancelled, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        let opened = SqliteStore::open_in(
             dir.path(),
             SqliteOptions {
-                clock,
+                clock: clock.clone(),
                 ..SqliteOptions::default()
             },
-        )
-        .unwrap(),
-    );
+        );
+        match opened {
+            Ok(s) => break Arc::new(s),
+            Err(crate::store::StoreError::Locked(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let plane = Arc::new(
         SimPlane::open(
             store.clone(),
