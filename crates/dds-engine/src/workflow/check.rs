@@ -584,6 +584,7 @@ fn check_gated_done(
             };
             let kernel = after.target().unwrap_or(&pa.from_kernel);
             if !(m.process_up && m.healthy && m.state.is_steady())
+                || m.state_since_ms < m.started_ms.unwrap_or(0)
                 || m.kernel_version.as_deref() != Some(kernel)
                 || ro.primary.is_none()
                 || lag_ms(role, ro, m) > role.lag_allowance_ms(cfg.max_lag_ms)

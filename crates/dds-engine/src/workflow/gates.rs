@@ -113,6 +113,9 @@ pub enum GateUnmet {
     NotSteady {
         state: MemberState,
     },
+    /// The reported state predates the running process: heartbeats have not caught up with the restart yet
+    /// (`replSetGetStatus` can show the old process's SECONDARY for up to a heartbeat interval).
+    StateFromBeforeStart,
     Unhealthy,
     /// Lag cannot be judged without a primary.
     NoPrimary,
@@ -133,6 +136,7 @@ impl GateUnmet {
                 | GateUnmet::WrongKernel { .. }
                 | GateUnmet::NotRestarted
                 | GateUnmet::NotSteady { .. }
+                | GateUnmet::StateFromBeforeStart
         )
     }
 }
@@ -145,6 +149,9 @@ impl fmt::Display for GateUnmet {
             GateUnmet::WrongKernel { observed } => write!(f, "running kernel {observed:?}"),
             GateUnmet::NotRestarted => write!(f, "process not restarted"),
             GateUnmet::NotSteady { state } => write!(f, "state {state:?}"),
+            GateUnmet::StateFromBeforeStart => {
+                write!(f, "state not yet reported since the restart")
+            }
             GateUnmet::Unhealthy => write!(f, "unhealthy from the primary"),
             GateUnmet::NoPrimary => write!(f, "no primary to measure lag against"),
             GateUnmet::Lagging { lag_ms, allowed_ms } => {
@@ -287,8 +294,8 @@ pub struct Expect<'a> {
     pub max_lag_ms: u64,
 }
 
-/// I8 a–d for a restarted member. `Ok` carries since when the member has been in its current state, the
-/// earliest point its stability window can count from.
+/// I8 a–d for a restarted member. `Ok` carries since when the member has been in its current state (and
+/// running this process), the earliest point its stability window can count from.
 pub fn post_start(
     role: &MemberRole,
     rs: &ReplicaSetObservation,
@@ -313,6 +320,12 @@ pub fn post_start(
     if !m.state.is_steady() {
         return Err(GateUnmet::NotSteady { state: m.state });
     }
+    // State and health come from heartbeats; what was reported before this process started says nothing
+    // about it.
+    let started = m.started_ms.unwrap_or(0);
+    if m.state_since_ms < started {
+        return Err(GateUnmet::StateFromBeforeStart);
+    }
     if !m.healthy {
         return Err(GateUnmet::Unhealthy);
     }
@@ -327,7 +340,7 @@ pub fn post_start(
             allowed_ms: allowed,
         });
     }
-    Ok(m.state_since_ms)
+    Ok(m.state_since_ms.max(started))
 }
 
 #[cfg(test)]
@@ -467,7 +480,7 @@ mod tests {
     fn post_start_checks_kernel_restart_state_health_and_lag() {
         let delayed = role("d", MemberKind::Delayed);
         let mut d = obs("d", MemberState::Secondary, 10_000_000 - 3_600_000 / 2);
-        d.started_ms = Some(7);
+        d.started_ms = Some(4);
         let mut set = rs(vec![obs("a", MemberState::Primary, 10_000_000), d.clone()]);
         set.primary_optime_ms = 10_000_000;
         let expect = Expect {
@@ -494,7 +507,7 @@ mod tests {
                 &delayed,
                 &set,
                 Expect {
-                    old_started_ms: Some(7),
+                    old_started_ms: Some(4),
                     ..expect
                 }
             ),
@@ -505,6 +518,21 @@ mod tests {
             post_start(&plain, &set, expect),
             Err(GateUnmet::Lagging { .. })
         ));
+        // A state reported before the current process started is stale.
+        set.members[1].started_ms = Some(6);
+        assert_eq!(
+            post_start(
+                &delayed,
+                &set,
+                Expect {
+                    old_started_ms: Some(1),
+                    ..expect
+                }
+            ),
+            Err(GateUnmet::StateFromBeforeStart)
+        );
+        set.members[1].started_ms = Some(5);
+        assert_eq!(post_start(&delayed, &set, expect), Ok(5));
         set.members[1].state = MemberState::Startup2;
         assert_eq!(
             post_start(&delayed, &set, expect),

@@ -231,6 +231,10 @@ pub struct ProcessRecord {
     pub serving_again_ms: Option<Millis>,
     /// Kernel last observed running.
     pub last_kernel: Option<String>,
+    /// A start was refused because the process was still shutting down (a mongos stops being reported as up
+    /// as soon as its quiesce begins): try again at this time.
+    #[serde(default)]
+    pub start_retry_at_ms: Option<Millis>,
     /// Restarted by this operation and passed its gate.
     pub restarted: bool,
     pub revert: Option<RevertOutcome>,
@@ -249,6 +253,7 @@ impl ProcessRecord {
             stop_issued_ms: None,
             serving_again_ms: None,
             last_kernel: None,
+            start_retry_at_ms: None,
             restarted: false,
             revert: None,
         }
@@ -389,6 +394,23 @@ pub struct RollingOperation {
     pub commands_issued: u64,
     /// Commands the plane accepted (the executed steps).
     pub commands_ok: u64,
+}
+
+/// Wait before repeating a start the plane refused because the process was still exiting.
+const START_RETRY_MS: Millis = 1_000;
+
+/// Whether a (repeated) start may be sent now; otherwise schedules the wake-up.
+fn start_allowed(p: &mut ProcessRecord, cx: &mut Cx) -> bool {
+    match p.start_retry_at_ms {
+        Some(t) if cx.now < t => {
+            cx.wake_at(t);
+            false
+        }
+        _ => {
+            p.start_retry_at_ms = None;
+            true
+        }
+    }
 }
 
 /// Per-step scratch: commands to issue, the next wake-up, failures raised.
@@ -727,7 +749,7 @@ impl RollingOperation {
                 let restarted_process = match p.pre_stop_started_ms {
                     Some(old) => m.started_ms != Some(old),
                     None => true,
-                };
+                } && m.state_since_ms >= m.started_ms.unwrap_or(0);
                 if p.stop_issued_ms.is_some()
                     && p.serving_again_ms.is_none()
                     && matches!(p.step, MemberStep::Gating { .. } | MemberStep::Done)
@@ -1368,6 +1390,10 @@ fn member_result(
                 acked: true,
             }
         }
+        (MemberStep::Starting { .. }, false, Err(CommandError::NotStopped(_))) if rs.is_none() => {
+            // A mongos is reported down as soon as its shutdown begins; the process has not exited yet.
+            p.start_retry_at_ms = Some(cx.now + START_RETRY_MS);
+        }
         (MemberStep::Starting { issued_ms, .. }, false, Err(CommandError::NotStopped(_))) => {
             // Already running (a repeated start after a resume): judge it by the gate.
             p.step = MemberStep::Gating {
@@ -1400,7 +1426,7 @@ fn member_result(
             MemberStep::Reverting(RevertStage::Starting { .. }),
             false,
             Err(CommandError::NotStopped(_)),
-        ) => {}
+        ) => p.start_retry_at_ms = Some(cx.now + START_RETRY_MS),
         (MemberStep::Reverting(RevertStage::Starting { .. }), false, Err(e)) => {
             p.revert = Some(RevertOutcome::Failed {
                 reason: format!("start on {} refused: {e}", p.from_kernel),
@@ -1858,7 +1884,7 @@ fn advance_member(
                         cx,
                     );
                 }
-            } else {
+            } else if start_allowed(&mut rs.procs[j], cx) {
                 let p = &rs.procs[j];
                 cx.cmds.push(Command::StartMember {
                     replica_set: rs_name,
@@ -2030,7 +2056,7 @@ fn advance_revert(
                     reason: format!("not serving on {from} before the deadline"),
                 });
                 rs.procs[j].step = MemberStep::Failed;
-            } else if !up && !acked {
+            } else if !up && !acked && start_allowed(&mut rs.procs[j], cx) {
                 cx.cmds.push(start_cmd());
             }
         }
@@ -2089,7 +2115,7 @@ fn advance_mongos(env: &Env<'_>, p: &mut ProcessRecord, obs: &DeploymentObservat
                         cx,
                     );
                 }
-            } else {
+            } else if start_allowed(p, cx) {
                 cx.cmds.push(Command::StartMongos {
                     node_id: p.node_id.clone(),
                     kernel_version: env.expected_kernel(p).to_string(),
@@ -2194,7 +2220,7 @@ fn advance_mongos(env: &Env<'_>, p: &mut ProcessRecord, obs: &DeploymentObservat
                             reason: format!("not serving on {from} before the deadline"),
                         });
                         p.step = MemberStep::Failed;
-                    } else if !up && !acked {
+                    } else if !up && !acked && start_allowed(p, cx) {
                         cx.cmds.push(start);
                     }
                 }

@@ -254,8 +254,7 @@ impl Toy {
 
     fn set_up(&mut self, rs: &str, node: &str, kernel: &str) {
         let now = self.now;
-        self.started_counter += 1;
-        let started = now + self.started_counter;
+        let started = now;
         let spec = self.spec(rs, node);
         let stuck = self.stuck_startup2.contains(node);
         let lagging = self.lagging.contains(node);
