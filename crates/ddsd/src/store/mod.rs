@@ -450,6 +450,9 @@ pub enum StoreError {
     /// An argument is out of bounds or malformed; nothing was changed.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// Another store (in this or another process) has the database open.
+    #[error("{0} is in use by another ddsd")]
+    Locked(String),
     /// The database was written by a newer ddsd.
     #[error("database schema version {found} is newer than this ddsd supports ({supported})")]
     SchemaTooNew { found: u32, supported: u32 },

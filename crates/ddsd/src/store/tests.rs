@@ -1290,12 +1290,38 @@ async fn concurrent_begin_operations_have_exactly_one_winner() {
     }
 }
 
+#[tokio::test]
+async fn a_second_store_on_the_same_file_is_refused_until_the_first_closes() {
+    let dir = TempDir::new("store");
+    let first = open_store(&dir);
+    let second = SqliteStore::open_in(dir.path(), SqliteOptions::default());
+    assert!(
+        matches!(second, Err(StoreError::Locked(_))),
+        "{:?}",
+        second.err()
+    );
+    drop(first);
+    let again = open_store(&dir);
+    assert!(again.get_instance("x").await.unwrap().is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_on_one_file_still_have_exactly_one_winner() {
-    // What a second process on the same file would do: separate connections, SQLite's own locking.
+    // Separate connections writing one file, kept apart only by SQLite's own locking: what a store shared by
+    // several writers (the PostgreSQL case) must get right. ddsd itself never does this with SQLite.
     let dir = TempDir::new("store");
-    let a = Arc::new(open_store(&dir));
-    let b = Arc::new(open_store(&dir));
+    let shared = || {
+        SqliteStore::open_in(
+            dir.path(),
+            SqliteOptions {
+                exclusive: false,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let a = Arc::new(shared());
+    let b = Arc::new(shared());
     for round in 0..10 {
         let id = format!("dds-two{round}");
         create_running(&a, replica_set(&id, "2026-01-01T00:00:00Z")).await;
