@@ -53,6 +53,10 @@ struct FileConfig {
     max_connections: Option<usize>,
     key_rate_per_sec: Option<f64>,
     key_rate_burst: Option<u32>,
+    /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
+    /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.
+    sim_speed: Option<f64>,
+    /// Operations the runtime drives at the same time (a limit: `crate::limits`).
     max_concurrent_operations: Option<usize>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
@@ -79,6 +83,7 @@ pub struct Config {
     pub regions_file: Option<PathBuf>,
     /// Every bound on client input and load (docs/limits.md).
     pub limits: LimitSettings,
+    pub sim_speed: f64,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -96,6 +101,7 @@ impl fmt::Debug for Config {
             .field("endpoint", &self.endpoint)
             .field("regions_file", &self.regions_file)
             .field("limits", &self.limits)
+            .field("sim_speed", &self.sim_speed)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -152,6 +158,8 @@ impl Config {
             },
             env,
         )?;
+        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(1.0);
+        crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
@@ -183,6 +191,7 @@ impl Config {
             limits,
             access_keys,
             admin_access_keys,
+            sim_speed,
         })
     }
 }
@@ -267,6 +276,26 @@ mod tests {
         std::fs::remove_file(p).unwrap();
         let e = Config::resolve(&args(&["ddsd", "serve", "--listen", "localhost"])).unwrap_err();
         assert!(format!("{e:#}").contains("IP:PORT"), "{e:#}");
+        for bad in ["0", "-1", "NaN", "1e9"] {
+            let flag = format!("--sim-speed={bad}");
+            let e = Config::resolve(&args(&["ddsd", "serve", &flag])).unwrap_err();
+            assert!(format!("{e:#}").contains("sim_speed"), "{bad}: {e:#}");
+        }
+        let p = temp_file("speed", "sim_speed = 50.0\nmax_concurrent_operations = 4\n");
+        let path = p.to_str().unwrap();
+        let c = Config::resolve(&args(&["ddsd", "serve", "--config", path])).unwrap();
+        assert_eq!((c.sim_speed, c.limits.max_concurrent_operations), (50.0, 4));
+        let c = Config::resolve(&args(&[
+            "ddsd",
+            "serve",
+            "--config",
+            path,
+            "--sim-speed",
+            "7",
+        ]))
+        .unwrap();
+        assert_eq!(c.sim_speed, 7.0);
+        std::fs::remove_file(p).unwrap();
     }
 
     #[test]

@@ -44,6 +44,8 @@ use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Conte
 use crate::config::Config;
 use crate::keys;
 use crate::limits::Limiter;
+use crate::plane::sim::{SimPlane, SimPlaneConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{SqliteOptions, SqliteStore, Store};
 
 /// Shared state of the endpoint.
@@ -89,6 +91,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("opening the store")?,
     );
     let kernels = Arc::new(KernelCatalog::load(&*store).await?);
+    let plane = Arc::new(
+        SimPlane::open(
+            store.clone(),
+            SimPlaneConfig {
+                speed: config.sim_speed,
+                ..SimPlaneConfig::default()
+            },
+        )
+        .await
+        .context("opening the simulated data plane")?,
+    );
+    // Resumes every operation a previous run left unfinished (a crash, kill -9, power loss).
+    let runtime = Runtime::start(
+        store.clone(),
+        plane.clone(),
+        RuntimeConfig {
+            max_concurrent_operations: config.limits.max_concurrent_operations,
+            ..RuntimeConfig::default()
+        },
+    );
     let mut admin_keys: std::collections::BTreeSet<String> =
         config.admin_access_keys.iter().cloned().collect();
     admin_keys.insert(admin.access_key_id.clone());
@@ -98,7 +120,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         kernels,
         admin_keys,
-        runtime: None,
+        runtime: Some(runtime.handle()),
+        plane: Some(plane.clone()),
+        sim: Some(plane.clone()),
+        rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
     let limits = &config.limits;
     let app = Arc::new(App {
@@ -138,6 +163,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown,
     )
     .await;
+    // Operations stop between steps; what they persisted resumes on the next start.
+    runtime.shutdown().await;
     info!("ddsd stopped");
     Ok(())
 }
