@@ -644,6 +644,10 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         });
         println!("{summary}");
     }
+    // A runtime may not be dropped (blocking) inside another one.
+    if let Ok(rt) = Arc::try_unwrap(rt) {
+        rt.shutdown_background();
+    }
     drop(spawned);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

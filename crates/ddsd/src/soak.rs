@@ -235,6 +235,8 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let report = load.await.context("the load generator stopped")??;
+    // A runtime may not be dropped (blocking) inside another one.
+    rt.shutdown_background();
     bench_api::print_report("soak load", &report);
 
     // 1. Every operation finishes.
