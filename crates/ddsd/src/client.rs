@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acs_rpc::{
-    sign_v1_request, sign_v3_request, Credentials as SignCredentials, Secret, V3Request,
+    sign_v1_request, sign_v3_request, Credentials as SignCredentials, Format, Secret, V3Request,
 };
 use anyhow::{bail, Context as _};
 use serde_json::Value;
@@ -200,6 +200,41 @@ impl Client {
 
     /// Calls `action` with `params` (business parameters) and returns the JSON response body.
     pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let raw = self.call_raw(action, params, Format::Json).await?;
+        let status = raw.status;
+        let body: Value = serde_json::from_slice(&raw.body).map_err(|e| ClientError::Decode {
+            status,
+            detail: format!(
+                "{e}: {}",
+                String::from_utf8_lossy(&raw.body[..raw.body.len().min(200)])
+            ),
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        if body.get("Code").is_none() {
+            return Err(ClientError::Decode {
+                status,
+                detail: "error response without Code".into(),
+            });
+        }
+        Err(ClientError::Api {
+            status,
+            code: field("Code"),
+            message: field("Message"),
+            request_id: field("RequestId"),
+        })
+    }
+
+    /// Calls `action` and hands back the response as sent, in `format` (V1 sends `Format`; V3 asks
+    /// with the `accept` header). Only a transport failure is an error.
+    pub async fn call_raw(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        format: Format,
+    ) -> Result<RawResponse, ClientError> {
         let nonce = uuid::Uuid::new_v4().to_string();
         let creds = SignCredentials {
             access_key_id: &self.credentials.access_key_id,
@@ -207,21 +242,25 @@ impl Client {
             nonce: &nonce,
             timestamp: time::OffsetDateTime::now_utc(),
         };
+        let (format_param, accept) = match format {
+            Format::Json => ("JSON", "application/json"),
+            Format::Xml => ("XML", "application/xml"),
+        };
         let request = match self.signature {
             Signature::V1 => {
                 let mut all: Vec<(&str, &str)> = vec![
                     ("Action", action),
                     ("Version", API_VERSION),
-                    ("Format", "JSON"),
+                    ("Format", format_param),
                 ];
                 all.extend_from_slice(params);
                 let query = sign_v1_request("POST", &all, &creds);
                 self.http
                     .post(format!("{}/?{query}", self.base_url))
-                    .header("accept", "application/json")
+                    .header("accept", accept)
             }
             Signature::V3 => {
-                let headers = [("accept", "application/json")];
+                let headers = [("accept", accept)];
                 let signed = sign_v3_request(
                     &V3Request {
                         method: "POST",
@@ -248,34 +287,31 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
-        let bytes = response
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response
             .bytes()
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_vec();
+        Ok(RawResponse {
             status,
-            detail: format!(
-                "{e}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ),
-        })?;
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
-        if body.get("Code").is_none() {
-            return Err(ClientError::Decode {
-                status,
-                detail: "error response without Code".into(),
-            });
-        }
-        Err(ClientError::Api {
-            status,
-            code: field("Code"),
-            message: field("Message"),
-            request_id: field("RequestId"),
+            content_type,
+            body,
         })
     }
+}
+
+/// A response as it came off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 /// The data dir the CLI falls back to: `DDSD_DATA_DIR`, else `./data` (as `ddsd serve`).

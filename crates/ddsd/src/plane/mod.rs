@@ -11,6 +11,8 @@
 //! stretch of plane time into how long the runtime actually sleeps. For a real deployment both clocks are the
 //! wall clock; for the simulation, plane time runs `sim_speed` times faster.
 
+pub mod sim;
+
 use crate::store::{Clock, Store, StoreError};
 use dds_engine::model::Instance;
 use dds_engine::plane::{Command, CommandError, DeploymentObservation, Millis};

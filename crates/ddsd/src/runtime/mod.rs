@@ -30,6 +30,9 @@
 pub mod operation;
 pub mod provision;
 
+#[cfg(test)]
+mod tests;
+
 pub use operation::{Completion, Effect, OperationState, Step};
 pub use provision::ProvisionConfig;
 

@@ -7,7 +7,8 @@ use dds_engine::model::{
 };
 use std::path::{Path, PathBuf};
 
-pub const KERNEL: &str = "mongodb_20230613_4.0.25";
+/// An older 4.0 kernel from the embedded catalog, so upgrades have somewhere to go.
+pub const KERNEL: &str = "mongodb_20220518_4.0.21";
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -43,7 +44,7 @@ fn member(node_id: String, kind: MemberKind, priority: u8) -> MemberSpec {
     }
 }
 
-/// Primary-secondary-hidden, as the vendor builds a three-node replica set.
+/// Primary-secondary-hidden with equal priorities, as the vendor builds a three-node replica set.
 pub fn replica_set_spec(name: &str, node_id: &str, kind: ReplicaSetKind) -> ReplicaSetSpec {
     ReplicaSetSpec {
         name: name.into(),
@@ -52,7 +53,7 @@ pub fn replica_set_spec(name: &str, node_id: &str, kind: ReplicaSetKind) -> Repl
         class: "dds.mongo.mid".into(),
         storage_gb: 20,
         members: vec![
-            member(format!("{node_id}-0"), MemberKind::Electable, 2),
+            member(format!("{node_id}-0"), MemberKind::Electable, 1),
             member(format!("{node_id}-1"), MemberKind::Electable, 1),
             member(format!("{node_id}-2"), MemberKind::Hidden, 0),
         ],

@@ -475,6 +475,15 @@ impl Clock {
     pub fn manual(ms: Arc<AtomicU64>) -> Clock {
         Clock(Arc::new(move || ms.load(Ordering::SeqCst)))
     }
+    /// The system clock plus a skew that tests can move forward (e.g. to let a lease lapse).
+    pub fn skewed(skew_ms: Arc<AtomicU64>) -> Clock {
+        let system = Clock::system();
+        Clock(Arc::new(move || {
+            system
+                .now_ms()
+                .saturating_add(skew_ms.load(Ordering::SeqCst))
+        }))
+    }
     pub fn now_ms(&self) -> u64 {
         (self.0)()
     }
