@@ -46,6 +46,11 @@ struct FileConfig {
     body_read_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
     nonce_capacity: Option<usize>,
+    /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
+    /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.
+    sim_speed: Option<f64>,
+    /// Operations the runtime drives at the same time.
+    max_concurrent_operations: Option<usize>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
 }
@@ -73,6 +78,8 @@ pub struct Config {
     pub body_read_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
     pub nonce_capacity: usize,
+    pub sim_speed: f64,
+    pub max_concurrent_operations: usize,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -93,6 +100,8 @@ impl fmt::Debug for Config {
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("header_read_timeout_ms", &self.header_read_timeout_ms)
             .field("nonce_capacity", &self.nonce_capacity)
+            .field("sim_speed", &self.sim_speed)
+            .field("max_concurrent_operations", &self.max_concurrent_operations)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -125,6 +134,14 @@ impl Config {
         let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
             bail!("max_body_bytes must be positive");
+        }
+        let sim_speed = file.sim_speed.unwrap_or(1.0);
+        crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let max_concurrent_operations = file
+            .max_concurrent_operations
+            .unwrap_or(crate::runtime::RuntimeConfig::default().max_concurrent_operations);
+        if max_concurrent_operations == 0 {
+            bail!("max_concurrent_operations must be positive");
         }
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
@@ -168,6 +185,8 @@ impl Config {
                 .unwrap_or(acs_rpc::BoundedNonceGuard::DEFAULT_CAPACITY),
             access_keys,
             admin_access_keys,
+            sim_speed,
+            max_concurrent_operations,
         })
     }
 }

@@ -38,6 +38,8 @@ use tracing::{field, info, info_span, warn, Instrument as _, Span};
 use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
+use crate::plane::sim::{SimPlane, SimPlaneConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{SqliteOptions, SqliteStore, Store};
 
 /// Shared state of the endpoint.
@@ -81,6 +83,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("opening the store")?,
     );
     let kernels = Arc::new(KernelCatalog::load(&*store).await?);
+    let plane = Arc::new(
+        SimPlane::open(
+            store.clone(),
+            SimPlaneConfig {
+                speed: config.sim_speed,
+                ..SimPlaneConfig::default()
+            },
+        )
+        .await
+        .context("opening the simulated data plane")?,
+    );
+    // Resumes every operation a previous run left unfinished (a crash, kill -9, power loss).
+    let runtime = Runtime::start(
+        store.clone(),
+        plane,
+        RuntimeConfig {
+            max_concurrent_operations: config.max_concurrent_operations,
+            ..RuntimeConfig::default()
+        },
+    );
     let mut admin_keys: std::collections::BTreeSet<String> =
         config.admin_access_keys.iter().cloned().collect();
     admin_keys.insert(admin.access_key_id.clone());
@@ -90,7 +112,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         kernels,
         admin_keys,
-        runtime: None,
+        runtime: Some(runtime.handle()),
     });
     let app = Arc::new(App {
         keys: Arc::new(key_store),
@@ -120,6 +142,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // trickling its request head would hold a connection forever.
     let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
     serve_connections(listener, router(app), header_timeout, shutdown).await;
+    // Operations stop between steps; what they persisted resumes on the next start.
+    runtime.shutdown().await;
     info!("ddsd stopped");
     Ok(())
 }
