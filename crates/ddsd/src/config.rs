@@ -12,6 +12,7 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
+use crate::metrics::MetricsAccess;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -51,6 +52,8 @@ struct FileConfig {
     sim_speed: Option<f64>,
     /// Operations the runtime drives at the same time.
     max_concurrent_operations: Option<usize>,
+    /// Who may read `GET /metrics`: `loopback` (default), `any`, `off`.
+    metrics: Option<MetricsAccess>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
 }
@@ -80,6 +83,7 @@ pub struct Config {
     pub nonce_capacity: usize,
     pub sim_speed: f64,
     pub max_concurrent_operations: usize,
+    pub metrics: MetricsAccess,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -102,6 +106,7 @@ impl fmt::Debug for Config {
             .field("nonce_capacity", &self.nonce_capacity)
             .field("sim_speed", &self.sim_speed)
             .field("max_concurrent_operations", &self.max_concurrent_operations)
+            .field("metrics", &self.metrics)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -187,6 +192,7 @@ impl Config {
             admin_access_keys,
             sim_speed,
             max_concurrent_operations,
+            metrics: file.metrics.unwrap_or_default(),
         })
     }
 }

@@ -133,10 +133,15 @@ pub const ACTIONS: &[(&str, Handler)] = &[
 ];
 
 pub fn lookup(action: &str) -> Option<Handler> {
+    lookup_named(action).map(|(_, h)| h)
+}
+
+/// The handler and the table's own (`'static`) spelling of the action's name.
+pub fn lookup_named(action: &str) -> Option<(&'static str, Handler)> {
     ACTIONS
         .iter()
         .find(|(name, _)| *name == action)
-        .map(|(_, h)| *h)
+        .map(|(name, h)| (*name, *h))
 }
 
 /// A [`Context`] over a fresh store in a temporary directory, for handler tests.
