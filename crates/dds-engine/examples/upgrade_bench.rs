@@ -278,7 +278,15 @@ fn run(
                 eprintln!("{} {:?} {:?}", c.at_ms - START_MS, c.command, c.result);
             }
             eprintln!("{:#?}", fleet.observe().mongos);
-            eprintln!("{:#?}", fleet.truth().processes.iter().filter(|p| p.replica_set.is_none()).collect::<Vec<_>>());
+            eprintln!(
+                "{:#?}",
+                fleet
+                    .truth()
+                    .processes
+                    .iter()
+                    .filter(|p| p.replica_set.is_none())
+                    .collect::<Vec<_>>()
+            );
         }
         return Err(format!("upgrade failed: {f:?}"));
     }
@@ -489,13 +497,24 @@ fn main() {
     println!();
     println!("throughput (event-driven, random durations, wall clock on this machine):");
     for case in cases().into_iter().filter(|c| {
-        c.name.starts_with("replica set") || c.name.contains("4 shard(s)") || c.name.contains("16 shard(s)")
+        c.name.starts_with("replica set")
+            || c.name.contains("4 shard(s)")
+            || c.name.contains("16 shard(s)")
     }) {
-        let n = if case.name.contains("16") { seeds.max(5) } else { seeds.max(50) * 4 };
+        let n = if case.name.contains("16") {
+            seeds.max(5)
+        } else {
+            seeds.max(50) * 4
+        };
         let t = Instant::now();
         for seed in 0..n {
-            if let Err(e) = run(&case.instance, &case.cfg, &SimParams::default(), 10_000 + seed, None)
-            {
+            if let Err(e) = run(
+                &case.instance,
+                &case.cfg,
+                &SimParams::default(),
+                10_000 + seed,
+                None,
+            ) {
                 eprintln!("{} seed {seed}: {e}", case.name);
                 std::process::exit(1);
             }

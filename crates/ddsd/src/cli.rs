@@ -204,6 +204,9 @@ pub struct ServeArgs {
     /// Log line format on stderr. Default text.
     #[arg(long, env = "DDSD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Speed of the simulated data plane (plane time per wall time). Default 1.
+    #[arg(long, env = "DDSD_SIM_SPEED", value_name = "FACTOR")]
+    pub sim_speed: Option<f64>,
 }
 
 pub fn run() -> ExitCode {

@@ -140,7 +140,7 @@ impl Config {
         if max_body_bytes == 0 {
             bail!("max_body_bytes must be positive");
         }
-        let sim_speed = file.sim_speed.unwrap_or(1.0);
+        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(1.0);
         crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let max_concurrent_operations = file
             .max_concurrent_operations
@@ -277,5 +277,25 @@ mod tests {
         std::fs::remove_file(p).unwrap();
         let e = Config::resolve(&args(&["ddsd", "serve", "--listen", "localhost"])).unwrap_err();
         assert!(format!("{e:#}").contains("IP:PORT"), "{e:#}");
+        for bad in ["0", "-1", "NaN", "1e9"] {
+            let flag = format!("--sim-speed={bad}");
+            let e = Config::resolve(&args(&["ddsd", "serve", &flag])).unwrap_err();
+            assert!(format!("{e:#}").contains("sim_speed"), "{bad}: {e:#}");
+        }
+        let p = temp_file("speed", "sim_speed = 50.0\nmax_concurrent_operations = 4\n");
+        let path = p.to_str().unwrap();
+        let c = Config::resolve(&args(&["ddsd", "serve", "--config", path])).unwrap();
+        assert_eq!((c.sim_speed, c.max_concurrent_operations), (50.0, 4));
+        let c = Config::resolve(&args(&[
+            "ddsd",
+            "serve",
+            "--config",
+            path,
+            "--sim-speed",
+            "7",
+        ]))
+        .unwrap();
+        assert_eq!(c.sim_speed, 7.0);
+        std::fs::remove_file(p).unwrap();
     }
 }

@@ -114,7 +114,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Resumes every operation a previous run left unfinished (a crash, kill -9, power loss).
     let runtime = Runtime::start(
         store.clone(),
-        plane,
+        plane.clone(),
         RuntimeConfig {
             max_concurrent_operations: config.max_concurrent_operations,
             ..RuntimeConfig::default()
@@ -130,6 +130,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         kernels,
         admin_keys,
         runtime: Some(runtime.handle()),
+        plane: Some(plane.clone()),
+        sim: Some(plane.clone()),
+        rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
     let app = Arc::new(App {
         keys: Arc::new(key_store),

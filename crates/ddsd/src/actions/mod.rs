@@ -17,7 +17,11 @@
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
 //! - [`params`]: typed reading of request parameters (ints, flattened `Name.N.Field` lists);
-//! - [`errors`]: the vendor's error rows and the store-error mapping.
+//! - [`errors`]: the vendor's error rows and the store-error mapping;
+//! - [`upgrade`]: `UpgradeDBInstanceKernelVersion` and the acceptance path of rolling operations;
+//! - [`restart`]: `RestartDBInstance` (whole instance, one shard / config server, one mongos);
+//! - [`operations`]: the extension `DdsdDescribeOperations` (progress and reports of an instance's
+//!   operations, docs/operations.md).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -27,6 +31,10 @@ use std::sync::Arc;
 use acs_rpc::{RpcError, Verified};
 use serde_json::Value;
 
+use dds_engine::workflow::UpgradeConfig;
+
+use crate::plane::sim::SimPlane;
+use crate::plane::DataPlane;
 use crate::runtime::RuntimeHandle;
 use crate::store::Store;
 
@@ -35,8 +43,11 @@ pub mod describe;
 pub mod errors;
 pub mod instances;
 pub mod kernels;
+pub mod operations;
 pub mod params;
 pub mod regions;
+pub mod restart;
+pub mod upgrade;
 
 #[cfg(test)]
 mod tests;
@@ -59,6 +70,14 @@ pub struct Context {
     /// Told after a handler records an operation, so the runtime picks it up at once (`None`
     /// when nothing drives operations, e.g. handler tests; the runtime's rescan finds them too).
     pub runtime: Option<RuntimeHandle>,
+    /// The data plane, for the live preflight of upgrades and restarts (`None`: not checked when the
+    /// request is accepted; the runtime still checks when the operation starts).
+    pub plane: Option<Arc<dyn DataPlane>>,
+    /// The simulated plane when it is the data plane: the ground truth `DdsdDescribeOperations` adds.
+    pub sim: Option<Arc<SimPlane>>,
+    /// Limits and timeouts of the upgrades and restarts accepted from now on (persisted with each
+    /// operation, so a change applies to new operations only).
+    pub rolling: UpgradeConfig,
 }
 
 impl std::fmt::Debug for Context {
@@ -130,6 +149,15 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("DdsdCreateShardingDBInstance", |c, r| {
         Box::pin(instances::ddsd_create_sharding_db_instance(c, r))
     }),
+    ("UpgradeDBInstanceKernelVersion", |c, r| {
+        Box::pin(upgrade::upgrade_db_instance_kernel_version(c, r))
+    }),
+    ("RestartDBInstance", |c, r| {
+        Box::pin(restart::restart_db_instance(c, r))
+    }),
+    ("DdsdDescribeOperations", |c, r| {
+        Box::pin(operations::ddsd_describe_operations(c, r))
+    }),
 ];
 
 pub fn lookup(action: &str) -> Option<Handler> {
@@ -177,6 +205,9 @@ pub(crate) mod testing {
                 kernels: Arc::new(kernels::KernelCatalog::embedded()),
                 admin_keys: [ADMIN.to_string()].into_iter().collect(),
                 runtime: None,
+                plane: None,
+                sim: None,
+                rolling: UpgradeConfig::default(),
             }),
             _dir: dir,
         }

@@ -1,0 +1,562 @@
+//! `UpgradeDBInstanceKernelVersion`, and the acceptance path it shares with `RestartDBInstance`.
+//!
+//! The handler records intent; the runtime does the rolling upgrade (`dds_engine::workflow::RollingOperation`).
+//! Refusals, checked in this order, each change nothing:
+//!
+//! | condition                                             | code                                   | HTTP |
+//! |-------------------------------------------------------|----------------------------------------|------|
+//! | `DBInstanceId` missing                                | `MissingDBInstanceId`                  | 400  |
+//! | `SwitchMode` not `0`/`1`                              | `InvalidParameter`                     | 400  |
+//! | unknown instance                                      | `InvalidDBInstanceId.NotFound`         | 404  |
+//! | status not `Running`                                  | `OperationDenied.DBInstanceStatus`     | 403  |
+//! | standalone (or a set with one electable member)       | `OperationDenied.DBInstanceType`       | 403  |
+//! | every process already on the newest kernel            | `InvalidMinorVersionAlreadyLatest`     | 400  |
+//! | another operation recorded and unfinished             | `OperationDenied.DBInstanceStatus`     | 403  |
+//! | live preflight: a replica set without exactly one primary, a member down/unsteady/lagging, the oplog window too short, a mongos down, the balancer unobservable | `IncorrectDBInstanceState` | 403 |
+//!
+//! `InvalidMinorVersionAlreadyLatest` is the code (and message) the vendor's RDS API of the same name answers
+//! in the same situation; the Dds API page lists no code of its own.
+//!
+//! Accepted: in ONE store transaction the instance turns `MinorVersionUpgrading` (stays `Running` with
+//! `SwitchMode=1` until the maintenance window opens) and the planned operation is recorded; the answer is
+//! `{RequestId}`. The store re-checks status and "no unfinished operation" inside that transaction, so two
+//! concurrent calls cannot both be accepted.
+
+use std::sync::Arc;
+
+use acs_rpc::{Gateway, RpcError, Verified};
+use dds_engine::model::Instance;
+use dds_engine::workflow::{PreflightError, RollingOperation};
+use serde_json::{json, Value};
+
+use super::errors::{self, from_store};
+use super::params::{clip, optional, required};
+use super::Context;
+use crate::runtime::operation::busy_status;
+use crate::runtime::OperationState;
+use crate::store::Accepted;
+use dds_engine::model::DbInstanceStatus;
+
+/// `SwitchMode`: `0` (default) now, `1` in the maintenance window.
+pub(crate) fn switch_mode(req: &Verified) -> Result<bool, RpcError> {
+    match optional(req, "SwitchMode") {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(v) => Err(RpcError::invalid_parameter(
+            "SwitchMode",
+            format!(
+                "Valid values are 0 (immediately) and 1 (in the maintenance window), got \"{}\".",
+                clip(v)
+            ),
+        )),
+    }
+}
+
+pub(crate) fn already_latest() -> RpcError {
+    RpcError::new(
+        "InvalidMinorVersionAlreadyLatest",
+        400,
+        "Minor version for instance is already the latest version.",
+    )
+}
+
+fn incorrect_state(detail: impl std::fmt::Display) -> RpcError {
+    RpcError::new(
+        "IncorrectDBInstanceState",
+        403,
+        format!("Current DB instance state does not support this operation. {detail}"),
+    )
+}
+
+/// A refusal from the engine's preflight, as the vendor error (with what exactly failed appended).
+pub(crate) fn preflight_error(e: PreflightError) -> RpcError {
+    match e {
+        PreflightError::AlreadyOnTarget { .. } => already_latest(),
+        PreflightError::InvalidTarget { .. } | PreflightError::InvalidConfig { .. } => {
+            tracing::error!(error = %e, "rolling operation could not be planned");
+            Gateway::InternalError.into()
+        }
+        PreflightError::NotRunning { .. } => errors::status_denied(),
+        other => {
+            let v = other.vendor_code();
+            RpcError::new(v.code, v.http_status, format!("{} ({other})", v.message))
+        }
+    }
+}
+
+/// Loads the instance or answers `InvalidDBInstanceId.NotFound`.
+pub(crate) async fn load_instance(ctx: &Context, id: &str) -> Result<Instance, RpcError> {
+    ctx.store
+        .get_instance(id)
+        .await
+        .map_err(from_store)?
+        .ok_or_else(errors::instance_not_found)
+}
+
+/// Records a planned rolling operation: refuses while another operation is unfinished or the deployment fails
+/// the live preflight, then status + operation in one transaction. `deferred` (`SwitchMode=1`) keeps the
+/// instance `Running` until the runtime actually starts the operation inside the maintenance window.
+pub(crate) async fn accept(
+    ctx: &Context,
+    instance: &Instance,
+    op: RollingOperation,
+    deferred: bool,
+) -> Result<Value, RpcError> {
+    let id = instance.id.as_str();
+    // Checked before the live preflight so that "another operation is running" is reported as such, not as
+    // whatever that operation is doing to the deployment right now.
+    let newest = ctx.store.list_operations(id, 1).await.map_err(from_store)?;
+    if newest.first().is_some_and(|o| !o.status.is_finished()) {
+        return Err(errors::status_denied());
+    }
+    if let Some(plane) = &ctx.plane {
+        match plane.observe(id).await {
+            Ok(Some(obs)) => op.preflight(&obs).map_err(preflight_error)?,
+            Ok(None) => return Err(incorrect_state("The instance has no running deployment.")),
+            Err(e) => {
+                tracing::error!(instance_id = %id, error = %e, "cannot observe the deployment");
+                return Err(Gateway::ServiceUnavailable.into());
+            }
+        }
+    }
+    let new_status = if deferred {
+        DbInstanceStatus::Running
+    } else {
+        busy_status(&op)
+    };
+    let state = OperationState::rolling(op);
+    let operation_id = uuid::Uuid::new_v4().to_string();
+    match ctx
+        .store
+        .begin_operation(
+            id,
+            &[DbInstanceStatus::Running],
+            new_status,
+            state.new_operation(operation_id.clone()),
+            None,
+        )
+        .await
+        .map_err(from_store)?
+    {
+        Accepted::New { .. } => {
+            ctx.operation_recorded();
+            tracing::info!(instance_id = %id, operation_id = %operation_id, kind = %state.kind(), deferred, "operation accepted");
+            Ok(json!({}))
+        }
+        // No idempotency record was passed, so nothing can be replayed.
+        Accepted::Replayed { response } => Ok(response),
+    }
+}
+
+/// `UpgradeDBInstanceKernelVersion`.
+pub async fn upgrade_db_instance_kernel_version(
+    ctx: Arc<Context>,
+    req: Verified,
+) -> Result<Value, RpcError> {
+    let id = required(&req, "DBInstanceId")?;
+    let deferred = switch_mode(&req)?;
+    let instance = load_instance(&ctx, id).await?;
+    let catalog = ctx.kernels.snapshot();
+    let Some(target) = catalog.newest(&instance.engine_version) else {
+        tracing::error!(instance_id = %id, engine_version = %instance.engine_version, "engine version not in the kernel catalog");
+        return Err(Gateway::InternalError.into());
+    };
+    let target = target.kernel_version.clone();
+    let mut op = RollingOperation::plan_upgrade(&instance, &target, ctx.rolling.clone())
+        .map_err(preflight_error)?;
+    if deferred {
+        op = op.with_maintain_window(instance.maintain_window);
+    }
+    accept(&ctx, &instance, op, deferred).await
+}
+
+/// A handler context over the real pieces: a SQLite store in a temporary directory, the simulated plane on
+/// sped-up wall time and a runtime driving the operations the handlers record.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::actions::{kernels::KernelCatalog, regions::RegionCatalog};
+    use crate::plane::sim::{SimPlane, SimPlaneConfig};
+    use crate::runtime::{Runtime, RuntimeConfig};
+    use crate::store::fixtures::TempDir;
+    use crate::store::{SqliteOptions, SqliteStore, Store};
+    use acs_rpc::{Format, Scheme};
+    use dds_engine::build::fixtures;
+    use dds_engine::model::Topology;
+    use dds_engine::workflow::UpgradeConfig;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    pub const ADMIN: &str = "admin";
+
+    pub struct Env {
+        pub ctx: Arc<Context>,
+        pub store: Arc<SqliteStore>,
+        pub plane: Arc<SimPlane>,
+        pub runtime: Runtime,
+        _dir: TempDir,
+    }
+
+    /// Where plane time starts: 2026-01-01T12:00:00Z, so maintenance-window tests know the time of day.
+    pub const PLANE_START_MS: u64 = 1_767_268_800_000;
+
+    /// Plane time runs `speed` times faster than the wall clock, from [`PLANE_START_MS`].
+    pub async fn env(speed: f64) -> Env {
+        let dir = TempDir::new("rolling");
+        let store = Arc::new(SqliteStore::open_in(dir.path(), SqliteOptions::default()).unwrap());
+        let wall_ms = crate::store::Clock::system().now_ms();
+        store
+            .put_setting(
+                crate::plane::PlaneClock::SETTING,
+                &serde_json::json!({"wall_ms": wall_ms, "plane_ms": PLANE_START_MS, "speed": speed})
+                    .to_string(),
+            )
+            .await
+            .unwrap();
+        let plane = Arc::new(
+            SimPlane::open(
+                store.clone(),
+                SimPlaneConfig {
+                    speed,
+                    ..SimPlaneConfig::default()
+                },
+            )
+            .await
+            .unwrap(),
+        );
+        let runtime = Runtime::start(
+            store.clone(),
+            plane.clone(),
+            RuntimeConfig {
+                min_poll_wall_ms: 2,
+                max_poll_wall_ms: 20,
+                retry_initial_ms: 10,
+                retry_max_ms: 200,
+                rescan_interval_ms: 50,
+                ..RuntimeConfig::default()
+            },
+        );
+        let ctx = Arc::new(Context {
+            region: "cn-hangzhou".into(),
+            regions: RegionCatalog::embedded(),
+            store: store.clone(),
+            kernels: Arc::new(KernelCatalog::embedded()),
+            admin_keys: [ADMIN.to_string()].into_iter().collect(),
+            runtime: Some(runtime.handle()),
+            plane: Some(plane.clone()),
+            sim: Some(plane.clone()),
+            rolling: UpgradeConfig::default(),
+        });
+        Env {
+            ctx,
+            store,
+            plane,
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    pub fn req(action: &str, params: &[(&str, &str)]) -> Verified {
+        Verified {
+            action: action.into(),
+            version: "2015-12-01".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            format: Format::Json,
+            access_key_id: "testid".into(),
+            scheme: Scheme::V1,
+            nonce: "n".into(),
+            timestamp: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// The newest and the one before it, of an engine version.
+    pub fn kernels(env: &Env, engine: &str) -> (String, String) {
+        let c = env.ctx.kernels.snapshot();
+        let ks = c.kernels(engine).unwrap();
+        (
+            ks[ks.len() - 1].kernel_version.clone(),
+            ks[ks.len() - 2].kernel_version.clone(),
+        )
+    }
+
+    impl Env {
+        pub async fn wait_for<F, Fut>(&self, what: &str, timeout_ms: u64, mut check: F)
+        where
+            F: FnMut() -> Fut,
+            Fut: std::future::Future<Output = bool>,
+        {
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            while !check().await {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        pub async fn status(&self, id: &str) -> DbInstanceStatus {
+            self.store.get_instance(id).await.unwrap().unwrap().status
+        }
+
+        /// Waits until the instance is `Running` with no unfinished operation.
+        pub async fn settled(&self, id: &str, timeout_ms: u64) {
+            self.wait_for(&format!("{id} settled"), timeout_ms, || async {
+                let ops = self.store.list_operations(id, 1).await.unwrap();
+                self.status(id).await == DbInstanceStatus::Running
+                    && ops.first().is_none_or(|o| o.status.is_finished())
+            })
+            .await;
+        }
+
+        /// Creates an instance through the runtime (as CreateDBInstance does) and waits for `Running`.
+        pub async fn running_instance(&self, id: &str, topology: Topology, engine: &str) -> String {
+            let mut inst = fixtures::instance(id, engine, topology);
+            inst.status = DbInstanceStatus::Creating;
+            self.store
+                .create_instance_with_operation(
+                    inst,
+                    OperationState::create().new_operation(uuid::Uuid::new_v4().to_string()),
+                    None,
+                )
+                .await
+                .unwrap();
+            self.runtime.handle().notify();
+            self.settled(id, 20_000).await;
+            id.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Request parameters, expected code and HTTP status.
+    type Refusal<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
+
+    use super::test_support::{env, kernels, req};
+    use super::*;
+    use crate::actions::operations::ddsd_describe_operations;
+    use crate::plane::DataPlane;
+    use crate::store::{OperationKind, Store};
+    use dds_engine::build::fixtures;
+    use dds_engine::model::Topology;
+    use dds_engine::sim::Fault;
+
+    const ACTION: &str = "UpgradeDBInstanceKernelVersion";
+
+    async fn call(ctx: &Arc<Context>, params: &[(&str, &str)]) -> Result<Value, RpcError> {
+        upgrade_db_instance_kernel_version(ctx.clone(), req(ACTION, params)).await
+    }
+
+    #[tokio::test]
+    async fn an_accepted_upgrade_reads_upgrading_at_once_and_ends_running_on_the_target() {
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance("dds-up1", fixtures::sharded(2, 2, &older), "4.4")
+            .await;
+        assert_eq!(
+            call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap(),
+            json!({})
+        );
+        // Status and operation were written together: the very next read sees both.
+        assert_eq!(t.status(&id).await, DbInstanceStatus::MinorVersionUpgrading);
+        let ops = t.store.list_operations(&id, 10).await.unwrap();
+        assert_eq!(ops[0].kind, OperationKind::Upgrade);
+        let OperationState::Upgrade(op) =
+            OperationState::from_json(ops[0].kind, ops[0].state.clone()).unwrap()
+        else {
+            panic!("not an upgrade state")
+        };
+        assert_eq!(op.target(), Some(newest.as_str()));
+        assert!(op.window.is_none());
+
+        // A second call is refused on the status and records nothing.
+        let e = call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.status()),
+            ("OperationDenied.DBInstanceStatus", 403)
+        );
+        assert_eq!(t.store.list_operations(&id, 10).await.unwrap().len(), 2);
+
+        t.settled(&id, 30_000).await;
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        assert!(
+            inst.topology.kernel_versions().all(|k| k == newest),
+            "{inst:?}"
+        );
+
+        let v = ddsd_describe_operations(
+            t.ctx.clone(),
+            req("DdsdDescribeOperations", &[("DBInstanceId", &id)]),
+        )
+        .await
+        .unwrap();
+        let op = &v["Operations"]["Operation"][0];
+        assert_eq!(op["Action"], ACTION);
+        assert_eq!(op["Status"], "Succeeded");
+        assert_eq!(op["TargetKernelVersion"], newest.as_str());
+        assert_eq!(op["Report"]["Outcome"], "Succeeded");
+        let sim = &op["Simulation"];
+        let procs = sim["Processes"].as_array().unwrap();
+        assert_eq!(procs.len(), 3 * 3 + 2);
+        for p in procs {
+            assert_eq!(p["Restarts"], 1, "{p}");
+            assert_eq!(p["KernelVersion"], newest.as_str(), "{p}");
+        }
+        for rs in sim["ReplicaSets"].as_array().unwrap() {
+            assert_eq!(rs["Elections"], 1, "{rs}");
+        }
+        assert_eq!(sim["BalancerModeBefore"], sim["BalancerModeAfter"]);
+        assert_eq!(sim["PrimaryStopAttempts"], 0);
+        for rs in op["Report"]["ReplicaSets"].as_array().unwrap() {
+            assert_eq!(rs["Elections"], 1, "{rs}");
+            for m in rs["Members"].as_array().unwrap() {
+                assert!(m["DowntimeMs"].as_u64().unwrap() > 0, "{m}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn switch_mode_one_waits_for_the_window_while_running() {
+        let t = env(200.0).await;
+        let (_, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                "dds-up2",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        // Plane time is just past 12:00Z: a 16:00Z-17:00Z window is hours away.
+        let start = dds_engine::model::UtcTimeOfDay::from_minutes(16 * 60).unwrap();
+        let end = dds_engine::model::UtcTimeOfDay::from_minutes(17 * 60).unwrap();
+        t.store
+            .modify_instance(
+                &id,
+                crate::store::InstancePatch {
+                    maintain_window: dds_engine::model::MaintainWindow::new(start, end),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        let ops = t.store.list_operations(&id, 1).await.unwrap();
+        assert!(!ops[0].status.is_finished());
+        let OperationState::Upgrade(op) =
+            OperationState::from_json(ops[0].kind, ops[0].state.clone()).unwrap()
+        else {
+            panic!("not an upgrade state")
+        };
+        assert!(op.window.is_some());
+        assert!(op.started_ms.is_none(), "started outside the window");
+        // Still refused while the deferred operation waits, although the status reads Running.
+        for mode in ["0", "1"] {
+            let e = call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", mode)])
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_change_nothing() {
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let rs = t
+            .running_instance(
+                "dds-up3",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        let standalone = t
+            .running_instance("dds-up4", fixtures::standalone("sa-0", &older), "4.4")
+            .await;
+        let latest = t
+            .running_instance(
+                "dds-up5",
+                fixtures::replica_set(fixtures::psh("rs", &newest)),
+                "4.4",
+            )
+            .await;
+        let cases: Vec<Refusal> = vec![
+            (vec![], "MissingDBInstanceId", 400),
+            (
+                vec![("DBInstanceId", "dds-nope")],
+                "InvalidDBInstanceId.NotFound",
+                404,
+            ),
+            (
+                vec![("DBInstanceId", &rs), ("SwitchMode", "2")],
+                "InvalidParameter",
+                400,
+            ),
+            (
+                vec![("DBInstanceId", &rs), ("SwitchMode", "now")],
+                "InvalidParameter",
+                400,
+            ),
+            (
+                vec![("DBInstanceId", &standalone)],
+                "OperationDenied.DBInstanceType",
+                403,
+            ),
+            (
+                vec![("DBInstanceId", &latest)],
+                "InvalidMinorVersionAlreadyLatest",
+                400,
+            ),
+        ];
+        for (params, code, status) in cases {
+            let e = call(&t.ctx, &params).await.unwrap_err();
+            assert_eq!((e.code(), e.status()), (code, status), "{params:?}");
+        }
+        for id in [&rs, &standalone, &latest] {
+            assert_eq!(t.status(id).await, DbInstanceStatus::Running);
+            let ops = t.store.list_operations(id, 10).await.unwrap();
+            assert_eq!(ops.len(), 1, "only the create");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_replica_set_is_refused_against_a_fresh_observation() {
+        let t = env(200.0).await;
+        let (_, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                "dds-up6",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::ReplicaSet { replica_set } = &inst.topology else {
+            unreachable!()
+        };
+        // A secondary crashes behind the control plane's back: the record still reads Running.
+        let secondary = replica_set.members[1].node_id.clone();
+        t.plane
+            .arm_fault(
+                &id,
+                serde_json::to_value(Fault::Crash {
+                    node_id: secondary.clone(),
+                    at_ms: t.plane.now_ms(),
+                    recover_after_ms: None,
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let e = call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap_err();
+        assert_eq!((e.code(), e.status()), ("IncorrectDBInstanceState", 403));
+        assert!(e.message().contains(&secondary), "{}", e.message());
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        assert_eq!(t.store.list_operations(&id, 10).await.unwrap().len(), 1);
+    }
+}
