@@ -65,6 +65,9 @@ async fn harness() -> Harness {
         kernels,
         admin_keys: [ADMIN_ID.to_string()].into_iter().collect(),
         runtime: None,
+        plane: None,
+        sim: None,
+        rolling: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
