@@ -45,6 +45,15 @@ pub enum Command {
     Instance(InstanceCommand),
     /// Load instances into a fresh ddsd and measure API latency and memory.
     Bench(crate::bench::BenchArgs),
+    /// Upgrade an instance to the newest kernel of its engine version; --wait shows live progress.
+    Upgrade(crate::cli_ops::UpgradeArgs),
+    /// Rolling restart of an instance (or one shard / config server / mongos); --wait shows progress.
+    Restart(crate::cli_ops::RestartArgs),
+    /// Dry run of an upgrade (or --restart): ordered steps, expected elections, estimated duration.
+    Plan(crate::cli_ops::PlanArgs),
+    /// Faults on demand in the simulated data plane (admin key).
+    #[command(subcommand)]
+    Fault(crate::cli_ops::FaultCommand),
 }
 
 /// Where and as whom a client subcommand calls (the order is in `profile.rs`).
@@ -218,6 +227,10 @@ pub fn run() -> ExitCode {
             client_command(|| instance_create(args))
         }
         Command::Bench(args) => client_command(|| crate::bench::run(args)),
+        Command::Upgrade(args) => client_command(|| crate::cli_ops::upgrade(args)),
+        Command::Restart(args) => client_command(|| crate::cli_ops::restart(args)),
+        Command::Plan(args) => client_command(|| crate::cli_ops::plan(args)),
+        Command::Fault(cmd) => client_command(|| crate::cli_ops::fault(cmd)),
         Command::Serve(args) => {
             let config = match Config::resolve(&args) {
                 Ok(c) => c,
@@ -255,6 +268,10 @@ pub enum Failure {
     Api(crate::client::ClientError),
     /// Usage, configuration or connection: exit 2.
     Other(anyhow::Error),
+    /// The operation ended failed, or not in the expected state: exit 3.
+    Operation(String),
+    /// Gave up waiting: exit 4.
+    Timeout(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -294,6 +311,14 @@ fn client_command(make: impl FnOnce() -> ClientFuture) -> ExitCode {
         Err(Failure::Other(e)) => {
             eprintln!("ddsd: {e:#}");
             ExitCode::from(2)
+        }
+        Err(Failure::Operation(why)) => {
+            eprintln!("ddsd: {why}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Timeout(why)) => {
+            eprintln!("ddsd: {why}");
+            ExitCode::from(4)
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod actions;
 pub mod bench;
 pub mod cli;
+pub mod cli_ops;
 pub mod client;
 pub mod config;
 pub mod keys;
@@ -32,3 +33,4 @@ pub mod profile;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod watch;
