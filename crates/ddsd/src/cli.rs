@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// Speed of the simulated data plane (plane time per wall time). Default 1.
     #[arg(long, env = "DDSD_SIM_SPEED", value_name = "FACTOR")]
     pub sim_speed: Option<f64>,
+    /// Start with a ready demo fleet (data dir ./data-demo and sim speed 30 unless configured) and
+    /// print the one command that upgrades it.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 pub fn run() -> ExitCode {

@@ -84,6 +84,8 @@ pub struct Config {
     pub sim_speed: f64,
     pub max_concurrent_operations: usize,
     pub metrics: MetricsAccess,
+    /// `serve --demo`: bring up the demo fleet (see `demo.rs`).
+    pub demo: bool,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -107,6 +109,7 @@ impl fmt::Debug for Config {
             .field("sim_speed", &self.sim_speed)
             .field("max_concurrent_operations", &self.max_concurrent_operations)
             .field("metrics", &self.metrics)
+            .field("demo", &self.demo)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -140,7 +143,11 @@ impl Config {
         if max_body_bytes == 0 {
             bail!("max_body_bytes must be positive");
         }
-        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(1.0);
+        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(if args.demo {
+            crate::demo::DEMO_SIM_SPEED
+        } else {
+            1.0
+        });
         crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let max_concurrent_operations = file
             .max_concurrent_operations
@@ -164,11 +171,14 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| {
+                if args.demo {
+                    crate::demo::DEMO_DATA_DIR
+                } else {
+                    DEFAULT_DATA_DIR
+                }
+                .into()
+            }),
             region,
             log_format: args
                 .log_format
@@ -193,6 +203,7 @@ impl Config {
             sim_speed,
             max_concurrent_operations,
             metrics: file.metrics.unwrap_or_default(),
+            demo: args.demo,
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod cli_ops;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

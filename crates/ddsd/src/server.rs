@@ -159,6 +159,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
 
+    if config.demo {
+        let ip = if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        let demo = crate::demo::Demo {
+            store: app.ctx.store.clone(),
+            kernels: app.ctx.kernels.clone(),
+            endpoint: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
+            credentials: crate::client::Credentials {
+                access_key_id: admin.access_key_id.clone(),
+                secret: admin.secret.clone(),
+            },
+            data_dir: config.data_dir.clone(),
+            region: config.region.clone(),
+            speed: config.sim_speed,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = demo.run().await {
+                tracing::error!("demo fleet: {e:#}");
+                eprintln!("ddsd: the demo fleet could not be set up: {e:#}");
+            }
+        });
+    }
+
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
     let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
