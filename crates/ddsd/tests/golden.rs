@@ -67,7 +67,7 @@ async fn harness() -> Harness {
         runtime: None,
         plane: None,
         sim: None,
-        rolling: Default::default(),
+        rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -143,8 +143,63 @@ impl Default for SimParams {
             balancer_round_max_ms: 4_000,
             oplog_window_ms: 24 * 3_600_000,
             initial_uptime_ms: 3_600_000,
-            truth_log_limit: 100_000,
+            truth_log_limit: 10_000,
         }
+    }
+}
+
+impl SimParams {
+    /// Longest duration any parameter may have (a year), which keeps time arithmetic far from overflow.
+    pub const MAX_DURATION_MS: Millis = 365 * 86_400_000;
+    /// Fastest apply rate (1000×).
+    pub const MAX_RATE_PERMILLE: u64 = 1_000_000;
+
+    /// The parameters with every value brought into range (the fleet applies this itself).
+    pub fn sanitized(mut self) -> Self {
+        self.heartbeat_interval_ms = self.heartbeat_interval_ms.min(Self::MAX_DURATION_MS);
+        self.election_timeout_ms = self.election_timeout_ms.min(Self::MAX_DURATION_MS);
+        self.election_jitter_max_ms = self.election_jitter_max_ms.min(Self::MAX_DURATION_MS);
+        self.handoff_min_ms = self.handoff_min_ms.min(Self::MAX_DURATION_MS);
+        self.handoff_max_ms = self.handoff_max_ms.min(Self::MAX_DURATION_MS);
+        self.initiate_min_ms = self.initiate_min_ms.min(Self::MAX_DURATION_MS);
+        self.initiate_max_ms = self.initiate_max_ms.min(Self::MAX_DURATION_MS);
+        self.priority_takeover_delay_ms =
+            self.priority_takeover_delay_ms.min(Self::MAX_DURATION_MS);
+        self.priority_takeover_freshness_ms = self
+            .priority_takeover_freshness_ms
+            .min(Self::MAX_DURATION_MS);
+        self.stop_min_ms = self.stop_min_ms.min(Self::MAX_DURATION_MS);
+        self.stop_max_ms = self.stop_max_ms.min(Self::MAX_DURATION_MS);
+        self.startup_min_ms = self.startup_min_ms.min(Self::MAX_DURATION_MS);
+        self.startup_max_ms = self.startup_max_ms.min(Self::MAX_DURATION_MS);
+        self.startup2_min_ms = self.startup2_min_ms.min(Self::MAX_DURATION_MS);
+        self.startup2_max_ms = self.startup2_max_ms.min(Self::MAX_DURATION_MS);
+        self.recovering_min_ms = self.recovering_min_ms.min(Self::MAX_DURATION_MS);
+        self.recovering_max_ms = self.recovering_max_ms.min(Self::MAX_DURATION_MS);
+        self.failed_start_min_ms = self.failed_start_min_ms.min(Self::MAX_DURATION_MS);
+        self.failed_start_max_ms = self.failed_start_max_ms.min(Self::MAX_DURATION_MS);
+        self.steady_lag_min_ms = self.steady_lag_min_ms.min(Self::MAX_DURATION_MS);
+        self.steady_lag_max_ms = self.steady_lag_max_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_stop_min_ms = self.mongos_stop_min_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_stop_max_ms = self.mongos_stop_max_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_start_min_ms = self.mongos_start_min_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_start_max_ms = self.mongos_start_max_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_interval_ms = self.balancer_interval_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_round_min_ms = self.balancer_round_min_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_round_max_ms = self.balancer_round_max_ms.min(Self::MAX_DURATION_MS);
+        self.oplog_window_ms = self.oplog_window_ms.min(Self::MAX_DURATION_MS);
+        self.initial_uptime_ms = self.initial_uptime_ms.min(Self::MAX_DURATION_MS);
+        self.catch_up_rate_min_permille = self
+            .catch_up_rate_min_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.catch_up_rate_max_permille = self
+            .catch_up_rate_max_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.slow_apply_rate_permille = self
+            .slow_apply_rate_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.truth_log_limit = self.truth_log_limit.clamp(10, 10_000_000);
+        self
     }
 }
 

@@ -342,7 +342,12 @@ impl RollingOperation {
                 restored: self.balancer.restored,
             }),
             other_failures: self.other_failures.clone(),
-            warnings: self.warnings.clone(),
+            warnings: self
+                .warnings
+                .iter()
+                .chain(self.replica_sets.iter().flat_map(|r| &r.takeover_notes))
+                .cloned()
+                .collect(),
             commands_executed: self.commands_ok,
         })
     }

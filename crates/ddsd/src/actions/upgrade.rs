@@ -202,13 +202,18 @@ pub(crate) mod test_support {
 
     /// Plane time runs `speed` times faster than the wall clock, from [`PLANE_START_MS`].
     pub async fn env(speed: f64) -> Env {
+        env_at(speed, PLANE_START_MS).await
+    }
+
+    /// Plane time runs `speed` times faster than the wall clock, from `plane_start_ms`.
+    pub async fn env_at(speed: f64, plane_start_ms: u64) -> Env {
         let dir = TempDir::new("rolling");
         let store = Arc::new(SqliteStore::open_in(dir.path(), SqliteOptions::default()).unwrap());
         let wall_ms = crate::store::Clock::system().now_ms();
         store
             .put_setting(
                 crate::plane::PlaneClock::SETTING,
-                &serde_json::json!({"wall_ms": wall_ms, "plane_ms": PLANE_START_MS, "speed": speed})
+                &serde_json::json!({"wall_ms": wall_ms, "plane_ms": plane_start_ms, "speed": speed})
                     .to_string(),
             )
             .await
@@ -462,6 +467,162 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
         }
+    }
+
+    #[tokio::test]
+    async fn a_replica_set_started_in_the_window_finishes_after_it_and_the_next_waits() {
+        use super::test_support::{env_at, PLANE_START_MS};
+        // Plane time starts at 11:50Z; the window is 12:00Z-12:01Z. The config servers start at 12:00 and
+        // need well over a minute, so they finish after the window has closed; the shard must then wait
+        // for the next window, with the instance still reading MinorVersionUpgrading.
+        let t = env_at(400.0, PLANE_START_MS - 600_000).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance("dds-up7", fixtures::sharded(1, 2, &older), "4.4")
+            .await;
+        let tod = |m| dds_engine::model::UtcTimeOfDay::from_minutes(m).unwrap();
+        t.store
+            .modify_instance(
+                &id,
+                crate::store::InstancePatch {
+                    maintain_window: dds_engine::model::MaintainWindow::new(tod(720), tod(721)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
+            .await
+            .unwrap();
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        let state = || async {
+            let ops = t.store.list_operations(&id, 1).await.unwrap();
+            let OperationState::Upgrade(op) =
+                OperationState::from_json(ops[0].kind, ops[0].state.clone()).unwrap()
+            else {
+                panic!("not an upgrade state")
+            };
+            op
+        };
+        t.wait_for("the config servers to finish", 20_000, || async {
+            state().await.replica_sets[0].finished_ms.is_some()
+        })
+        .await;
+        // Let the next window-closed stretch be observed for a while (10 minutes of plane time).
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        let op = state().await;
+        let window_end = PLANE_START_MS + 60_000;
+        let cfg = &op.replica_sets[0];
+        assert!(
+            cfg.started_ms.unwrap() < window_end,
+            "started inside the window"
+        );
+        assert!(
+            cfg.finished_ms.unwrap() > window_end,
+            "finished after it closed"
+        );
+        assert!(cfg.procs.iter().all(|p| p.restarted), "{cfg:?}");
+        let shard = &op.replica_sets[1];
+        assert!(shard.started_ms.is_none() && !shard.procs.iter().any(|p| p.restarted));
+        assert!(!op.is_finished());
+        assert_eq!(t.status(&id).await, DbInstanceStatus::MinorVersionUpgrading);
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded {
+            config_server,
+            shards,
+            ..
+        } = &inst.topology
+        else {
+            unreachable!()
+        };
+        assert!(config_server
+            .members
+            .iter()
+            .all(|m| m.kernel_version == newest));
+        assert!(shards[0].members.iter().all(|m| m.kernel_version == older));
+    }
+
+    #[tokio::test]
+    async fn a_failed_upgrade_ends_running_on_the_truthful_kernels_with_the_failure_reported() {
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance("dds-up8", fixtures::sharded(2, 2, &older), "4.4")
+            .await;
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded { shards, .. } = &inst.topology else {
+            unreachable!()
+        };
+        // The new binary crash-loops on one member of the second shard (F1/F12).
+        let bad = shards[1].members[1].node_id.clone();
+        t.plane
+            .arm_fault(
+                &id,
+                serde_json::to_value(Fault::StartFails {
+                    node_id: bad.clone(),
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap();
+        t.settled(&id, 30_000).await;
+
+        let v = ddsd_describe_operations(
+            t.ctx.clone(),
+            req(
+                "DdsdDescribeOperations",
+                &[("DBInstanceId", &id), ("MaxRecords", "1")],
+            ),
+        )
+        .await
+        .unwrap();
+        let op = &v["Operations"]["Operation"][0];
+        assert_eq!(op["Status"], "Failed", "{op}");
+        let failed = &op["Report"]["Outcome"]["Failed"];
+        assert_eq!(failed["NodeId"], bad.as_str(), "{op}");
+        assert_eq!(failed["ReplicaSet"], shards[1].name.as_str());
+        // Stopped at the failing node: the config servers and the first shard are on the target, the
+        // failing member is back on its old kernel, nothing else of its shard and no mongos was touched.
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded {
+            config_server,
+            shards,
+            mongos,
+        } = &inst.topology
+        else {
+            unreachable!()
+        };
+        assert!(config_server
+            .members
+            .iter()
+            .all(|m| m.kernel_version == newest));
+        assert!(shards[0].members.iter().all(|m| m.kernel_version == newest));
+        assert!(
+            shards[1].members.iter().all(|m| m.kernel_version == older),
+            "{shards:?}"
+        );
+        assert!(mongos.iter().all(|m| m.kernel_version == older));
+        let sim = &op["Simulation"];
+        for p in sim["Processes"].as_array().unwrap() {
+            let node = p["NodeId"].as_str().unwrap();
+            assert_eq!(
+                p["KernelVersion"],
+                if node.starts_with("cfg") || node.starts_with("shard0") {
+                    newest.as_str()
+                } else {
+                    older.as_str()
+                },
+                "{p}"
+            );
+            if node == bad {
+                assert!(p["FailedStarts"].as_u64().unwrap() >= 1, "{p}");
+            } else if node.starts_with("shard1") || node.starts_with("mongos") {
+                assert_eq!(p["Restarts"], 0, "{p}");
+            }
+        }
+        assert_eq!(sim["BalancerModeBefore"], sim["BalancerModeAfter"]);
+        assert_eq!(op["Report"]["Balancer"]["Restored"], true);
     }
 
     #[tokio::test]

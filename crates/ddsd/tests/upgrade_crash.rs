@@ -1,0 +1,301 @@
+//! `kill -9` of ddsd at random moments during 20 rolling upgrades (10 replica sets, 10 sharded clusters),
+//! restarted on the same data dir each time, against the real binary.
+//!
+//! What must hold when the dust settles, checked against the simulated fleet's ground truth (through
+//! `DdsdDescribeOperations`' `Simulation` section, docs/operations.md):
+//! - every upgrade finished and succeeded; every instance is `Running` with `CurrentKernelVersion` = the
+//!   newest kernel at the instance and on every shard, config server and mongos;
+//! - every process was restarted exactly once (no second restart after a resume, no failed start), no
+//!   primary was ever asked to stop, each replica set had exactly one election;
+//! - the balancer of each sharded cluster is back in the mode it had before (and the report says restored).
+//!
+//! The kill delays come from a seeded RNG; the seed is printed (set `DDSD_CRASH_SEED` to reuse it — the
+//! delays repeat, the moments they hit depend on the machine). Plane time keeps running while ddsd is down,
+//! so a stop or start issued just before a kill completes during the outage, as it would on real hosts.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ddsd::client::{Client, Credentials, Signature};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+const SIM_SPEED: u32 = 40;
+const UPGRADES_RS: usize = 10;
+const UPGRADES_SHARDED: usize = 10;
+const OLD_44: &str = "mongodb_20211020_4.4.6";
+/// Wall-clock bounds of the whole test's phases.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(100);
+
+struct Server {
+    child: Child,
+    client: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let config = root.join("ddsd.toml");
+        std::fs::write(
+            &config,
+            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
+        )
+        .unwrap();
+        let data_dir = root.join("data");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("stderr.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ddsd"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env_remove("DDSD_LISTEN")
+            .env_remove("DDSD_DATA_DIR")
+            .env_remove("DDSD_CONFIG")
+            .env_remove("DDSD_SIM_SPEED")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ddsd");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let endpoint = loop {
+            let line = lines.next().expect("ddsd exited before listening").unwrap();
+            if let Some(addr) = line.strip_prefix("ddsd listening on ") {
+                break addr.to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        // The generated admin key: the pinned-kernel creates are operator extensions.
+        let creds = Credentials::from_data_dir(&data_dir).unwrap();
+        Server {
+            child,
+            client: Client::new(&endpoint, creds, Signature::V3).unwrap(),
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
+        self.client
+            .call(action, params)
+            .await
+            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
+    }
+
+    async fn attribute(&self, id: &str) -> Value {
+        self.call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
+            .await["DBInstances"]["DBInstance"][0]
+            .clone()
+    }
+
+    async fn last_operation(&self, id: &str) -> Value {
+        self.call(
+            "DdsdDescribeOperations",
+            &[("DBInstanceId", id), ("MaxRecords", "1")],
+        )
+        .await["Operations"]["Operation"][0]
+            .clone()
+    }
+
+    /// Whether every instance is `Running` with its newest operation finished.
+    async fn all_settled(&self, ids: &[String]) -> bool {
+        for id in ids {
+            let op = self.last_operation(id).await;
+            if !matches!(op["Status"].as_str(), Some("Succeeded" | "Failed")) {
+                return false;
+            }
+            if self.attribute(id).await["DBInstanceStatus"] != "Running" {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn temp_root() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddsd-upgrade-crash-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rs_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("DBInstanceClass", "dds.mongo.mid"),
+        ("DBInstanceStorage", "20"),
+        ("KernelVersion", OLD_44),
+    ]
+}
+
+fn sharded_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("KernelVersion", OLD_44),
+        ("ReplicaSet.1.Class", "dds.shard.mid"),
+        ("ReplicaSet.1.Storage", "20"),
+        ("ReplicaSet.2.Class", "dds.shard.mid"),
+        ("ReplicaSet.2.Storage", "20"),
+        ("ConfigServer.1.Class", "dds.cs.mid"),
+        ("ConfigServer.1.Storage", "20"),
+        ("Mongos.1.Class", "dds.mongos.mid"),
+        ("Mongos.2.Class", "dds.mongos.mid"),
+    ]
+}
+
+/// Every `CurrentKernelVersion` the attribute shows, with where it is.
+fn kernels(a: &Value) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "instance".to_string(),
+        a["CurrentKernelVersion"].as_str().unwrap_or("").to_string(),
+    )];
+    for (list, item) in [
+        ("ShardList", "ShardAttribute"),
+        ("ConfigserverList", "ConfigserverAttribute"),
+        ("MongosList", "MongosAttribute"),
+    ] {
+        for n in a[list][item].as_array().into_iter().flatten() {
+            out.push((
+                n["NodeId"].as_str().unwrap_or("").to_string(),
+                n["CurrentKernelVersion"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_upgrades_survive_kill_9_at_random_moments() {
+    let seed: u64 = std::env::var("DDSD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("DDSD_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let root = temp_root();
+    let t0 = Instant::now();
+
+    let server = Server::start(&root);
+    let mut ids = Vec::new();
+    for i in 0..UPGRADES_RS + UPGRADES_SHARDED {
+        let (action, params) = if i < UPGRADES_RS {
+            ("DdsdCreateDBInstance", rs_params())
+        } else {
+            ("DdsdCreateShardingDBInstance", sharded_params())
+        };
+        let v = server.call(action, &params).await;
+        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + CREATE_TIMEOUT;
+    while !server.all_settled(&ids).await {
+        assert!(
+            Instant::now() < deadline,
+            "instances were not created in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The target: the newest 4.4 kernel, i.e. the last one released after the pinned kernel.
+    let notes = server
+        .call("DescribeKernelReleaseNotes", &[("KernelVersion", OLD_44)])
+        .await;
+    let target = notes["ReleaseNotes"]["ReleaseNote"]
+        .as_array()
+        .and_then(|l| l.last())
+        .and_then(|n| n["KernelVersion"].as_str())
+        .expect("a newer 4.4 kernel")
+        .to_string();
+    for id in &ids {
+        let a = server.attribute(id).await;
+        assert!(kernels(&a).iter().all(|(_, k)| k == OLD_44), "{a}");
+    }
+
+    for id in &ids {
+        server
+            .call("UpgradeDBInstanceKernelVersion", &[("DBInstanceId", id)])
+            .await;
+    }
+    let mut server = server;
+    let mut kills = 0u32;
+    let deadline = Instant::now() + UPGRADE_TIMEOUT;
+    loop {
+        // Let the upgrades run for a random while (sometimes barely past the restart), then pull the plug.
+        let run_ms = rng.gen_range(30..1_000);
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        if server.all_settled(&ids).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "upgrades did not finish in time (seed {seed}, {kills} kills)"
+        );
+        server.kill9();
+        kills += 1;
+        server = Server::start(&root);
+    }
+    println!(
+        "{kills} kills while upgrades were running; {:.1} s in all",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        kills >= 10,
+        "too few kills landed during the upgrades ({kills})"
+    );
+
+    for id in &ids {
+        let a = server.attribute(id).await;
+        assert_eq!(a["DBInstanceStatus"], "Running", "{id}");
+        for (node, k) in kernels(&a) {
+            assert_eq!(k, target, "{id} {node} (seed {seed})");
+        }
+        let op = server.last_operation(id).await;
+        assert_eq!(op["Action"], "UpgradeDBInstanceKernelVersion");
+        assert_eq!(op["Status"], "Succeeded", "{id}: {op} (seed {seed})");
+        let sim = &op["Simulation"];
+        let procs = sim["Processes"].as_array().unwrap();
+        let sharded = id_is_sharded(&a);
+        assert_eq!(procs.len(), if sharded { 3 * 3 + 2 } else { 3 }, "{id}");
+        for p in procs {
+            assert_eq!(p["Restarts"], 1, "{id}: {p} (seed {seed})");
+            assert_eq!(p["FailedStarts"], 0, "{id}: {p}");
+            assert_eq!(p["KernelVersion"], target.as_str(), "{id}: {p}");
+        }
+        for rs in sim["ReplicaSets"].as_array().unwrap() {
+            assert_eq!(rs["Elections"], 1, "{id}: {rs} (seed {seed})");
+        }
+        assert_eq!(sim["PrimaryStopAttempts"], 0, "{id}");
+        if sharded {
+            assert_eq!(sim["BalancerModeBefore"], "Full", "{id}");
+            assert_eq!(sim["BalancerModeAfter"], sim["BalancerModeBefore"], "{id}");
+            assert_eq!(op["Report"]["Balancer"]["Restored"], true, "{id}: {op}");
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn id_is_sharded(a: &Value) -> bool {
+    a["DBInstanceType"] == "sharding"
+}
