@@ -1,14 +1,19 @@
 //! The HTTP endpoint. Every request, whatever its method or path, goes through one fallback handler:
 //!
 //! 1. a RequestId (upper-case UUID v4) and a tracing span carrying it;
-//! 2. method and path (`GET`/`POST` on `/`), then the body, read up to `max_body_bytes`;
-//! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format);
+//! 2. the in-flight cap (`Throttling` when full), method and path (`GET`/`POST` on `/`), then the
+//!    body, read up to `max_body_bytes`;
+//! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format), then the AccessKey's
+//!    request rate (`Throttling.User`);
 //! 4. `Version` must be `2015-12-01`, then the action table picks the handler;
 //! 5. the handler runs as its own task (a panic in it becomes `InternalError`, not a dropped
 //!    connection); its value or error is encoded in the request's Format.
 //!
 //! Every answer — including a refused method, an unknown path or an oversized body — is an
 //! Alibaba-style envelope with `x-acs-request-id`; nothing a client sends produces a 5xx.
+//! Throttling answers also carry `x-acs-retry-after` (milliseconds, as the Tea SDKs read it).
+//! The accept loop holds at most `max_connections` connections; see `crate::limits` for the map
+//! of every limit.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -39,6 +44,7 @@ use tracing::{field, info, info_span, warn, Instrument as _, Span};
 use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
+use crate::limits::Limiter;
 use crate::metrics::MetricsAccess;
 use crate::plane::sim::{SimPlane, SimPlaneConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -56,6 +62,8 @@ pub struct App {
     pub endpoint: String,
     /// Who may read `GET /metrics`.
     pub metrics_access: MetricsAccess,
+    /// The in-flight cap and the per-AccessKey request rate.
+    pub limiter: Limiter,
 }
 
 /// The TCP peer of a connection, attached to each of its requests (for the `/metrics` access rule).
@@ -116,7 +124,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         plane.clone(),
         RuntimeConfig {
-            max_concurrent_operations: config.max_concurrent_operations,
+            max_concurrent_operations: config.limits.max_concurrent_operations,
             ..RuntimeConfig::default()
         },
     );
@@ -134,15 +142,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sim: Some(plane.clone()),
         rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
+    let limits = &config.limits;
     let app = Arc::new(App {
         keys: Arc::new(key_store),
-        nonces: BoundedNonceGuard::new(config.nonce_capacity),
-        limits: Limits::default(),
+        nonces: BoundedNonceGuard::new(limits.nonce_capacity),
+        limits: limits.rpc_limits(),
         ctx,
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+        max_body_bytes: limits.max_body_bytes,
+        body_read_timeout: Duration::from_millis(limits.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
         metrics_access: config.metrics,
+        limiter: Limiter::new(limits),
     });
 
     {
@@ -187,8 +197,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
-    let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
-    serve_connections(listener, router(app), header_timeout, shutdown).await;
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let max_connections = limits.max_connections;
+    serve_connections(
+        listener,
+        router(app),
+        header_timeout,
+        max_connections,
+        shutdown,
+    )
+    .await;
     // Operations stop between steps; what they persisted resumes on the next start.
     runtime.shutdown().await;
     info!("ddsd stopped");
@@ -198,14 +216,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// How long shutdown waits for in-flight requests before exiting anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout; on `shutdown` it stops
-/// accepting, lets in-flight requests finish (closing idle keep-alive connections), then returns.
-async fn serve_connections(
+/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout and at most
+/// `max_connections` open connections; on `shutdown` it stops accepting, lets in-flight requests
+/// finish (closing idle keep-alive connections), then returns.
+///
+/// At the connection cap the loop stops calling `accept`: further clients wait in the kernel's
+/// listen backlog (and their connect or first request times out on their side) rather than each
+/// costing a task and buffers here.
+pub async fn serve_connections(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -213,6 +238,13 @@ async fn serve_connections(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -237,6 +269,7 @@ async fn serve_connections(
             if let Err(e) = watched.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -317,12 +350,15 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let method = parts.method.as_str();
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
-    let reply = |encoded: Encoded, code: &str| finish(encoded, &request_id, code, started);
+    let reply = |encoded: Encoded, code: &str, retry_after_ms: Option<u64>| {
+        finish(encoded, &request_id, code, started, retry_after_ms)
+    };
     let fail = |error: RpcError, format: Format| {
         log_refusal(&error);
         reply(
             encode_error(&error, &request_id, &host_id, format),
             error.code(),
+            error.retry_after_ms(),
         )
     };
     let head_only = RequestParts {
@@ -333,6 +369,10 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
         body: &[],
     };
 
+    let _slot = match app.limiter.admit() {
+        Ok(slot) => slot,
+        Err(e) => return fail(e, guess_format(&head_only)),
+    };
     if method != "GET" && method != "POST" {
         return fail(
             Gateway::UnsupportedHttpMethod.into(),
@@ -383,6 +423,9 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     };
     Span::current().record("action", verified.action.as_str());
     let format = verified.format;
+    if let Err(e) = app.limiter.check_key(&verified.access_key_id) {
+        return fail(e, format);
+    }
     if verified.version != API_VERSION {
         return fail(
             RpcError::gateway_with_detail(
@@ -400,7 +443,11 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let span = Span::current();
     let outcome = tokio::spawn(handler(ctx, verified).instrument(span)).await;
     let mut response = match outcome {
-        Ok(Ok(value)) => reply(encode_success(&action, &request_id, &value, format), "OK"),
+        Ok(Ok(value)) => reply(
+            encode_success(&action, &request_id, &value, format),
+            "OK",
+            None,
+        ),
         Ok(Err(error)) => fail(error, format),
         Err(join) => {
             tracing::error!("handler failed: {join}");
@@ -486,7 +533,13 @@ async fn drain(mut body: Body, mut seen: usize) {
     }
 }
 
-fn finish(encoded: Encoded, request_id: &str, code: &str, started: Instant) -> Response {
+fn finish(
+    encoded: Encoded,
+    request_id: &str,
+    code: &str,
+    started: Instant,
+    retry_after_ms: Option<u64>,
+) -> Response {
     let status = StatusCode::from_u16(encoded.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     info!(
         status = status.as_u16(),
@@ -500,6 +553,9 @@ fn finish(encoded: Encoded, request_id: &str, code: &str, started: Instant) -> R
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(encoded.content_type));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-acs-request-id", id);
+    }
+    if let Some(ms) = retry_after_ms {
+        headers.insert("x-acs-retry-after", HeaderValue::from(ms));
     }
     response
         .extensions_mut()

@@ -80,6 +80,7 @@ async fn harness() -> Harness {
         body_read_timeout: Duration::from_secs(10),
         endpoint: "mongodb.aliyuncs.com".into(),
         metrics_access: ddsd::metrics::MetricsAccess::Off,
+        limiter: ddsd::limits::Limiter::unlimited(),
     });
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     let creds = Credentials {
