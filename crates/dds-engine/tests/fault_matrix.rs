@@ -121,6 +121,9 @@ fn f1_binary_that_fails_to_start_stops_the_rollout_and_is_put_back() {
         Some(K),
         "the report carries the truthful kernel"
     );
+    let kernels = r.report.node_kernels();
+    assert_eq!(kernels.len(), 3);
+    assert!(kernels.iter().all(|(_, k)| k == K), "{kernels:?}");
 
     // Sharded: the balancer comes back on and nothing after the config servers is touched.
     let s = Scenario::upgrade(2, "sharded2x2", fixtures::sharded(2, 2, K)).with_fault(

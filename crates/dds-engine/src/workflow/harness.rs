@@ -253,7 +253,25 @@ pub fn scenario(seed: u64) -> Scenario {
             )
         }
     };
-    let instance = fixtures::instance("dds-bpsim", "4.4", topology);
+    let mut instance = fixtures::instance("dds-bpsim", "4.4", topology);
+    // A retry after a failed upgrade: some processes already run the target (never restarted again, I4).
+    let mut name = name;
+    if rng.gen_ratio(1, 6) {
+        let ids: Vec<String> = instance
+            .topology
+            .replica_sets()
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.node_id.clone()))
+            .chain(instance.topology.mongos().iter().map(|m| m.node_id.clone()))
+            .collect();
+        let keep_old = rng.gen_range(0..ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if i != keep_old && rng.gen_bool(0.35) {
+                instance.topology.set_kernel_version(id, TO_KERNEL);
+            }
+        }
+        name.push_str("+mixed");
+    }
     let sharded = matches!(instance.topology, Topology::Sharded { .. });
     let kind = if rng.gen_ratio(1, 7) {
         let scope = if sharded && rng.gen_bool(0.5) {

@@ -380,6 +380,9 @@ pub struct BalancerTrack {
     pub last_error: Option<CommandError>,
 }
 
+/// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`OperationKind`]).
+pub type UpgradeOperation = RollingOperation;
+
 /// The persisted operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollingOperation {
@@ -525,6 +528,15 @@ impl RollingOperation {
             &scope,
             config,
         ))
+    }
+
+    /// Shorthand for [`RollingOperation::plan_upgrade`] (the name the runtime contract uses).
+    pub fn plan(
+        instance: &Instance,
+        target_kernel: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        Self::plan_upgrade(instance, target_kernel, config)
     }
 
     /// Plans `RestartDBInstance` for the whole instance or one node (shard, config server or mongos).
