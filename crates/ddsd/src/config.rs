@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 use crate::limits::{LimitSettings, LimitsFile};
+use crate::metrics::MetricsAccess;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -53,11 +54,13 @@ struct FileConfig {
     max_connections: Option<usize>,
     key_rate_per_sec: Option<f64>,
     key_rate_burst: Option<u32>,
+    /// Operations the runtime drives at the same time (a limit: `crate::limits`).
+    max_concurrent_operations: Option<usize>,
     /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
     /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.
     sim_speed: Option<f64>,
-    /// Operations the runtime drives at the same time (a limit: `crate::limits`).
-    max_concurrent_operations: Option<usize>,
+    /// Who may read `GET /metrics`: `loopback` (default), `any`, `off`.
+    metrics: Option<MetricsAccess>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
 }
@@ -84,6 +87,9 @@ pub struct Config {
     /// Every bound on client input and load (docs/limits.md).
     pub limits: LimitSettings,
     pub sim_speed: f64,
+    pub metrics: MetricsAccess,
+    /// `serve --demo`: bring up the demo fleet (see `demo.rs`).
+    pub demo: bool,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -102,6 +108,8 @@ impl fmt::Debug for Config {
             .field("regions_file", &self.regions_file)
             .field("limits", &self.limits)
             .field("sim_speed", &self.sim_speed)
+            .field("metrics", &self.metrics)
+            .field("demo", &self.demo)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -139,6 +147,12 @@ impl Config {
         if region.is_empty() {
             bail!("region must not be empty");
         }
+        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(if args.demo {
+            crate::demo::DEMO_SIM_SPEED
+        } else {
+            1.0
+        });
+        crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let limits = LimitSettings::resolve(
             &LimitsFile {
                 max_body_bytes: file.max_body_bytes,
@@ -158,8 +172,6 @@ impl Config {
             },
             env,
         )?;
-        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(1.0);
-        crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
@@ -176,11 +188,14 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| {
+                if args.demo {
+                    crate::demo::DEMO_DATA_DIR
+                } else {
+                    DEFAULT_DATA_DIR
+                }
+                .into()
+            }),
             region,
             log_format: args
                 .log_format
@@ -192,6 +207,8 @@ impl Config {
             access_keys,
             admin_access_keys,
             sim_speed,
+            metrics: file.metrics.unwrap_or_default(),
+            demo: args.demo,
         })
     }
 }

@@ -38,12 +38,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 use tracing::{field, info, info_span, warn, Instrument as _, Span};
 
 use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
 use crate::limits::Limiter;
+use crate::metrics::MetricsAccess;
 use crate::plane::sim::{SimPlane, SimPlaneConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{SqliteOptions, SqliteStore, Store};
@@ -58,9 +60,24 @@ pub struct App {
     pub body_read_timeout: Duration,
     /// `HostId` for requests without a `Host` header.
     pub endpoint: String,
+    /// Who may read `GET /metrics`.
+    pub metrics_access: MetricsAccess,
     /// The in-flight cap and the per-AccessKey request rate.
     pub limiter: Limiter,
 }
+
+/// The TCP peer of a connection, attached to each of its requests (for the `/metrics` access rule).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Set on a response by the request path once the request named an action of the table: the
+/// `action` label of its metrics.
+#[derive(Debug, Clone, Copy)]
+struct ActionLabel(&'static str);
+
+/// Set on every response by [`finish`]: OK or the error code, the `code` label of its metrics.
+#[derive(Debug, Clone)]
+struct CodeLabel(String);
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(rpc).with_state(app)
@@ -134,6 +151,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_body_bytes: limits.max_body_bytes,
         body_read_timeout: Duration::from_millis(limits.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
+        metrics_access: config.metrics,
         limiter: Limiter::new(limits),
     });
 
@@ -150,6 +168,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         info!(access_key_id = %admin.access_key_id, data_dir = %config.data_dir.display(), "created the admin access key");
     }
     info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
+
+    if config.demo {
+        let ip = if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        let demo = crate::demo::Demo {
+            store: app.ctx.store.clone(),
+            kernels: app.ctx.kernels.clone(),
+            endpoint: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
+            credentials: crate::client::Credentials {
+                access_key_id: admin.access_key_id.clone(),
+                secret: admin.secret.clone(),
+            },
+            data_dir: config.data_dir.clone(),
+            region: config.region.clone(),
+            speed: config.sim_speed,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = demo.run().await {
+                tracing::error!("demo fleet: {e:#}");
+                eprintln!("ddsd: the demo fleet could not be set up: {e:#}");
+            }
+        });
+    }
 
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
@@ -213,7 +257,12 @@ pub async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
+        ));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watcher().watch(connection);
         tokio::spawn(async move {
@@ -247,9 +296,37 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {
+    if req.uri().path() == "/metrics" && req.method() == axum::http::Method::GET {
+        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        if app.metrics_access.allows(peer) {
+            return metrics_response(&app);
+        }
+    }
+    let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
     let span = info_span!("request", request_id = %request_id, action = field::Empty);
-    handle(app, req, request_id).instrument(span).await
+    let response = handle(app, req, request_id).instrument(span).await;
+    let action = response
+        .extensions()
+        .get::<ActionLabel>()
+        .map_or(crate::metrics::NO_ACTION, |a| a.0);
+    let code = response
+        .extensions()
+        .get::<CodeLabel>()
+        .map_or("", |c| c.0.as_str());
+    crate::metrics::global().request(action, code, started.elapsed());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format, not an RPC envelope.
+fn metrics_response(app: &App) -> Response {
+    let text = crate::metrics::global().render(app.nonces.len());
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
@@ -358,14 +435,14 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             format,
         );
     }
-    let Some(handler) = actions::lookup(&verified.action) else {
+    let Some((name, handler)) = actions::lookup_named(&verified.action) else {
         return fail(Gateway::InvalidActionNotFound.into(), format);
     };
     let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();
     let outcome = tokio::spawn(handler(ctx, verified).instrument(span)).await;
-    match outcome {
+    let mut response = match outcome {
         Ok(Ok(value)) => reply(
             encode_success(&action, &request_id, &value, format),
             "OK",
@@ -376,7 +453,9 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             tracing::error!("handler failed: {join}");
             fail(Gateway::InternalError.into(), format)
         }
-    }
+    };
+    response.extensions_mut().insert(ActionLabel(name));
+    response
 }
 
 fn log_refusal(error: &RpcError) {
@@ -478,5 +557,8 @@ fn finish(
     if let Some(ms) = retry_after_ms {
         headers.insert("x-acs-retry-after", HeaderValue::from(ms));
     }
+    response
+        .extensions_mut()
+        .insert(CodeLabel(code.to_string()));
     response
 }

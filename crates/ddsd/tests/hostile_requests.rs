@@ -85,6 +85,7 @@ async fn harness() -> Harness {
         body_read_timeout: Duration::from_secs(10),
         endpoint: "127.0.0.1:1".into(),
         limiter: Limiter::unlimited(),
+        metrics_access: ddsd::metrics::MetricsAccess::Off,
     });
     let router = router(app);
     let mut h = Harness {
