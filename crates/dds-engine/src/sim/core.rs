@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 const STEP_DOWN_IDS_KEPT: usize = 64;
 /// Longest kernel version a start command may carry.
 const MAX_KERNEL_LEN: usize = 64;
+/// Latest time the fleet runs to; with durations bounded by `SimParams::MAX_DURATION_MS` no time
+/// arithmetic can overflow.
+pub(super) const MAX_TIME_MS: Millis = u64::MAX / 4;
 /// How often a starting mongos retries reaching a config server primary.
 const MONGOS_CONFIG_RETRY_MS: Millis = 1_000;
 
@@ -255,6 +258,8 @@ impl Fleet {
         now_ms: Millis,
         running: bool,
     ) -> Fleet {
+        let params = params.sanitized();
+        let now_ms = now_ms.min(MAX_TIME_MS);
         let mut f = Fleet {
             params,
             seed,
@@ -512,6 +517,9 @@ impl Fleet {
     /// Structural consistency of a restored snapshot (indices in range), so a corrupt file cannot make
     /// later operations index out of bounds.
     pub(super) fn check(&self) -> Result<(), &'static str> {
+        if self.now_ms > MAX_TIME_MS || self.params != self.params.clone().sanitized() {
+            return Err("time or parameters out of range");
+        }
         let nm = self.members.len();
         let ns = self.sets.len();
         if self.truth.processes.len() != nm + self.mongos.len()
@@ -594,7 +602,10 @@ impl Fleet {
 
     fn schedule(&mut self, at_ms: Millis, e: Event) {
         self.seq += 1;
-        self.queue.insert((at_ms.max(self.now_ms), self.seq), e);
+        // Time ends at MAX_TIME_MS: later events never happen (clamping them would loop forever).
+        if at_ms <= MAX_TIME_MS {
+            self.queue.insert((at_ms.max(self.now_ms), self.seq), e);
+        }
     }
 
     fn cancel(&mut self, f: impl Fn(&Event) -> bool) {
@@ -606,6 +617,7 @@ impl Fleet {
     }
 
     pub(super) fn advance_to(&mut self, t: Millis) {
+        let t = t.min(MAX_TIME_MS);
         while self.queue.keys().next().is_some_and(|&(at, _)| at <= t) {
             let Some(((at, _), e)) = self.queue.pop_first() else {
                 break;
@@ -665,7 +677,9 @@ impl Fleet {
         }
         let by_lag = target + mem.lag_ms + mem.delay_ms;
         let need = target.saturating_sub(a.anchor_ms);
-        let by_rate = a.anchor_at_ms + (need * 1000).div_ceil(a.rate_permille.max(1));
+        let by_rate = a
+            .anchor_at_ms
+            .saturating_add(need.saturating_mul(1000).div_ceil(a.rate_permille.max(1)));
         Some(self.now_ms.max(by_lag).max(by_rate))
     }
 
@@ -978,7 +992,8 @@ impl Fleet {
                 Fault::SlowStart { node_id, extra_ms } if node_id == id => Some(*extra_ms),
                 _ => None,
             })
-            .sum()
+            .fold(0, Millis::saturating_add)
+            .min(SimParams::MAX_DURATION_MS)
     }
     fn fault_step_down_refused(&self, rs: usize) -> bool {
         let name = &self.sets[rs].name;
@@ -1268,8 +1283,9 @@ impl Fleet {
             );
             self.schedule(now + d, Event::StartFailed { m });
         } else {
-            let d = self.draw(self.params.startup_min_ms, self.params.startup_max_ms)
-                + self.fault_slow_start_ms(m);
+            let d = self
+                .draw(self.params.startup_min_ms, self.params.startup_max_ms)
+                .saturating_add(self.fault_slow_start_ms(m));
             self.schedule(now + d, Event::Phase { m });
         }
         self.check_majority(self.members[m].rs);
@@ -1735,7 +1751,7 @@ impl Fleet {
                 self.truth.processes[m].crashes += 1;
                 self.process_exit(m, false);
                 if let Some(after) = recover_after_ms {
-                    self.schedule(self.now_ms + after, Event::Recover { m });
+                    self.schedule(self.now_ms.saturating_add(after), Event::Recover { m });
                 }
             }
             Event::Recover { m } => {

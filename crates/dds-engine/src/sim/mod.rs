@@ -10,8 +10,11 @@
 //!   handoff candidate becomes primary 1–3 s after it caught up, with no election timeout. A primary that dies
 //!   (or loses its majority) is replaced only after the election timeout (10 s + up to 15 % jitter). The
 //!   winner is the highest-priority electable SECONDARY that is at least as fresh as a majority of voters.
-//!   A member with a higher priority than the primary takes over once it is within 2 s of the primary's
-//!   optime, after a further 10 s (+ jitter). A stepped-down member cannot be elected for `stepDownSecs`.
+//!   A member with a higher priority than the primary takes over 10 s (+ jitter) after it came within 2 s
+//!   of the primary's optime: the primary steps down and the member is elected 1–3 s later, once it has
+//!   applied the last write. A stepped-down member cannot be elected for `stepDownSecs` (a restart clears
+//!   that, as in mongod). A primary that sees no majority of voters steps down after the election timeout.
+//! - **Shutdown and faults** are described on [`Fault`]; a start on a kernel fails only where a fault says so.
 //! - **Replication**: the primary's optime is "now" (writes never stop); each secondary trails by a steady
 //!   lag of up to 500 ms (a delayed member by its delay as well); a restarted member starts applying in
 //!   STARTUP2 at 4–16× the write rate from where it stopped, so it may already be SECONDARY while still
@@ -143,8 +146,63 @@ impl Default for SimParams {
             balancer_round_max_ms: 4_000,
             oplog_window_ms: 24 * 3_600_000,
             initial_uptime_ms: 3_600_000,
-            truth_log_limit: 100_000,
+            truth_log_limit: 10_000,
         }
+    }
+}
+
+impl SimParams {
+    /// Longest duration any parameter may have (a year), which keeps time arithmetic far from overflow.
+    pub const MAX_DURATION_MS: Millis = 365 * 86_400_000;
+    /// Fastest apply rate (1000×).
+    pub const MAX_RATE_PERMILLE: u64 = 1_000_000;
+
+    /// The parameters with every value brought into range (the fleet applies this itself).
+    pub fn sanitized(mut self) -> Self {
+        self.heartbeat_interval_ms = self.heartbeat_interval_ms.min(Self::MAX_DURATION_MS);
+        self.election_timeout_ms = self.election_timeout_ms.min(Self::MAX_DURATION_MS);
+        self.election_jitter_max_ms = self.election_jitter_max_ms.min(Self::MAX_DURATION_MS);
+        self.handoff_min_ms = self.handoff_min_ms.min(Self::MAX_DURATION_MS);
+        self.handoff_max_ms = self.handoff_max_ms.min(Self::MAX_DURATION_MS);
+        self.initiate_min_ms = self.initiate_min_ms.min(Self::MAX_DURATION_MS);
+        self.initiate_max_ms = self.initiate_max_ms.min(Self::MAX_DURATION_MS);
+        self.priority_takeover_delay_ms =
+            self.priority_takeover_delay_ms.min(Self::MAX_DURATION_MS);
+        self.priority_takeover_freshness_ms = self
+            .priority_takeover_freshness_ms
+            .min(Self::MAX_DURATION_MS);
+        self.stop_min_ms = self.stop_min_ms.min(Self::MAX_DURATION_MS);
+        self.stop_max_ms = self.stop_max_ms.min(Self::MAX_DURATION_MS);
+        self.startup_min_ms = self.startup_min_ms.min(Self::MAX_DURATION_MS);
+        self.startup_max_ms = self.startup_max_ms.min(Self::MAX_DURATION_MS);
+        self.startup2_min_ms = self.startup2_min_ms.min(Self::MAX_DURATION_MS);
+        self.startup2_max_ms = self.startup2_max_ms.min(Self::MAX_DURATION_MS);
+        self.recovering_min_ms = self.recovering_min_ms.min(Self::MAX_DURATION_MS);
+        self.recovering_max_ms = self.recovering_max_ms.min(Self::MAX_DURATION_MS);
+        self.failed_start_min_ms = self.failed_start_min_ms.min(Self::MAX_DURATION_MS);
+        self.failed_start_max_ms = self.failed_start_max_ms.min(Self::MAX_DURATION_MS);
+        self.steady_lag_min_ms = self.steady_lag_min_ms.min(Self::MAX_DURATION_MS);
+        self.steady_lag_max_ms = self.steady_lag_max_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_stop_min_ms = self.mongos_stop_min_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_stop_max_ms = self.mongos_stop_max_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_start_min_ms = self.mongos_start_min_ms.min(Self::MAX_DURATION_MS);
+        self.mongos_start_max_ms = self.mongos_start_max_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_interval_ms = self.balancer_interval_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_round_min_ms = self.balancer_round_min_ms.min(Self::MAX_DURATION_MS);
+        self.balancer_round_max_ms = self.balancer_round_max_ms.min(Self::MAX_DURATION_MS);
+        self.oplog_window_ms = self.oplog_window_ms.min(Self::MAX_DURATION_MS);
+        self.initial_uptime_ms = self.initial_uptime_ms.min(Self::MAX_DURATION_MS);
+        self.catch_up_rate_min_permille = self
+            .catch_up_rate_min_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.catch_up_rate_max_permille = self
+            .catch_up_rate_max_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.slow_apply_rate_permille = self
+            .slow_apply_rate_permille
+            .clamp(1, Self::MAX_RATE_PERMILLE);
+        self.truth_log_limit = self.truth_log_limit.clamp(10, 10_000_000);
+        self
     }
 }
 

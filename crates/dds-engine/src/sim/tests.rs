@@ -901,3 +901,235 @@ fn snapshot_restores_mid_restart_and_continues_identically() {
         Err(SnapshotError::Inconsistent(_))
     ));
 }
+
+/// A minimal but correct rolling upgrade, driven only by observations, that advances virtual time by
+/// `next_event_ms` or a 1 s poll. Returns the number of observations it took.
+fn careful_upgrade(f: &mut SimFleet, kernel: &str, delayed: Option<(&str, Millis)>) -> usize {
+    let mut observations = 0;
+    let give_up = f.now_ms() + 4 * 3_600_000;
+    let mut poll = |f: &mut SimFleet| {
+        assert!(
+            f.now_ms() < give_up,
+            "the upgrade is stuck: {:#?}",
+            f.observe()
+        );
+        let next = f
+            .next_event_ms()
+            .unwrap_or(u64::MAX)
+            .min(f.now_ms() + 1_000);
+        f.advance_to(next);
+        observations += 1;
+        f.observe()
+    };
+    let ready = |o: &DeploymentObservation, rs: &str, node: &str| {
+        let r = set(o, rs);
+        let m = r.member(node).unwrap();
+        m.healthy
+            && m.started_ms.is_some_and(|s| m.state_since_ms >= s)
+            && m.state.is_steady()
+            && (m.state == MemberState::Arbiter
+                || lag_of(o, rs, node)
+                    <= 1_000 + delayed.filter(|d| d.0 == node).map_or(0, |d| d.1))
+            && r.primary.is_some()
+    };
+    let mut o = f.observe();
+    if o.balancer.is_some() {
+        f.apply(&Command::StopBalancer).unwrap();
+        while o.balancer.unwrap().in_balancer_round {
+            o = poll(f);
+        }
+    }
+    let names: Vec<String> = o.replica_sets.iter().map(|r| r.name.clone()).collect();
+    let mut step_down_id = 0;
+    for rs in &names {
+        let nodes: Vec<String> = set(&o, rs)
+            .members
+            .iter()
+            .map(|m| m.node_id.clone())
+            .collect();
+        loop {
+            let r = set(&o, rs);
+            let Some(target) = nodes.iter().find(|n| {
+                r.member(n).unwrap().kernel_version.as_deref() != Some(kernel)
+                    && r.primary.as_deref() != Some(n.as_str())
+            }) else {
+                break;
+            };
+            // I1: everyone else steady, healthy and observed so since their process started.
+            if nodes.iter().all(|n| n == target || ready(&o, rs, n)) {
+                f.apply(&stop(rs, target)).unwrap();
+                while set(&o, rs).member(target).unwrap().process_up {
+                    o = poll(f);
+                }
+                f.apply(&start(rs, target, kernel)).unwrap();
+            }
+            o = poll(f);
+        }
+        let old = set(&o, rs).primary.clone().unwrap();
+        if set(&o, rs).member(&old).unwrap().kernel_version.as_deref() != Some(kernel) {
+            step_down_id += 1;
+            while nodes.iter().any(|n| !ready(&o, rs, n)) {
+                o = poll(f);
+            }
+            while f.apply(&step_down(rs, &old, step_down_id)).is_err() {
+                o = poll(f);
+            }
+            while set(&o, rs).primary.as_deref().is_none_or(|p| p == old) {
+                o = poll(f);
+            }
+            f.apply(&stop(rs, &old)).unwrap();
+            while set(&o, rs).member(&old).unwrap().process_up {
+                o = poll(f);
+            }
+            f.apply(&start(rs, &old, kernel)).unwrap();
+        }
+        while nodes.iter().any(|n| !ready(&o, rs, n)) {
+            o = poll(f);
+        }
+    }
+    let mongos: Vec<String> = o.mongos.iter().map(|m| m.node_id.clone()).collect();
+    for node in &mongos {
+        f.apply(&Command::StopMongos {
+            node_id: node.clone(),
+        })
+        .unwrap();
+        while o
+            .mongos
+            .iter()
+            .any(|m| &m.node_id == node && m.kernel_version.is_some())
+        {
+            o = poll(f);
+        }
+        // Wait for the process itself to exit before starting the new binary.
+        while f
+            .apply(&Command::StartMongos {
+                node_id: node.clone(),
+                kernel_version: kernel.into(),
+            })
+            .is_err()
+        {
+            o = poll(f);
+        }
+        while !o.mongos.iter().any(|m| &m.node_id == node && m.up) {
+            o = poll(f);
+        }
+    }
+    if o.balancer.is_some() {
+        f.apply(&Command::StartBalancer).unwrap();
+    }
+    observations
+}
+
+#[test]
+fn a_careful_rolling_upgrade_keeps_every_invariant_over_many_seeds() {
+    let topologies = [
+        fixtures::sharded(2, 2, K1),
+        fixtures::replica_set(fixtures::psa("rs0", K1)),
+        fixtures::replica_set(fixtures::five_members("rs0", K1)),
+        fixtures::replica_set(fixtures::with_delayed("rs0", K1, 600)),
+        fixtures::replica_set(fixtures::with_readonly("rs0", K1, 2)),
+    ];
+    for seed in 0..60 {
+        for topo in &topologies {
+            let mut f = SimFleet::new(topo, SimParams::default(), seed, T0);
+            careful_upgrade(&mut f, K2, Some(("rs0-3", 600_000)));
+            let t = f.truth();
+            assert!(t.primary_stop_attempts.is_empty());
+            for p in &t.processes {
+                assert_eq!(
+                    (p.stops_by_command, p.starts_by_command, p.failed_starts),
+                    (1, 1, 0),
+                    "seed {seed} {}",
+                    p.node_id
+                );
+                assert_eq!(p.launches.last().unwrap().1, K2);
+            }
+            for rs in &t.replica_sets {
+                assert_eq!(rs.elections.len(), 1, "seed {seed} {}", rs.name);
+                assert_eq!(rs.elections[0].cause, ElectionCause::Handoff);
+                assert_eq!(rs.max_out_by_commands, 1, "seed {seed} {}", rs.name);
+                assert!(
+                    rs.stops.iter().all(|s| s.others_unavailable.is_empty()),
+                    "seed {seed}"
+                );
+                assert!(rs.longest_no_primary_ms(f.now_ms()) <= 3_600, "seed {seed}");
+            }
+            assert!(t.no_mongos.is_empty());
+            if let Some(b) = f.observe().balancer {
+                assert_eq!(b.mode, BalancerMode::Full);
+            }
+        }
+    }
+}
+
+/// Cost probes, timed by the test harness's own "finished in" (the engine reads no clock):
+/// `cargo test --release -p dds-engine --lib sim_cost_upgrades -- --ignored --nocapture --test-threads 1`.
+#[test]
+#[ignore]
+fn sim_cost_upgrades() {
+    let topo = fixtures::sharded(3, 3, K1);
+    let seeds = 2_000u64;
+    let mut observations = 0;
+    let mut sim_ms = 0;
+    for seed in 0..seeds {
+        let mut f = SimFleet::new(&topo, SimParams::default(), seed, T0);
+        observations += careful_upgrade(&mut f, K2, None);
+        sim_ms += f.now_ms() - T0;
+    }
+    eprintln!(
+        "{seeds} upgrades of cfg + 3 shards (PSH) + 3 mongos: {} observe/advance rounds and {} s of virtual time per upgrade",
+        observations as u64 / seeds,
+        sim_ms / seeds / 1_000
+    );
+}
+
+/// `cargo test --release -p dds-engine --lib sim_cost_observe -- --ignored --test-threads 1`: one million
+/// observations of that cluster.
+#[test]
+#[ignore]
+fn sim_cost_observe() {
+    let f = SimFleet::new(&fixtures::sharded(3, 3, K1), SimParams::default(), 1, T0);
+    for _ in 0..1_000_000 {
+        std::hint::black_box(f.observe());
+    }
+}
+
+#[test]
+fn extreme_times_and_parameters_do_not_break_the_fleet() {
+    let params = SimParams {
+        election_timeout_ms: u64::MAX,
+        stop_min_ms: u64::MAX,
+        stop_max_ms: 0,
+        catch_up_rate_max_permille: u64::MAX,
+        heartbeat_interval_ms: 0,
+        ..SimParams::default()
+    };
+    let mut f = SimFleet::new(&fixtures::sharded(2, 2, K1), params, 1, u64::MAX - 5);
+    assert!(f.params().election_timeout_ms <= SimParams::MAX_DURATION_MS);
+    f.arm_fault(Fault::SlowStart {
+        node_id: "shard0-1".into(),
+        extra_ms: u64::MAX,
+    })
+    .unwrap();
+    f.arm_fault(Fault::Crash {
+        node_id: "shard1-1".into(),
+        at_ms: u64::MAX,
+        recover_after_ms: Some(u64::MAX),
+    })
+    .unwrap();
+    f.apply(&stop("shard0", "shard0-1")).unwrap();
+    f.apply(&step_down("shard1", "shard1-0", 1)).unwrap();
+    f.advance_to(u64::MAX);
+    // Time has ended: the shutdown never completes.
+    assert!(f.apply(&start("shard0", "shard0-1", K2)).is_err());
+    f.advance_to(u64::MAX);
+    let o = f.observe();
+    assert_eq!(o.replica_sets.len(), 3);
+    assert!(SimFleet::from_snapshot(&f.to_snapshot()).is_ok());
+    let mut bad = f.to_snapshot();
+    bad["fleet"]["params"]["stop_max_ms"] = serde_json::json!(u64::MAX);
+    assert!(matches!(
+        SimFleet::from_snapshot(&bad),
+        Err(SnapshotError::Inconsistent(_))
+    ));
+}

@@ -41,8 +41,9 @@ fn violation(invariant: &'static str, detail: impl Into<String>) -> Result<(), V
 /// Tracks the decisions of one operation across steps (and across resumes: it lives outside the operation).
 #[derive(Debug, Clone, Default)]
 pub struct DecisionAudit {
-    /// Stops that began a restart (not repeats after a resume, not reverts), per process, with their times.
-    restart_stops: BTreeMap<String, Vec<Millis>>,
+    /// Stops that began a restart (not reverts), per process: the time and the start time of the process
+    /// stopped. A repeat after a resume stops the same process again and is not a second restart.
+    restart_stops: BTreeMap<String, Vec<(Millis, Option<Millis>)>>,
     revert_stops: BTreeMap<String, u32>,
     /// Every command issued (kind, process, time), for the end checks.
     issued: Vec<(Millis, Command)>,
@@ -56,6 +57,23 @@ impl DecisionAudit {
     /// Restarts begun per process.
     pub fn restarts_begun(&self, node_id: &str) -> usize {
         self.restart_stops.get(node_id).map_or(0, Vec::len)
+    }
+
+    fn begin_restart(
+        &mut self,
+        node_id: &str,
+        now: Millis,
+        process: Option<Millis>,
+    ) -> Result<(), Violation> {
+        let v = self.restart_stops.entry(node_id.to_string()).or_default();
+        if process.is_some() && v.iter().any(|(_, p)| *p == process) {
+            return Ok(());
+        }
+        v.push((now, process));
+        if v.len() > 1 {
+            violation("I4", format!("{node_id} restarted twice"))?;
+        }
+        Ok(())
     }
 
     pub fn issued(&self) -> &[(Millis, Command)] {
@@ -123,16 +141,10 @@ impl DecisionAudit {
                         .iter()
                         .find(|m| &m.proc.node_id == node_id)
                         .map(|m| m.proc.step.clone());
-                    if before_step == Some(MemberStep::Pending) {
-                        self.restart_stops
-                            .entry(node_id.clone())
-                            .or_default()
-                            .push(now);
-                        if self.restarts_begun(node_id) > 1 {
-                            violation("I4", format!("mongos {node_id} restarted twice"))?;
-                        }
-                    }
                     let m = obs.mongos.iter().find(|m| &m.node_id == node_id);
+                    if before_step == Some(MemberStep::Pending) {
+                        self.begin_restart(node_id, now, m.and_then(|m| m.started_ms))?;
+                    }
                     if let (Some(t), Some(m)) = (after.target(), m) {
                         let reverting =
                             rec.is_some_and(|r| matches!(r.proc.step, MemberStep::Reverting(_)));
@@ -278,13 +290,8 @@ impl DecisionAudit {
             }
         }
         if before_step == Some(MemberStep::Pending) {
-            self.restart_stops
-                .entry(node_id.to_string())
-                .or_default()
-                .push(now);
-            if self.restarts_begun(node_id) > 1 {
-                violation("I4", format!("{node_id} restarted twice"))?;
-            }
+            let process = ro.member(node_id).and_then(|m| m.started_ms);
+            self.begin_restart(node_id, now, process)?;
         }
         check_order_rs(after, rs_name)?;
         check_balancer_off(after, obs)
@@ -331,9 +338,10 @@ impl DecisionAudit {
                         let m = ro.member(&p.node_id);
                         match &op.kind {
                             OperationKind::Upgrade { target_kernel } => {
-                                if m.and_then(|m| m.kernel_version.as_deref())
-                                    != Some(target_kernel)
-                                {
+                                // A process down at the end crashed after its restart (the fleet's
+                                // truth judges that); a running one must run the target.
+                                let k = m.and_then(|m| m.kernel_version.as_deref());
+                                if k.is_some() && k != Some(target_kernel) {
                                     violation(
                                         "I4",
                                         format!("{} not on the target at the end", p.node_id),
@@ -354,7 +362,8 @@ impl DecisionAudit {
                 for m in op.mongos.iter().filter(|m| m.in_scope) {
                     if let Some(t) = op.target() {
                         let k = obs.mongos.iter().find(|o| o.node_id == m.proc.node_id);
-                        if k.and_then(|k| k.kernel_version.as_deref()) != Some(t) {
+                        let k = k.and_then(|k| k.kernel_version.as_deref());
+                        if k.is_some() && k != Some(t) {
                             violation(
                                 "I4",
                                 format!("mongos {} not on the target", m.proc.node_id),
@@ -370,7 +379,7 @@ impl DecisionAudit {
                 let late: Vec<&String> = self
                     .restart_stops
                     .iter()
-                    .filter(|(_, times)| times.iter().any(|t| *t > f.at_ms))
+                    .filter(|(_, stops)| stops.iter().any(|(t, _)| *t > f.at_ms))
                     .map(|(n, _)| n)
                     .collect();
                 if !late.is_empty() {

@@ -40,6 +40,9 @@ pub struct UpgradeConfig {
     /// Accepted stepdowns per replica set before the operation gives up: a primary that keeps getting
     /// re-elected before it can be restarted would otherwise cost an election per attempt.
     pub max_stepdowns_per_replica_set: u32,
+    /// When a restarted member outranks the primary at the end of a replica set, how long to wait for its
+    /// priority takeover (catch-up plus `catchUpTakeoverDelay`-like delay) before moving on anyway.
+    pub priority_takeover_wait_ms: u64,
     /// How long a replica set may be observed without any primary while the workflow needs one (e.g. after
     /// an unrelated primary crash) before the operation fails.
     pub primary_wait_deadline_ms: u64,
@@ -56,7 +59,8 @@ pub struct UpgradeConfig {
     pub mongos_stability_ms: u64,
     /// From `StopBalancer` until `mode: off` and no round in progress (`balancerStop` waits for the round).
     pub balancer_stop_deadline_ms: u64,
-    /// From `StartBalancer` until the recorded mode is observed again; past it the operation ends with a warning.
+    /// From the start of the restore until the recorded mode is observed again (a refused `balancerStart`, e.g.
+    /// while the config servers elect a primary, is retried); past it the operation ends with a warning.
     pub balancer_restore_deadline_ms: u64,
     /// How long a member put back on its previous kernel may take to serve again; past it the revert is
     /// reported as failed (it is tried once).
@@ -86,6 +90,7 @@ impl Default for UpgradeConfig {
             stepdown_retry_max_ms: 30_000,
             new_primary_deadline_ms: 30_000,
             max_stepdowns_per_replica_set: 3,
+            priority_takeover_wait_ms: 90_000,
             primary_wait_deadline_ms: 60_000,
             max_parallel_shards: 1,
             canary_shard: true,
@@ -93,7 +98,7 @@ impl Default for UpgradeConfig {
             mongos_start_deadline_ms: 120_000,
             mongos_stability_ms: 5_000,
             balancer_stop_deadline_ms: 300_000,
-            balancer_restore_deadline_ms: 60_000,
+            balancer_restore_deadline_ms: 300_000,
             revert_deadline_ms: 300_000,
             expected_member_downtime_ms: 60_000,
             oplog_window_factor: 10,

@@ -9,6 +9,8 @@
 //!   replica set (I1), primary last via a non-forced stepdown (I2, I3, I7), exactly one restart per process
 //!   (I4), resume from a fresh observation (I11), and the failure policy (§4.2).
 //! - [`check`]: [`check::DecisionAudit`], I1–I12 re-derived independently and held against every step.
+//! - [`harness`]: the seeded simulation — a scenario per seed (topology, operation, fault of F1–F17, crash
+//!   points), driven against `sim::SimFleet` on virtual time with every step audited.
 //! - [`report`]: live [`Progress`], the final [`Report`], and the [`plan_steps`] dry run.
 //!
 //! Nothing here reads a clock: `now_ms` comes in with every call, which is what lets the simulation tests run
@@ -17,6 +19,7 @@
 pub mod check;
 pub mod config;
 pub mod gates;
+pub mod harness;
 pub mod operation;
 pub mod preflight;
 pub mod report;
@@ -24,7 +27,7 @@ pub mod report;
 pub use config::UpgradeConfig;
 pub use operation::{
     Decision, ElectionCause, Failure, FailureReason, MemberStep, OperationKind, Outcome, Phase,
-    RestartScope, RollingOperation,
+    RestartScope, RollingOperation, UpgradeOperation,
 };
 pub use preflight::PreflightError;
 pub use report::{plan_restart_steps, plan_steps, PlannedStep, Progress, Report, StepPlan};

@@ -22,6 +22,19 @@
 //! process about to be stopped, so "a different process is running now" proves the restart happened even if
 //! the acknowledgement was lost. Without a start time from the plane the record alone still suffices, because
 //! nothing but this operation starts a member it recorded as `Stopping`.
+//!
+//! Order and pacing: balancer (record its mode once, before `balancerStop` runs; wait for no round) → config
+//! servers → the first shard alone (canary) → the other shards, `max_parallel_shards` at a time → mongos in
+//! waves of `mongos_batch` (never all of them) → balancer back to the recorded mode. Inside a set, one member
+//! at a time in configuration order, the primary re-read before every choice and restarted last; a set whose
+//! restarted member outranks the primary waits (bounded) for the priority takeover, so the election is
+//! counted here and the next set does not start in the middle of it.
+//!
+//! Failure (§4.2): the first member that misses a deadline ends the rollout. Nothing new is started anywhere;
+//! a member already out of service in another set (parallel shards) is brought back, never left down; a
+//! failed member started on the new kernel is put back on its previous kernel once (only if stopping it keeps
+//! I1); a stepdown in flight is abandoned with the old primary still running; the balancer is restored; the
+//! operation ends `Failed` with the member and the reason.
 
 use super::config::UpgradeConfig;
 use super::gates::{self, Expect, GateBlock, GateUnmet, MemberRole};
@@ -327,6 +340,12 @@ pub struct RsTrack {
     pub primary_wait_since_ms: Option<Millis>,
     /// Stepdowns the plane accepted in this set.
     pub stepdowns_accepted: u32,
+    /// Since when the finished set has been waiting for an expected priority takeover.
+    #[serde(default)]
+    pub takeover_wait_since_ms: Option<Millis>,
+    /// Expected takeovers that did not happen in time (reported as warnings).
+    #[serde(default)]
+    pub takeover_notes: Vec<String>,
     pub first_term: Option<u64>,
     pub last_term: Option<u64>,
     pub last_primary: Option<String>,
@@ -367,7 +386,15 @@ pub struct BalancerTrack {
     pub start_acked: bool,
     /// Set when the operation ends: whether the recorded mode was observed again.
     pub restored: Option<bool>,
+    /// `balancerStart` was refused (e.g. the config servers are between primaries): retry at this time.
+    #[serde(default)]
+    pub retry_at_ms: Option<Millis>,
+    #[serde(default)]
+    pub last_error: Option<CommandError>,
 }
+
+/// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`OperationKind`]).
+pub type UpgradeOperation = RollingOperation;
 
 /// The persisted operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,6 +422,9 @@ pub struct RollingOperation {
     /// Commands the plane accepted (the executed steps).
     pub commands_ok: u64,
 }
+
+/// Wait before repeating a refused `balancerStart`.
+const BALANCER_RETRY_MS: Millis = 5_000;
 
 /// Wait before repeating a start the plane refused because the process was still exiting.
 const START_RETRY_MS: Millis = 1_000;
@@ -513,6 +543,15 @@ impl RollingOperation {
         ))
     }
 
+    /// Shorthand for [`RollingOperation::plan_upgrade`] (the name the runtime contract uses).
+    pub fn plan(
+        instance: &Instance,
+        target_kernel: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        Self::plan_upgrade(instance, target_kernel, config)
+    }
+
     /// Plans `RestartDBInstance` for the whole instance or one node (shard, config server or mongos).
     pub fn plan_restart(
         instance: &Instance,
@@ -569,6 +608,8 @@ impl RollingOperation {
                 primary_stage: None,
                 primary_wait_since_ms: None,
                 stepdowns_accepted: 0,
+                takeover_wait_since_ms: None,
+                takeover_notes: Vec::new(),
                 first_term: None,
                 last_term: None,
                 last_primary: None,
@@ -891,10 +932,19 @@ impl RollingOperation {
                     self.phase = Phase::Finished;
                 } else if cx.deadline(since_ms, self.config.balancer_restore_deadline_ms) {
                     self.balancer.restored = Some(false);
-                    self.warnings
-                        .push("balancer not observed back in mode full before the deadline".into());
+                    let why = self
+                        .balancer
+                        .last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" (last error: {e})"));
+                    self.warnings.push(format!(
+                        "balancer not observed back in mode full before the deadline{why}"
+                    ));
                     self.phase = Phase::Finished;
+                } else if let Some(t) = self.balancer.retry_at_ms.filter(|t| cx.now < *t) {
+                    cx.wake_at(t);
                 } else if !(self.balancer.start_issued && self.balancer.start_acked) {
+                    self.balancer.retry_at_ms = None;
                     self.balancer.start_issued = true;
                     self.balancer.start_acked = false;
                     cx.cmds.push(Command::StartBalancer);
@@ -1054,14 +1104,13 @@ impl RollingOperation {
                     }
                 }
             }
-            let mut in_flight = self
-                .mongos
-                .iter()
-                .filter(|m| m.proc.step.in_flight())
-                .count();
+            // Mongos go in waves: the next wave starts once every mongos of the previous one passed its gate,
+            // so a kernel that fails on one wave never reaches the next.
+            let wave_open = !self.mongos.iter().any(|m| m.proc.step.in_flight());
+            let mut in_flight = 0;
             let n = self.mongos.len();
             for k in 0..n {
-                if in_flight >= batch {
+                if !wave_open || in_flight >= batch {
                     break;
                 }
                 if !(self.mongos[k].in_scope && self.mongos[k].proc.step == MemberStep::Pending) {
@@ -1162,9 +1211,10 @@ impl RollingOperation {
             Command::StartBalancer => match result {
                 Ok(()) => self.balancer.start_acked = true,
                 Err(e) => {
-                    self.warnings.push(format!("balancerStart refused: {e}"));
-                    self.balancer.restored = Some(false);
-                    self.phase = Phase::Finished;
+                    // Retried until the restore deadline: the balancer must not stay off by accident (I6).
+                    self.balancer.start_issued = false;
+                    self.balancer.retry_at_ms = Some(now_ms + BALANCER_RETRY_MS);
+                    self.balancer.last_error = Some(e);
                 }
             },
             Command::StopMember {
@@ -1338,6 +1388,26 @@ pub(crate) fn resolve_scope(
             })
         }
     }
+}
+
+/// A serving electable member with a higher priority than the primary, which MongoDB will make primary
+/// once it is caught up.
+fn takeover_pending(rs: &RsTrack, ro: &ReplicaSetObservation, primary: &str) -> Option<String> {
+    let prio = |id: &str| {
+        rs.roles
+            .iter()
+            .find(|r| r.node_id == id)
+            .map_or(0, |r| r.priority)
+    };
+    let p = prio(primary);
+    rs.roles
+        .iter()
+        .filter(|r| r.kind.electable() && r.node_id != primary && r.priority > p)
+        .find(|r| {
+            ro.member(&r.node_id)
+                .is_some_and(|m| m.process_up && m.healthy && m.state == MemberState::Secondary)
+        })
+        .map(|r| r.node_id.clone())
 }
 
 /// Fails `p` (and marks it for a revert when it was started on the new kernel).
@@ -1540,13 +1610,16 @@ fn advance_rs(
         let halted = env.halted || rs.failed_here || cx.failures.len() > failures_before;
         if let Some(j) = rs.procs.iter().position(|p| p.step.in_flight()) {
             // Even when halted, a member already out of service is brought back (or put back): never left down.
+            let was = rs.procs[j].step.clone();
             advance_member(env, rs, j, ro, cx);
             if cx.failures.len() > failures_before {
                 rs.failed_here = true;
             }
-            if rs.procs[j].step.in_flight() || !cx.cmds.is_empty() {
+            let changed = rs.procs[j].step != was;
+            if !cx.cmds.is_empty() || (rs.procs[j].step.in_flight() && !changed) {
                 return;
             }
+            // Finished, or moved on (e.g. failed → being put back) without a command yet: go again.
             continue;
         }
         if halted {
@@ -1655,6 +1728,17 @@ fn pick_next(
         return false;
     };
     if rs.procs.iter().all(|p| p.step.finished_ok()) {
+        // A caught-up member that outranks the primary will take over (F9): let that election happen while
+        // this set is still ours to watch, so it is counted and the next set does not start mid-election.
+        if let Some(heir) = takeover_pending(rs, ro, &p_id) {
+            let since = *rs.takeover_wait_since_ms.get_or_insert(cx.now);
+            if !cx.deadline(since, cfg.priority_takeover_wait_ms) {
+                return false;
+            }
+            rs.takeover_notes.push(format!(
+                "{heir} outranks primary {p_id} but did not take over"
+            ));
+        }
         rs.status = RsStatus::Done;
         rs.finished_ms = Some(cx.now);
         return false;
@@ -1995,6 +2079,12 @@ fn advance_revert(
                     reason: "running on its kernel; a restart has nothing to put back".into(),
                 });
                 rs.procs[j].step = MemberStep::Failed;
+            } else if up && m.and_then(|m| m.kernel_version.as_deref()) == Some(from.as_str()) {
+                // Already started on the previous kernel (the record of that start was lost): wait for it.
+                rs.procs[j].step = MemberStep::Reverting(RevertStage::Starting {
+                    issued_ms: cx.now,
+                    acked: true,
+                });
             } else if up {
                 match gates::pre_stop(&rs.roles, ro, &node, false) {
                     Ok(()) => {
@@ -2177,6 +2267,11 @@ fn advance_mongos(env: &Env<'_>, p: &mut ProcessRecord, obs: &DeploymentObservat
                                 .into(),
                         });
                         p.step = MemberStep::Failed;
+                    } else if up && kernel.as_deref() == Some(from.as_str()) {
+                        p.step = MemberStep::Reverting(RevertStage::Starting {
+                            issued_ms: cx.now,
+                            acked: true,
+                        });
                     } else if up {
                         p.step = MemberStep::Reverting(RevertStage::Stopping {
                             issued_ms: cx.now,
