@@ -10,11 +10,12 @@
 //! - `server`: the axum endpoint — body limit, `acs_rpc::verify`, version check, action dispatch,
 //!   envelopes, RequestId span, graceful shutdown;
 //! - `actions`: the action table (`Action` name → handler) and one module per action family;
-//! - [`store`]: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait, with the
-//!   embedded SQLite implementation.
-//! - [`plane`]: the data plane the runtime drives (observe, execute, provision), by default a simulated fleet per
-//!   instance on scaled real time.
-//! - [`runtime`]: the task that claims unfinished operations and drives them to the end, resuming after a crash.
+//! - `store`: durable state (instances, operations, idempotency, data-plane snapshots) behind a trait,
+//!   with the embedded SQLite implementation;
+//! - `plane`: the data plane the runtime drives (observe, execute, provision), by default a simulated
+//!   fleet per instance on scaled real time;
+//! - `runtime`: the task that claims unfinished operations and drives them to the end, resuming after
+//!   a crash.
 //!
 //! The binary (`src/main.rs`) only calls [`cli::run`]; the modules are a library so integration
 //! tests and tools can build the router in-process.

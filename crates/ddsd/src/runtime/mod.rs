@@ -255,8 +255,9 @@ async fn supervise(shared: Arc<Shared>, notify: Arc<Notify>, mut stopped: watch:
                         backoff.remove(&id);
                     }
                     Some((id, Err(DriveError::Lost(why)))) => {
-                        backoff.remove(&id);
+                        // Somebody else holds it: look again at the next rescan, not in a tight loop.
                         tracing::info!(operation = %id, %why, "stopped driving");
+                        backoff.insert(id, (0, Instant::now() + rescan));
                     }
                     Some((id, Err(err))) => {
                         let (n, _) = backoff.get(&id).copied().unwrap_or((0, now));

@@ -378,6 +378,32 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_upgrade_shows_its_status_only_once_it_starts() {
+        // SwitchMode=1: accepted while Running, the status flips when the workflow leaves preflight.
+        let inst = replica_set("dds-w", "t");
+        let mut op = RollingOperation::plan_upgrade(
+            &inst,
+            "mongodb_20240101_4.0.30",
+            UpgradeConfig::default(),
+        )
+        .unwrap();
+        let waiting = OperationState::rolling(op.clone());
+        assert_eq!(
+            waiting.instance_update(&inst, None),
+            InstanceUpdate::default()
+        );
+        op.phase = Phase::ReplicaSets;
+        let started = OperationState::rolling(op);
+        assert_eq!(
+            started.instance_update(&inst, None).status,
+            Some(DbInstanceStatus::MinorVersionUpgrading)
+        );
+        let mut already = inst.clone();
+        already.status = DbInstanceStatus::MinorVersionUpgrading;
+        assert_eq!(started.instance_update(&already, None).status, None);
+    }
+
+    #[test]
     fn observed_kernels_are_mirrored_into_the_record() {
         use dds_engine::plane::{MemberObservation, MemberState, ReplicaSetObservation};
         let inst = replica_set("dds-o", "t");

@@ -43,16 +43,24 @@ async fn start_with_store_clock(
     config: RuntimeConfig,
     clock: Clock,
 ) -> Node {
-    let store = Arc::new(
-        SqliteStore::open_in(
+    // After an in-process "crash" the previous store goes away once its tasks are cancelled, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        let opened = SqliteStore::open_in(
             dir.path(),
             SqliteOptions {
-                clock,
+                clock: clock.clone(),
                 ..SqliteOptions::default()
             },
-        )
-        .unwrap(),
-    );
+        );
+        match opened {
+            Ok(s) => break Arc::new(s),
+            Err(crate::store::StoreError::Locked(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let plane = Arc::new(
         SimPlane::open(
             store.clone(),
@@ -480,5 +488,81 @@ async fn a_sharded_cluster_is_created_with_its_mongos_and_deleted() {
     })
     .await;
     assert_eq!(node.plane.observe("dds-sc").await.unwrap(), None);
+    node.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_restarts_every_member_once_on_its_own_kernel() {
+    let dir = TempDir::new("rt");
+    let node = start(&dir, 500.0, fast()).await;
+    request_create(&node, replica_set("dds-rs", "2026-01-01T00:00:00Z")).await;
+    running(&node, "dds-rs", 20_000).await;
+    let instance = node.store.get_instance("dds-rs").await.unwrap().unwrap();
+    let state = OperationState::rolling(
+        RollingOperation::plan_restart(
+            &instance,
+            dds_engine::workflow::RestartScope::Instance,
+            UpgradeConfig::default(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(state.kind(), OperationKind::Restart);
+    let op = request(&node, "dds-rs", DbInstanceStatus::Rebooting, state).await;
+    assert_eq!(
+        status(&node.store, "dds-rs").await,
+        Some(DbInstanceStatus::Rebooting)
+    );
+    running(&node, "dds-rs", 60_000).await;
+    let done = node.store.get_operation(&op).await.unwrap().unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{:?}", done.report);
+    let truth = node.plane.truth("dds-rs").await.unwrap().unwrap();
+    for m in ["dds-rs-0", "dds-rs-1", "dds-rs-2"] {
+        let p = truth.process(m).unwrap();
+        assert_eq!(p.starts_by_command, 1, "{m}");
+        assert!(p
+            .launches
+            .iter()
+            .all(|(_, k)| k == crate::store::fixtures::KERNEL));
+    }
+    let after = node.store.get_instance("dds-rs").await.unwrap().unwrap();
+    assert_eq!(after.topology, instance.topology, "kernels unchanged");
+    node.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_upgrade_restarts_every_process_once_and_restores_the_balancer() {
+    let dir = TempDir::new("rt");
+    let node = start(&dir, 300.0, fast()).await;
+    request_create(&node, sharded("dds-su", "2026-01-01T00:00:00Z")).await;
+    running(&node, "dds-su", 30_000).await;
+    let state = plan_upgrade(&node, "dds-su").await;
+    let started_ms = node.plane.now_ms();
+    let op = request(
+        &node,
+        "dds-su",
+        DbInstanceStatus::MinorVersionUpgrading,
+        state,
+    )
+    .await;
+    running(&node, "dds-su", 120_000).await;
+    let done = node.store.get_operation(&op).await.unwrap().unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{:?}", done.report);
+    let truth = node.plane.truth("dds-su").await.unwrap().unwrap();
+    for p in &truth.processes {
+        assert_eq!((p.stops_by_command, p.starts_by_command), (1, 1), "{p:?}");
+    }
+    for rs in &truth.replica_sets {
+        assert_eq!(rs.elections_since(started_ms).count(), 1, "{}", rs.name);
+    }
+    assert_eq!(
+        truth.balancer_modes.last().map(|(_, m)| *m),
+        Some(dds_engine::plane::BalancerMode::Full),
+        "balancer back to its recorded mode"
+    );
+    let inst = node.store.get_instance("dds-su").await.unwrap().unwrap();
+    assert!(inst
+        .topology
+        .kernel_versions()
+        .all(|k| k == target_kernel()));
     node.runtime.shutdown().await;
 }

@@ -49,6 +49,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// before returning, so the future only borrows the store.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
+/// Waits for a store call from synchronous code on a tokio blocking thread (`spawn_blocking`, where the action
+/// handlers run). Never call it from an async task: it would block a runtime worker (tokio refuses that with
+/// a panic); async code simply `.await`s the future.
+pub fn wait<T>(call: StoreFuture<'_, T>) -> StoreResult<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(call),
+        Err(_) => Err(StoreError::Backend(
+            "store call outside a tokio runtime".into(),
+        )),
+    }
+}
+
 /// Upper bounds on everything the store accepts, so no request can make it hold or return unbounded data.
 pub mod limits {
     /// `PageSize` of DescribeDBInstances.
@@ -438,6 +450,9 @@ pub enum StoreError {
     /// An argument is out of bounds or malformed; nothing was changed.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// Another store (in this or another process) has the database open.
+    #[error("{0} is in use by another ddsd")]
+    Locked(String),
     /// The database was written by a newer ddsd.
     #[error("database schema version {found} is newer than this ddsd supports ({supported})")]
     SchemaTooNew { found: u32, supported: u32 },

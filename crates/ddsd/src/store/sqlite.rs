@@ -14,6 +14,11 @@
 //!
 //! Callers await a oneshot answer; a full queue makes them wait (back-pressure) instead of piling up threads.
 //! Dropping the store closes the queues; the threads finish what was queued and close their connections.
+//!
+//! One process per file: the store holds an exclusive SQLite lock on `<file>.lock` for its whole life (a
+//! connection in `locking_mode=EXCLUSIVE` that wrote once), so a second ddsd on the same data directory is
+//! refused at start instead of writing alongside. The lock is an OS file lock: it goes away with the process,
+//! `kill -9` included, so a restart never finds a stale lock.
 
 use super::schema::{self, MIGRATIONS};
 use super::sql::{self, Ctx};
@@ -47,6 +52,9 @@ pub struct SqliteOptions {
     pub idempotency_ttl_ms: u64,
     /// Finished operations kept per instance; older ones are dropped when another finishes.
     pub finished_operations_kept: u32,
+    /// Refuse to open a database another store has open (see the module docs). Off only for tests that
+    /// exercise SQLite's own multi-writer locking.
+    pub exclusive: bool,
     pub clock: Clock,
 }
 
@@ -59,6 +67,7 @@ impl Default for SqliteOptions {
             max_write_batch: 64,
             idempotency_ttl_ms: 24 * 3_600_000,
             finished_operations_kept: 50,
+            exclusive: true,
             clock: Clock::system(),
         }
     }
@@ -120,6 +129,8 @@ struct WriterConfig {
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
+    /// Held, never used: its lock keeps other stores out (dropped last).
+    _lock: Option<Mutex<Connection>>,
     writer: mpsc::Sender<Box<dyn WriteJob>>,
     readers: mpsc::Sender<ReadJob>,
     path: PathBuf,
@@ -148,6 +159,11 @@ impl SqliteStore {
                 "readers, queue_capacity and max_write_batch must be at least 1".into(),
             ));
         }
+        let lock = if options.exclusive {
+            Some(Mutex::new(lock_database(path)?))
+        } else {
+            None
+        };
         let busy = Duration::from_millis(options.busy_timeout_ms);
         let writer_conn = schema::open_writer(path, busy)?;
         let schema_version_found = schema::migrate(&writer_conn, migrations)?;
@@ -175,6 +191,7 @@ impl SqliteStore {
             })?;
         }
         Ok(SqliteStore {
+            _lock: lock,
             writer,
             readers,
             path: path.to_path_buf(),
@@ -237,6 +254,27 @@ impl SqliteStore {
     /// A future that fails at once: argument errors are reported without touching the queues.
     fn fail<T: Send + 'static>(e: StoreError) -> StoreFuture<'static, T> {
         Box::pin(std::future::ready(Err(e)))
+    }
+}
+
+/// Takes the exclusive lock on `<path>.lock`, or fails with [`StoreError::Locked`] at once.
+fn lock_database(path: &Path) -> StoreResult<Connection> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let conn = Connection::open(&lock_path)?;
+    conn.busy_timeout(Duration::ZERO)?;
+    let _mode: String = conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0))?;
+    // In exclusive locking mode the lock taken by a write is kept until the connection closes.
+    match conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;") {
+        Ok(()) => Ok(conn),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy
+                || e.code == rusqlite::ErrorCode::DatabaseLocked =>
+        {
+            Err(StoreError::Locked(path.display().to_string()))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
