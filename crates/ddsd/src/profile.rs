@@ -189,9 +189,12 @@ pub struct Resolved {
     pub signature: Signature,
 }
 
+/// Reads an environment variable (`None` when unset or empty).
+pub type EnvVar = Box<dyn Fn(&str) -> Option<String>>;
+
 /// The process environment the resolution reads, injectable for tests.
 pub struct Env {
-    pub var: Box<dyn Fn(&str) -> Option<String>>,
+    pub var: EnvVar,
     pub default_profile: Option<PathBuf>,
     pub default_data_dir: PathBuf,
 }
