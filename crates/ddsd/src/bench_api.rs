@@ -614,9 +614,29 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             run_on(&rt, warm).await?;
         }
         let rss_before = loadgen::resident_kib(pid)?;
+        let (server_cpu, own_cpu) = (
+            loadgen::cpu_time(pid),
+            loadgen::cpu_time(std::process::id()),
+        );
         let report = run_on(&rt, plan.clone()).await?;
+        let server_cpu = loadgen::cpu_time(pid)
+            .zip(server_cpu)
+            .map(|(b, a)| b.saturating_sub(a));
+        let own_cpu = loadgen::cpu_time(std::process::id())
+            .zip(own_cpu)
+            .map(|(b, a)| b.saturating_sub(a));
         let rss_after = loadgen::resident_kib(pid)?;
         print_report(&format!("run {}", i + 1), &report);
+        let per_request = |cpu: Option<Duration>| {
+            cpu.map_or(f64::NAN, |c| {
+                c.as_secs_f64() * 1e6 / report.completed().max(1) as f64
+            })
+        };
+        println!(
+            "  CPU per request: ddsd {:.1} us, load generator {:.1} us",
+            per_request(server_cpu),
+            per_request(own_cpu)
+        );
         println!(
             "  ddsd VmRSS {:.1} MiB before, {:.1} MiB after (at start {:.1} MiB); load average {}",
             rss_before as f64 / 1024.0,
