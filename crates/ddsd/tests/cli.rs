@@ -781,3 +781,126 @@ fn the_readme_first_command_brings_up_the_demo_and_its_printed_command_works_as_
     );
     s.stop();
 }
+
+#[test]
+fn json_logs_put_the_request_id_on_every_line_a_request_logs() {
+    let root = temp_dir("jsonlogs");
+    let config = root.join("ddsd.toml");
+    std::fs::write(&config, "metrics = \"off\"\n").unwrap();
+    let data = root.join("data");
+    let mut s = Server::spawn(
+        &root,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-speed",
+            "200",
+            "--log-format",
+            "json",
+        ],
+        &[],
+        data.clone(),
+    );
+    let home = root.join("home");
+    // Requests whose handlers log (a create, an upgrade accepted) and refusals.
+    let id = create(&home, &s, false);
+    let d = data.to_str().unwrap();
+    let mut args = vec!["upgrade", id.as_str(), "--wait", "--poll-ms", "100"];
+    args.extend(admin(&s, d));
+    cli(&home, &args, &[]).ok();
+    let mut args = vec![
+        "call",
+        "DescribeDBInstanceAttribute",
+        "DBInstanceId=dds-nope",
+    ];
+    args.extend(admin(&s, d));
+    assert_eq!(cli(&home, &args, &[]).code, 1);
+
+    // With `metrics = "off"`, /metrics is just an unknown path.
+    let addr = s.endpoint.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::Write as _;
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("InvalidAction.NotFound"), "{answer}");
+
+    s.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = String::from_utf8_lossy(&s.stderr.lock().unwrap()).into_owned();
+    let mut per_request: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut request_lines = 0;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let target = v["target"].as_str().unwrap_or_default();
+        let message = v["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // Everything the request path logs: the server's per-request lines and every handler's.
+        let of_a_request = target.starts_with("ddsd::actions")
+            || (target == "ddsd::server" && message.starts_with("request"));
+        if !of_a_request {
+            continue;
+        }
+        request_lines += 1;
+        let rid = v["span"]["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a request's line without its request_id: {line}"));
+        per_request
+            .entry(rid.to_string())
+            .or_default()
+            .push(message);
+    }
+    assert!(request_lines > 10, "{logs}");
+    // Each request logged exactly one completion line under its own id; the handlers' lines
+    // ("operation accepted") sit under the id of the request that caused them.
+    for (rid, messages) in &per_request {
+        assert_eq!(
+            messages.iter().filter(|m| *m == "request done").count(),
+            1,
+            "{rid}: {messages:?}"
+        );
+    }
+    assert!(
+        per_request
+            .values()
+            .any(|m| m.iter().any(|m| m == "operation accepted")),
+        "{logs}"
+    );
+}
+
+/// The bars themselves, in a real terminal: `scripts/tty-demo.sh` runs the demo's upgrade command in
+/// tmux and checks the captured screens.
+#[test]
+fn progress_bars_in_a_real_terminal() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    if !tmux.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED progress_bars_in_a_real_terminal: tmux is not installed and scripts/setup-test-env.sh could not install it"
+        );
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/tty-demo.sh");
+    let out: Run = Command::new("bash")
+        .arg(&script)
+        .arg(BIN)
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+        .into();
+    let out = out.ok();
+    assert!(out.stdout.contains("tty-demo: OK"), "{}", out.stdout);
+}
