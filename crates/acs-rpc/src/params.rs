@@ -16,7 +16,8 @@ use crate::RpcError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of the raw (still percent-encoded) query string. V1 clients put every parameter in
-    /// the query; larger values belong in a form body.
+    /// the query; larger values belong in a form body. The default stays below hyper's own URI
+    /// cap (65,534 bytes, answered with an empty 414) so a long query gets an envelope.
     pub max_query_bytes: usize,
     /// Parameters in query and form body together.
     pub max_params: usize,
@@ -33,7 +34,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_query_bytes: 64 * 1024,
+            max_query_bytes: 32 * 1024,
             max_params: 256,
             max_name_bytes: 128,
             max_value_bytes: 64 * 1024,

@@ -327,7 +327,7 @@ fn malformed_requests_are_clear_400s() {
     assert!(Req::get(long)
         .refused()
         .3
-        .contains("query string is longer than 65536 bytes"));
+        .contains("query string is longer than 32768 bytes"));
 
     let mut put = Req::get(good.clone());
     put.method = "PUT";

@@ -334,28 +334,41 @@ pub(crate) async fn existing_ids(client: &Client, max: usize) -> anyhow::Result<
     Ok(ids)
 }
 
-/// Instances per status (replica sets and sharded clusters).
+/// Instances per status (replica sets and sharded clusters): `Running`, the transitional
+/// statuses operations use, and `other` for whatever else is not `Running`.
 pub(crate) async fn status_counts(
     client: &Client,
 ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let count = |status: Option<&'static str>, kind: &'static str| {
+        let client = client.clone();
+        async move {
+            let mut params = vec![("DBInstanceType", kind)];
+            if let Some(s) = status {
+                params.push(("DBInstanceStatus", s));
+            }
+            let v = client.call("DescribeDBInstances", &params).await?;
+            anyhow::Ok(v["TotalCount"].as_u64().unwrap_or(0))
+        }
+    };
     let mut counts = std::collections::BTreeMap::new();
-    for status in [
-        "Creating",
-        "Running",
-        "MinorVersionUpgrading",
-        "Restarting",
-        "Deleting",
-    ] {
-        for kind in ["replicate", "sharding"] {
-            let v = client
-                .call(
-                    "DescribeDBInstances",
-                    &[("DBInstanceStatus", status), ("DBInstanceType", kind)],
-                )
-                .await?;
-            *counts.entry(status.to_string()).or_insert(0) += v["TotalCount"].as_u64().unwrap_or(0);
+    let mut total = 0;
+    let mut named = 0;
+    for kind in ["replicate", "sharding"] {
+        total += count(None, kind).await?;
+        for status in [
+            "Running",
+            "Creating",
+            "MinorVersionUpgrading",
+            "Rebooting",
+            "Deleting",
+        ] {
+            let n = count(Some(status), kind).await?;
+            named += n;
+            *counts.entry(status.to_string()).or_insert(0) += n;
         }
     }
+    counts.insert("other".to_string(), total.saturating_sub(named));
+    counts.retain(|k, n| *n > 0 || k == "Running");
     Ok(counts)
 }
 
@@ -643,6 +656,10 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             }).collect::<Vec<_>>(),
         });
         println!("{summary}");
+    }
+    // A runtime may not be dropped (blocking) inside another one.
+    if let Ok(rt) = Arc::try_unwrap(rt) {
+        rt.shutdown_background();
     }
     drop(spawned);
     let _ = std::fs::remove_dir_all(&dir);

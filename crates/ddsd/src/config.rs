@@ -54,7 +54,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     key_rate_per_sec: Option<f64>,
     key_rate_burst: Option<u32>,
-    /// Operations the runtime drives at the same time.
+    /// Operations the runtime drives at the same time (a limit: `crate::limits`).
     max_concurrent_operations: Option<usize>,
     /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
     /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.

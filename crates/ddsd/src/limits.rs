@@ -98,7 +98,8 @@ impl Default for LimitSettings {
             max_connections: 1024,
             key_rate_per_sec: 1_000.0,
             key_rate_burst: 2_000,
-            max_concurrent_operations: 16,
+            max_concurrent_operations: crate::runtime::RuntimeConfig::default()
+                .max_concurrent_operations,
         }
     }
 }

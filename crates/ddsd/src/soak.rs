@@ -61,7 +61,7 @@ pub struct SoakArgs {
     /// How long to wait at the end for every operation to finish.
     #[arg(long, default_value_t = 900)]
     pub settle_secs: u64,
-    /// A 40-second run with 20 instances at 200 req/s (CI smoke); overrides the sizes above.
+    /// A 30-second run with 20 instances at 150 req/s (CI smoke); overrides the sizes above.
     #[arg(long)]
     pub short: bool,
     /// ddsd binary to run (default: this one).
@@ -82,9 +82,9 @@ struct Lifetime {
 
 pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     if args.short {
-        args.duration_secs = 40;
+        args.duration_secs = 30;
         args.instances = 20;
-        args.rate = 200.0;
+        args.rate = 150.0;
         args.connections = 4;
         args.warmup_secs = 5;
         args.sim_speed = args.sim_speed.max(50.0);
@@ -235,6 +235,8 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let report = load.await.context("the load generator stopped")??;
+    // A runtime may not be dropped (blocking) inside another one.
+    rt.shutdown_background();
     bench_api::print_report("soak load", &report);
 
     // 1. Every operation finishes.

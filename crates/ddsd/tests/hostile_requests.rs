@@ -69,6 +69,8 @@ async fn harness() -> Harness {
         store: store.clone(),
         kernels,
         admin_keys: [ADMIN.0.to_string()].into_iter().collect(),
+        // Nothing moves operations: a refused request must leave the store exactly as it was,
+        // and nothing else may change it between the two snapshots.
         runtime: None,
         plane: None,
         sim: None,
