@@ -1,17 +1,20 @@
 //! Command line: `ddsd <subcommand>`. Each subcommand resolves its configuration, sets up
 //! logging and runs; `main` only maps the outcome to an exit code.
 //!
-//! - `serve`: the server;
-//! - `call ACTION [Name=Value ...]`: any action through the signed client, JSON on stdout;
+//! - `serve`: the server (`--demo`: with a ready demo fleet, see `demo.rs`);
+//! - `call ACTION [Name=Value ...]`: any action through the signed client, pretty JSON (or
+//!   `--format xml`) on stdout;
+//! - `upgrade`, `restart`, `plan`, `fault arm|list|clear`: the operator's commands (`cli_ops.rs`);
 //! - `kernel publish`: the `DdsdPublishKernelVersion` extension (admin key);
 //! - `instance create`: `CreateDBInstance` / `CreateShardingDBInstance`, or with `--kernel` the
 //!   `DdsdCreate*` extensions (admin key); `--wait` polls until the instance is `Running`;
 //! - `bench`: the latency/memory benchmark (see `bench.rs` and BENCHMARKS.md).
 //!
-//! Client subcommands find the endpoint in `--endpoint` / `DDSD_ENDPOINT` (default
-//! `http://127.0.0.1:8080`) and the AccessKey as [`crate::client::Credentials::resolve`] says.
-//! An API error prints `Code (HTTP status): Message` on stderr and exits 1; a usage or
-//! connection problem exits 2.
+//! Client subcommands find the endpoint, AccessKey and signature scheme as `profile.rs` says
+//! (flags, `DDSD_ENDPOINT`, a profile file, `ALIBABA_CLOUD_ACCESS_KEY_ID`/`_SECRET`, a data dir's
+//! admin key). An API error prints `Code: Message` and `RequestId: … (HTTP n)` on stderr and exits 1;
+//! a usage, configuration or connection problem exits 2; a waited-for operation that failed exits 3,
+//! and giving up waiting exits 4.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

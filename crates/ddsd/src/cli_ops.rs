@@ -195,8 +195,11 @@ fn print_json(v: &Value) {
     );
 }
 
-/// `1h 02m 05s` / `6m 40s` / `12s`.
+/// `1h 02m 05s` / `6m 40s` / `12s` / `<1s`.
 pub fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return "<1s".into();
+    }
     let s = d.as_secs();
     match (s / 3600, s / 60 % 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
@@ -662,6 +665,7 @@ mod tests {
 
     #[test]
     fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_millis(685)), "<1s");
         assert_eq!(human(Duration::from_secs(7)), "7s");
         assert_eq!(human(Duration::from_secs(400)), "6m 40s");
         assert_eq!(human(Duration::from_secs(3725)), "1h 02m 05s");

@@ -284,6 +284,97 @@ mod tests {
         std::fs::remove_file(p).unwrap();
     }
 
+    /// docs/config.md shows every key of the file with its default: the example must be a valid file
+    /// that resolves to exactly the defaults (apart from its sample access key).
+    #[test]
+    fn the_documented_example_lists_every_key_with_its_default() {
+        let doc = include_str!("../../../docs/config.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block in docs/config.md");
+        let keys: Vec<&str> = example
+            .lines()
+            .map(|l| l.trim_start_matches("# ").trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
+        let p = temp_file("documented", example);
+        let documented = Config::resolve_with_env(
+            &args(&["ddsd", "serve", "--config", p.to_str().unwrap()]),
+            &|_| None,
+        )
+        .unwrap();
+        std::fs::remove_file(p).unwrap();
+        let default = Config::resolve_with_env(&args(&["ddsd", "serve"]), &|_| None).unwrap();
+        assert_eq!(documented.limits, default.limits);
+        assert_eq!(
+            (
+                documented.listen,
+                &documented.data_dir,
+                &documented.region,
+                documented.log_format,
+                documented.sim_speed,
+                documented.metrics,
+            ),
+            (
+                default.listen,
+                &default.data_dir,
+                &default.region,
+                default.log_format,
+                default.sim_speed,
+                default.metrics,
+            )
+        );
+        // Every key the file accepts appears in the example (commented out when it has no default).
+        for key in [
+            "listen",
+            "data_dir",
+            "region",
+            "log_format",
+            "endpoint",
+            "regions_file",
+            "sim_speed",
+            "metrics",
+            "max_body_bytes",
+            "body_read_timeout_ms",
+            "header_read_timeout_ms",
+            "max_query_bytes",
+            "max_params",
+            "max_param_name_bytes",
+            "max_param_value_bytes",
+            "max_nonce_bytes",
+            "nonce_capacity",
+            "max_in_flight_requests",
+            "max_connections",
+            "key_rate_per_sec",
+            "key_rate_burst",
+            "max_concurrent_operations",
+            "id",
+            "secret",
+            "admin",
+        ] {
+            assert!(keys.contains(&key), "docs/config.md lacks {key}");
+        }
+        // And no top-level key the file would refuse.
+        let top = example.split("[[access_keys]]").next().unwrap_or_default();
+        let top_keys = top
+            .lines()
+            .map(|l| l.trim_start_matches("# ").trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k));
+        for key in top_keys {
+            let probe = temp_file("probe", &format!("{key} = 0\n"));
+            let e = Config::resolve_with_env(
+                &args(&["ddsd", "serve", "--config", probe.to_str().unwrap()]),
+                &|_| None,
+            );
+            std::fs::remove_file(probe).unwrap();
+            if let Err(e) = e {
+                assert!(!format!("{e:#}").contains("unknown field"), "{key}: {e:#}");
+            }
+        }
+    }
+
     #[test]
     fn bad_files_are_clear_errors() {
         let p = temp_file("unknown", "listne = \"x\"\n");

@@ -5,9 +5,10 @@
 //! with the admin key (the operator extensions `DdsdCreate*`, which pin an older kernel):
 //!
 //! - a sharded cluster (2 shards of 3 members, 3 config servers, 2 mongos) on engine 4.4's second-newest
-//!   kernel,
-//! - a replica set (primary, secondary, hidden) on the same kernel,
-//! - a standalone on engine 4.0 (it cannot be upgraded online: it shows the refusal).
+//!   kernel, described `ddsd demo sharded cluster`,
+//! - a replica set (primary, secondary, hidden) on the same kernel, `ddsd demo replica set`,
+//! - a standalone on engine 4.0, `ddsd demo standalone` (it cannot be upgraded online: it shows the
+//!   refusal).
 //!
 //! Their ids are kept in the store (setting `demo.fleet`), so later starts reuse them; every create
 //! carries a `ClientToken`, so a crash between the create and that record does not create twice. When
@@ -79,6 +80,15 @@ enum Role {
 }
 
 impl Role {
+    /// `DBInstanceDescription`, how SDK scripts find the demo's instances.
+    fn description(self) -> &'static str {
+        match self {
+            Role::Sharded => "ddsd demo sharded cluster",
+            Role::ReplicaSet => "ddsd demo replica set",
+            Role::Standalone => "ddsd demo standalone",
+        }
+    }
+
     fn token(self, generation: u32) -> String {
         let r = match self {
             Role::Sharded => "sharded",
@@ -163,10 +173,7 @@ impl Demo {
                 ("DdsdCreateDBInstance", p)
             }
         };
-        p.push((
-            "DBInstanceDescription".into(),
-            format!("ddsd demo {role:?}").to_lowercase(),
-        ));
+        p.push(("DBInstanceDescription".into(), role.description().into()));
         let borrowed: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let v = client
             .call(action, &borrowed)

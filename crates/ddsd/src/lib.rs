@@ -1,8 +1,13 @@
 //! `ddsd` (library half of the binary): a self-hosted control plane speaking the ApsaraDB for MongoDB (`Dds`, `2015-12-01`) API.
 //!
 //! Layout:
-//! - `cli`: clap command line (`serve`, `call`, `kernel publish`, `instance create`, `bench`);
+//! - `cli`: clap command line (`serve`, `call`, `upgrade`, `restart`, `plan`, `fault`, `kernel publish`,
+//!   `instance create`, `bench`); `cli_ops`: the upgrade/restart/plan/fault subcommands; `watch`: their
+//!   live progress display (bars on a terminal, plain lines otherwise); `profile`: where client
+//!   subcommands find endpoint, AccessKey and signature;
 //! - `client`: a signed RPC client (V3 or V1) for the CLI and the benchmark;
+//! - `demo`: `serve --demo`, the ready demo fleet and its one upgrade command;
+//! - `metrics`: `GET /metrics`, the Prometheus text format;
 //! - `bench`: `ddsd bench`, API latency and memory with many instances loaded;
 //! - `bench_api`, `loadgen`, `soak`: `ddsd bench api` (signed load: throughput, latency percentiles,
 //!   error codes, RSS) and `ddsd bench soak` (minutes of load with kills and restarts, end-state checks);

@@ -416,7 +416,7 @@ pub struct Bars {
     title: String,
 }
 
-const BAR_TEMPLATE: &str = "{prefix:>30!} [{bar:24.green/white}] {pos}/{len} {wide_msg}";
+const BAR_TEMPLATE: &str = "{prefix:>34!} [{bar:24.green/white}] {pos}/{len} {wide_msg}";
 
 impl Bars {
     pub fn new(title: String, estimate: Estimate, target: ProgressDrawTarget) -> Bars {
