@@ -219,6 +219,12 @@ impl LoadReport {
         self.completed() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Successful (2xx) answers per second.
+    pub fn ok_throughput(&self) -> f64 {
+        self.count_where(|status, _| (200..300).contains(&status)) as f64
+            / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
     pub fn count_where(&self, f: impl Fn(u16, &str) -> bool) -> u64 {
         self.outcomes
             .iter()

@@ -409,6 +409,20 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     for l in &rss_lines {
         println!("{l}");
     }
+    // The RSS timeline, about one sample a minute, for the record.
+    let timeline: Vec<String> = lifetimes
+        .iter()
+        .flat_map(|l| l.rss_kib.iter())
+        .scan(f64::NEG_INFINITY, |last, (t, kib)| {
+            let keep = *t - *last >= 60.0;
+            if keep {
+                *last = *t;
+            }
+            Some(keep.then(|| format!("{t:.0}s {:.1}", *kib as f64 / 1024.0)))
+        })
+        .flatten()
+        .collect();
+    println!("VmRSS MiB over time: {}", timeline.join(", "));
     println!("load average at the end: {}", bench_api::load_average());
     if args.keep {
         println!("data dir kept: {}", dir.display());
