@@ -482,3 +482,83 @@ fn connection_cap_makes_the_next_connection_wait_its_turn() {
         .unwrap();
     read_reply(&mut third).expect_ok();
 }
+
+/// A signed V1 GET of any action (JSON) with `params`, through a fresh connection.
+fn call(addr: &str, action: &str, params: &[(&str, &str)]) -> Reply {
+    let secret = Secret::new("testsecret");
+    let mut all = vec![
+        ("Action", action),
+        ("Version", "2015-12-01"),
+        ("Format", "JSON"),
+    ];
+    all.extend_from_slice(params);
+    let nonce = fresh_nonce();
+    let query = sign_v1_request(
+        "GET",
+        &all,
+        &Credentials {
+            access_key_id: "testid",
+            secret: &secret,
+            nonce: &nonce,
+            timestamp: OffsetDateTime::now_utc(),
+        },
+    );
+    send(addr, "GET", &query, None)
+}
+
+#[test]
+fn concurrent_operations_cap_runs_that_many_and_queues_the_next() {
+    // Slow enough that a creation lasts seconds of wall time.
+    let server = start("ops", "sim_speed = 5\nmax_concurrent_operations = 2", &[]);
+    let a = &server.addr;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = call(
+            a,
+            "CreateDBInstance",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("EngineVersion", "4.4"),
+                ("DBInstanceClass", "dds.mongo.mid"),
+                ("DBInstanceStorage", "20"),
+            ],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
+    }
+    // Watch the three create operations until all finished.
+    let status = |id: &str| {
+        let r = call(a, "DdsdDescribeOperations", &[("DBInstanceId", id)]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        v["Operations"]["Operation"][0]["Status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (mut max_running, mut queued_while_full) = (0, false);
+    loop {
+        let statuses: Vec<String> = ids.iter().map(|id| status(id)).collect();
+        let running = statuses.iter().filter(|s| *s == "Running").count();
+        let pending = statuses.iter().filter(|s| *s == "Pending").count();
+        max_running = max_running.max(running);
+        queued_while_full |= running == 2 && pending == 1;
+        if statuses.iter().all(|s| s == "Succeeded") {
+            break;
+        }
+        assert!(
+            statuses.iter().all(|s| s != "Failed"),
+            "an operation failed: {statuses:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "operations did not finish: {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two at a time (at the cap both run together), the third waited its turn, and it ran.
+    assert_eq!(max_running, 2);
+    assert!(queued_while_full, "never saw the third operation wait");
+}
