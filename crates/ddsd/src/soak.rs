@@ -78,6 +78,8 @@ struct Lifetime {
     ready_at: f64,
     killed_at: Option<f64>,
     rss_kib: Vec<(f64, u64)>,
+    /// `ddsd_nonce_cache_entries` from `GET /metrics`, sampled with the RSS.
+    nonces: Vec<(f64, u64)>,
 }
 
 pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
@@ -165,6 +167,7 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         ready_at: 0.0,
         killed_at: None,
         rss_kib: Vec::new(),
+        nonces: Vec::new(),
     }];
     let mut windows: Vec<(f64, f64)> = Vec::new();
     let mut next_kill = 0;
@@ -173,12 +176,12 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     while now() < total {
         let t = now();
         if t >= next_sample {
+            let life = lifetimes.last_mut().expect("one lifetime");
             if let Ok(kib) = loadgen::resident_kib(server.pid()) {
-                lifetimes
-                    .last_mut()
-                    .expect("one lifetime")
-                    .rss_kib
-                    .push((t, kib));
+                life.rss_kib.push((t, kib));
+            }
+            if let Some(n) = nonce_entries(&endpoint).await {
+                life.nonces.push((t, n));
             }
             next_sample = t + sample_every;
         }
@@ -205,6 +208,7 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
                 ready_at,
                 killed_at: None,
                 rss_kib: Vec::new(),
+                nonces: Vec::new(),
             });
             next_kill += 1;
         }
@@ -352,15 +356,23 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         };
         let peak = life.rss_kib.iter().map(|(_, k)| *k).max().unwrap_or(0);
         let growth_mib = (last.1 as f64 - first.1 as f64) / 1024.0;
+        let nonces_at = |t: f64| {
+            life.nonces
+                .iter()
+                .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+                .map_or(0, |(_, n)| *n)
+        };
         rss_lines.push(format!(
-            "lifetime {} ({:.0}-{:.0} s): VmRSS {:.1} MiB after warm-up -> {:.1} MiB at the end (growth {:+.1} MiB, peak {:.1} MiB)",
+            "lifetime {} ({:.0}-{:.0} s): VmRSS {:.1} MiB after warm-up -> {:.1} MiB at the end (growth {:+.1} MiB, peak {:.1} MiB); nonce cache {} -> {} entries",
             i + 1,
             life.ready_at,
             end,
             first.1 as f64 / 1024.0,
             last.1 as f64 / 1024.0,
             growth_mib,
-            peak as f64 / 1024.0
+            peak as f64 / 1024.0,
+            nonces_at(first.0),
+            nonces_at(last.0)
         ));
         if growth_mib > args.rss_slack_mib {
             problems.push(format!(
@@ -439,4 +451,18 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         println!("RESULT: FAILED ({} problems)", problems.len());
         bail!("the soak found {} problems", problems.len())
     }
+}
+
+/// The replay guard's size, from ddsd's own metrics (`None` if they cannot be read).
+async fn nonce_entries(endpoint: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{endpoint}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("ddsd_nonce_cache_entries "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
 }
