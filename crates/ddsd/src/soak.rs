@@ -3,8 +3,10 @@
 //! checked:
 //!
 //! 1. every accepted upgrade and restart finished: no instance is left in a transitional status,
-//!    every pool instance is `Running`, every instance whose upgrade was accepted runs a newer
-//!    kernel than it was created on;
+//!    every pool instance is `Running`, every operation `DdsdDescribeOperations` lists ended
+//!    `Succeeded`, no acknowledged (2xx) upgrade or restart is missing from them (kills
+//!    included), every instance whose upgrade was accepted runs a newer kernel than it was
+//!    created on;
 //! 2. the store passes `PRAGMA integrity_check` (after a graceful stop);
 //! 3. no 5xx and no connection failure outside the kill windows (a window runs from the kill to
 //!    `--kill-grace-secs` after the restarted server printed its listening line);
@@ -284,6 +286,7 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         .filter(|(_, op, _)| *op == Op::Restart)
         .count();
     let mut kernels: BTreeMap<String, usize> = BTreeMap::new();
+    let mut operations: BTreeMap<(String, String), usize> = BTreeMap::new();
     for id in &pool {
         let v = client
             .call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
@@ -299,6 +302,45 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
             problems.push(format!(
                 "{id}: an upgrade was accepted but it still runs {kernel}"
             ));
+        }
+        // Every operation the instance ever had (the store keeps the last 50 finished).
+        let v = client
+            .call(
+                "DdsdDescribeOperations",
+                &[("DBInstanceId", id), ("MaxRecords", "100")],
+            )
+            .await?;
+        let listed = v["Operations"]["Operation"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
+        for op in &listed {
+            let action = op["Action"].as_str().unwrap_or("?").to_string();
+            let status = op["Status"].as_str().unwrap_or("?").to_string();
+            if status != "Succeeded" {
+                problems.push(format!("{id}: {action} ended {status}"));
+            }
+            *recorded.entry(action.clone()).or_insert(0) += 1;
+            *operations.entry((action, status)).or_insert(0) += 1;
+        }
+        // An acknowledged (2xx) upgrade or restart must have its operation, kills or not. (The
+        // store keeps the newest 50 finished operations per instance: only check below that.)
+        if listed.len() < 50 {
+            for op in [Op::Upgrade, Op::Restart] {
+                let acknowledged = report
+                    .accepted_writes
+                    .iter()
+                    .filter(|(_, o, i)| *o == op && i == id)
+                    .count();
+                let kept = recorded.get(op.action()).copied().unwrap_or(0);
+                if kept < acknowledged {
+                    problems.push(format!(
+                        "{id}: {acknowledged} {} acknowledged but {kept} recorded",
+                        op.action()
+                    ));
+                }
+            }
         }
     }
 
@@ -416,6 +458,14 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     println!(
         "settled: {counts:?} after {settle_secs:.0} s; newer kernel published: {}",
         published.as_deref().unwrap_or("no")
+    );
+    println!(
+        "operations recorded (action, status): {}",
+        operations
+            .iter()
+            .map(|((a, st), n)| format!("{a} {st} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("PRAGMA integrity_check: {integrity}");
     for l in &rss_lines {
