@@ -186,7 +186,7 @@ pub struct LoadPlan {
     pub list_pages: u32,
 }
 
-/// One answer that was not a success, with when it happened (seconds since the run started).
+/// A 5xx answer or a connection failure, with when it happened (seconds since the run started).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub at_secs: f64,
@@ -204,7 +204,7 @@ pub struct LoadReport {
     pub per_op: BTreeMap<Op, Histogram<u64>>,
     /// (operation, HTTP status, code) → count; `OK` for 2xx, `transport` for connection failures.
     pub outcomes: BTreeMap<(Op, u16, String), u64>,
-    /// Every non-2xx answer (capped), in time order.
+    /// Every 5xx answer and connection failure (capped), in time order.
     pub failures: Vec<Failure>,
     /// Instances an upgrade or restart was accepted for (2xx), with when (seconds since start).
     pub accepted_writes: Vec<(f64, Op, String)>,
@@ -424,6 +424,10 @@ fn record_failure(shared: &Shared, result: &mut WorkerResult, op: Op, status: u1
         .outcomes
         .entry((op, status, code.to_string()))
         .or_insert(0) += 1;
+    // The timeline is for server-side failures; a refusal (4xx) is only counted.
+    if status != 0 && status < 500 {
+        return;
+    }
     let mut f = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
     if f.len() < MAX_FAILURES_KEPT {
         f.push(Failure {
