@@ -10,7 +10,9 @@ use dds_engine::workflow::harness::{
     run, CrashPlan, FaultSpec, RunSummary, Scenario, FROM_KERNEL, START_MS, TO_KERNEL,
 };
 use dds_engine::workflow::operation::{OperationKind, RestartScope, RevertOutcome, RsStatus};
-use dds_engine::workflow::{FailureReason, Outcome, PreflightError, UpgradeConfig};
+use dds_engine::workflow::{
+    plan_steps, FailureReason, Outcome, PlannedStep, PreflightError, UpgradeConfig,
+};
 
 const K: &str = FROM_KERNEL;
 
@@ -44,6 +46,45 @@ fn last_kernel(truth: &Truth, node: &str) -> String {
         .process(node)
         .and_then(|p| p.launches.last().map(|(_, k)| k.clone()))
         .unwrap_or_else(|| K.to_string())
+}
+
+fn as_planned(c: &Command) -> PlannedStep {
+    match c.clone() {
+        Command::StopBalancer => PlannedStep::StopBalancer,
+        Command::StartBalancer => PlannedStep::StartBalancer,
+        Command::StopMember {
+            replica_set,
+            node_id,
+        } => PlannedStep::StopMember {
+            replica_set,
+            node_id,
+        },
+        Command::StartMember {
+            replica_set,
+            node_id,
+            kernel_version,
+        } => PlannedStep::StartMember {
+            replica_set,
+            node_id,
+            kernel_version,
+        },
+        Command::StepDown {
+            replica_set,
+            node_id,
+            ..
+        } => PlannedStep::StepDown {
+            replica_set,
+            node_id,
+        },
+        Command::StopMongos { node_id } => PlannedStep::StopMongos { node_id },
+        Command::StartMongos {
+            node_id,
+            kernel_version,
+        } => PlannedStep::StartMongos {
+            node_id,
+            kernel_version,
+        },
+    }
 }
 
 #[test]
@@ -81,6 +122,16 @@ fn fault_free_upgrades_restart_every_process_once_with_one_election_per_set() {
         for m in t.mongos() {
             assert_eq!(stops(&r.truth, &m.node_id), 1);
         }
+        // The dry run predicted exactly the commands executed, in order.
+        let planned = plan_steps(&s.instance, TO_KERNEL).steps;
+        let executed: Vec<PlannedStep> = r
+            .truth
+            .commands
+            .iter()
+            .filter(|c| c.result.is_ok())
+            .map(|c| as_planned(&c.command))
+            .collect();
+        assert_eq!(executed, planned, "{name}");
         // Every restarted process reports its downtime; each set's no-primary window is the stepdown's.
         for rs in &r.report.replica_sets {
             assert!(rs
@@ -121,6 +172,9 @@ fn f1_binary_that_fails_to_start_stops_the_rollout_and_is_put_back() {
         Some(K),
         "the report carries the truthful kernel"
     );
+    let kernels = r.report.node_kernels();
+    assert_eq!(kernels.len(), 3);
+    assert!(kernels.iter().all(|(_, k)| k == K), "{kernels:?}");
 
     // Sharded: the balancer comes back on and nothing after the config servers is touched.
     let s = Scenario::upgrade(2, "sharded2x2", fixtures::sharded(2, 2, K)).with_fault(

@@ -263,7 +263,10 @@ impl Golden<'_> {
 
         // The XML call may not repeat a create: pin XML of reads and errors, and of writes only
         // where the request is safe to send twice.
-        if action.starts_with("Describe") || status >= 400 {
+        if action.starts_with("Describe")
+            || action == "ModifyDBInstanceMaintainTime"
+            || status >= 400
+        {
             let xml = self
                 .h
                 .v1
@@ -405,6 +408,12 @@ async fn response_shapes_match_the_golden_files() {
         )
         .await;
     let sh = sh["DBInstanceId"].as_str().unwrap().to_string();
+    g.pin_xml(
+        "CreateShardingDBInstance",
+        "CreateShardingDBInstance",
+        SHARDED,
+    )
+    .await;
     for id in [&rs, &standalone, &sh] {
         running(&h.store, id).await;
     }
@@ -440,7 +449,7 @@ async fn response_shapes_match_the_golden_files() {
     g.pin(
         "DescribeDBInstances.sharding",
         "DescribeDBInstances",
-        &[("DBInstanceType", "sharding")],
+        &[("DBInstanceType", "sharding"), ("DBInstanceId", &sh)],
         200,
     )
     .await;
@@ -497,6 +506,17 @@ async fn response_shapes_match_the_golden_files() {
             ("ReleaseDate", "2099-01-02"),
         ],
         200,
+    )
+    .await;
+    g.pin_xml(
+        "DdsdPublishKernelVersion",
+        "DdsdPublishKernelVersion",
+        &[
+            ("EngineVersion", "4.4"),
+            ("KernelVersion", "mongodb_20990201_4.4.100"),
+            ("ReleaseNote", "Golden."),
+            ("ReleaseDate", "2099-02-02"),
+        ],
     )
     .await;
     g.pin(

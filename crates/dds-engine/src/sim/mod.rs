@@ -10,8 +10,11 @@
 //!   handoff candidate becomes primary 1–3 s after it caught up, with no election timeout. A primary that dies
 //!   (or loses its majority) is replaced only after the election timeout (10 s + up to 15 % jitter). The
 //!   winner is the highest-priority electable SECONDARY that is at least as fresh as a majority of voters.
-//!   A member with a higher priority than the primary takes over once it is within 2 s of the primary's
-//!   optime, after a further 10 s (+ jitter). A stepped-down member cannot be elected for `stepDownSecs`.
+//!   A member with a higher priority than the primary takes over 10 s (+ jitter) after it came within 2 s
+//!   of the primary's optime: the primary steps down and the member is elected 1–3 s later, once it has
+//!   applied the last write. A stepped-down member cannot be elected for `stepDownSecs` (a restart clears
+//!   that, as in mongod). A primary that sees no majority of voters steps down after the election timeout.
+//! - **Shutdown and faults** are described on [`Fault`]; a start on a kernel fails only where a fault says so.
 //! - **Replication**: the primary's optime is "now" (writes never stop); each secondary trails by a steady
 //!   lag of up to 500 ms (a delayed member by its delay as well); a restarted member starts applying in
 //!   STARTUP2 at 4–16× the write rate from where it stopped, so it may already be SECONDARY while still

@@ -19,6 +19,7 @@
 use super::check::{DecisionAudit, Violation};
 use super::operation::{
     Decision, FailureReason, MemberStep, OperationKind, Outcome, RestartScope, RollingOperation,
+    RsStatus,
 };
 use super::report::{plan_restart_steps, plan_steps, Report};
 use super::UpgradeConfig;
@@ -253,7 +254,25 @@ pub fn scenario(seed: u64) -> Scenario {
             )
         }
     };
-    let instance = fixtures::instance("dds-bpsim", "4.4", topology);
+    let mut instance = fixtures::instance("dds-bpsim", "4.4", topology);
+    // A retry after a failed upgrade: some processes already run the target (never restarted again, I4).
+    let mut name = name;
+    if rng.gen_ratio(1, 6) {
+        let ids: Vec<String> = instance
+            .topology
+            .replica_sets()
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.node_id.clone()))
+            .chain(instance.topology.mongos().iter().map(|m| m.node_id.clone()))
+            .collect();
+        let keep_old = rng.gen_range(0..ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if i != keep_old && rng.gen_bool(0.35) {
+                instance.topology.set_kernel_version(id, TO_KERNEL);
+            }
+        }
+        name.push_str("+mixed");
+    }
     let sharded = matches!(instance.topology, Topology::Sharded { .. });
     let kind = if rng.gen_ratio(1, 7) {
         let scope = if sharded && rng.gen_bool(0.5) {
@@ -444,6 +463,35 @@ fn reload(op: &RollingOperation) -> Result<RollingOperation, Violation> {
     serde_json::from_str(&json).map_err(|e| violation("I11", format!("deserialise: {e}")))
 }
 
+/// The live progress agrees with the state: counts within bounds, finished sets complete, and a set with a
+/// member out of service names it.
+fn check_progress(op: &RollingOperation) -> Result<(), Violation> {
+    let p = op.progress();
+    for (rs, track) in p.replica_sets.iter().zip(
+        op.replica_sets
+            .iter()
+            .filter(|r| r.status != RsStatus::OutOfScope),
+    ) {
+        if rs.members_done > rs.members_total
+            || (rs.status == RsStatus::Done && rs.members_done != rs.members_total)
+        {
+            return Err(violation("progress", format!("{rs:?}")));
+        }
+        if let Some(m) = track.procs.iter().find(|m| m.step.in_flight()) {
+            if rs.current.as_ref().map(|c| c.node_id.as_str()) != Some(m.node_id.as_str()) {
+                return Err(violation(
+                    "progress",
+                    format!("{} out but not shown: {rs:?}", m.node_id),
+                ));
+            }
+        }
+    }
+    if p.mongos.done > p.mongos.total {
+        return Err(violation("progress", format!("{:?}", p.mongos)));
+    }
+    Ok(())
+}
+
 /// Ground truth after every step: I2 (nobody asked a primary to stop) and I1 (never two members of a set out
 /// because of our commands).
 fn check_truth_step(truth: &Truth) -> Result<(), Violation> {
@@ -534,6 +582,7 @@ pub fn run_traced(
         let obs = fleet.observe();
         let before = op.clone();
         let decision = op.step(&obs, now);
+        check_progress(&op).map_err(err)?;
         audit
             .check_step(&before, &op, &obs, now, &decision)
             .map_err(err)?;
@@ -704,7 +753,7 @@ fn check_end_truth(
             let in_scope: Vec<(&str, &str)> = op
                 .replica_sets
                 .iter()
-                .filter(|r| r.status != super::operation::RsStatus::OutOfScope)
+                .filter(|r| r.status != RsStatus::OutOfScope)
                 .flat_map(|r| {
                     r.procs
                         .iter()

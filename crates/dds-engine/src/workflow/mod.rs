@@ -27,7 +27,7 @@ pub mod report;
 pub use config::UpgradeConfig;
 pub use operation::{
     Decision, ElectionCause, Failure, FailureReason, MemberStep, OperationKind, Outcome, Phase,
-    RestartScope, RollingOperation,
+    RestartScope, RollingOperation, UpgradeOperation,
 };
 pub use preflight::PreflightError;
 pub use report::{plan_restart_steps, plan_steps, PlannedStep, Progress, Report, StepPlan};

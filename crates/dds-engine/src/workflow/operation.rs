@@ -22,6 +22,19 @@
 //! process about to be stopped, so "a different process is running now" proves the restart happened even if
 //! the acknowledgement was lost. Without a start time from the plane the record alone still suffices, because
 //! nothing but this operation starts a member it recorded as `Stopping`.
+//!
+//! Order and pacing: balancer (record its mode once, before `balancerStop` runs; wait for no round) → config
+//! servers → the first shard alone (canary) → the other shards, `max_parallel_shards` at a time → mongos in
+//! waves of `mongos_batch` (never all of them) → balancer back to the recorded mode. Inside a set, one member
+//! at a time in configuration order, the primary re-read before every choice and restarted last; a set whose
+//! restarted member outranks the primary waits (bounded) for the priority takeover, so the election is
+//! counted here and the next set does not start in the middle of it.
+//!
+//! Failure (§4.2): the first member that misses a deadline ends the rollout. Nothing new is started anywhere;
+//! a member already out of service in another set (parallel shards) is brought back, never left down; a
+//! failed member started on the new kernel is put back on its previous kernel once (only if stopping it keeps
+//! I1); a stepdown in flight is abandoned with the old primary still running; the balancer is restored; the
+//! operation ends `Failed` with the member and the reason.
 
 use super::config::UpgradeConfig;
 use super::gates::{self, Expect, GateBlock, GateUnmet, MemberRole};
@@ -380,6 +393,9 @@ pub struct BalancerTrack {
     pub last_error: Option<CommandError>,
 }
 
+/// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`OperationKind`]).
+pub type UpgradeOperation = RollingOperation;
+
 /// The persisted operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollingOperation {
@@ -525,6 +541,15 @@ impl RollingOperation {
             &scope,
             config,
         ))
+    }
+
+    /// Shorthand for [`RollingOperation::plan_upgrade`] (the name the runtime contract uses).
+    pub fn plan(
+        instance: &Instance,
+        target_kernel: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        Self::plan_upgrade(instance, target_kernel, config)
     }
 
     /// Plans `RestartDBInstance` for the whole instance or one node (shard, config server or mongos).

@@ -145,6 +145,25 @@ pub struct Report {
     pub commands_executed: u64,
 }
 
+impl Report {
+    /// Every process in scope with the kernel last observed running it, for recording the truthful per-node
+    /// `CurrentKernelVersion` (e.g. with `Topology::set_kernel_version`) when the operation ends — also after a
+    /// failure, when the instance is left on a version mix.
+    pub fn node_kernels(&self) -> Vec<(String, String)> {
+        self.replica_sets
+            .iter()
+            .flat_map(|r| &r.members)
+            .chain(&self.mongos)
+            .map(|p| {
+                (
+                    p.node_id.clone(),
+                    p.kernel.clone().unwrap_or_else(|| p.from_kernel.clone()),
+                )
+            })
+            .collect()
+    }
+}
+
 fn done(p: &ProcessRecord) -> bool {
     p.step.finished_ok()
 }
