@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the official-SDK integration tests need, from the project's own files only:
 #   - a Python virtualenv at .venv from tests/sdk/requirements.txt (every version pinned);
-#   - the npm packages of tests/sdk/node from its package.json + package-lock.json (`npm ci`).
+#   - the npm packages of tests/sdk/node from its package.json + package-lock.json (`npm ci`);
+#   - tmux (Debian package), for the terminal progress test, when it is missing.
 # Needs on the machine: CPython 3.11 with venv/pip, Node 20+ with npm. Registries: PyPI and npm.
 #
 # Idempotent and quick when nothing changed: each half writes a stamp holding the hash of its
@@ -54,7 +55,7 @@ setup_python() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
     -r "$py_req" || die "pip install -r tests/sdk/requirements.txt failed"
   # Fails here, not in the middle of the test run, if an import is broken.
-  "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkdds, alibabacloud_dds20151201, alibabacloud_tea_openapi, pytest' \
+  "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkdds, alibabacloud_dds20151201, alibabacloud_tea_openapi, prometheus_client, pytest' \
     || die "installed python packages do not import"
   printf '%s\n' "$want" >"$py_stamp"
   say "python venv ready"
@@ -90,5 +91,23 @@ setup_node() {
   say "node modules ready"
 }
 
+# The terminal test (scripts/tty-demo.sh, run by a Rust test) needs tmux; that test is skipped, saying
+# why, only where tmux is missing and cannot be installed.
+setup_tmux() {
+  if command -v tmux >/dev/null 2>&1; then
+    say "tmux present ($(tmux -V))"
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing tmux with apt-get"
+    if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux) >/dev/null 2>&1; then
+      say "tmux ready"
+      return
+    fi
+  fi
+  say "WARNING: tmux is missing and could not be installed: the terminal progress test will be skipped"
+}
+
 setup_python
 setup_node
+setup_tmux

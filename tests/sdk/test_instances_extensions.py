@@ -114,7 +114,10 @@ def test_cli_refuses_without_the_admin_key(server):
             "--release-note", "x", env={"ALIBABA_CLOUD_ACCESS_KEY_ID": server.key_id,
                                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET": server.key_secret})
     assert r.returncode == 1
-    assert "Forbidden.RAM (HTTP 403)" in r.stderr
+    # `Code: Message`, then the RequestId and HTTP status.
+    first, second = r.stderr.splitlines()[:2]
+    assert first.startswith("Forbidden.RAM: "), r.stderr
+    assert second.startswith("RequestId: ") and second.endswith("(HTTP 403)"), r.stderr
     r = cli(server, "kernel", "publish", "--access-key-id", server.key_id, "--access-key-secret", "wrong",
             "--engine-version", "4.4", "--kernel-version", "mongodb_20990101_4.4.99", "--release-note", "x")
     assert r.returncode == 1 and "SignatureDoesNotMatch" in r.stderr

@@ -7,12 +7,14 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// A wire error: code, HTTP status and message, rendered by [`crate::encode_error`].
+/// A wire error: code, HTTP status and message, rendered by [`crate::encode_error`], plus for
+/// throttling errors the wait to announce in the `x-acs-retry-after` response header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RpcError {
     code: Cow<'static, str>,
     status: u16,
     message: String,
+    retry_after_ms: Option<u64>,
 }
 
 impl RpcError {
@@ -26,7 +28,26 @@ impl RpcError {
             code: code.into(),
             status,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// Asks the client to wait before retrying: the server sends `x-acs-retry-after: <ms>`.
+    ///
+    /// The header's unit is milliseconds: `alibabacloud_tea_openapi` reads it with
+    /// `int(headers['x-acs-retry-after'])`, turns any 4xx/5xx carrying a positive value into a
+    /// `ThrottlingException(retry_after=…)`, and — when the caller's retry options match that
+    /// exception — sleeps `min(retry_after, max_delay)` with `DaraCore.sleep(millisecond)`.
+    /// Because any error carrying the header becomes a `ThrottlingException`, only throttling
+    /// errors may set it. Zero is raised to 1 (the SDK ignores values ≤ 0).
+    pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
+        self.retry_after_ms = Some(ms.max(1));
+        self
+    }
+
+    /// The wait for the `x-acs-retry-after` header, if this error asks for one.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.retry_after_ms
     }
 
     /// A gateway table row with its exact message.
@@ -312,5 +333,16 @@ mod tests {
         // The legacy Python SDK splits a V1 mismatch message on ':' and takes part 1.
         let s = RpcError::signature_mismatch_v1("GET&%2F&A%3D1");
         assert_eq!(s.message().split(':').nth(1), Some("GET&%2F&A%3D1"));
+    }
+
+    #[test]
+    fn retry_after_is_opt_in_and_never_zero() {
+        let plain = RpcError::from(Gateway::ThrottlingUser);
+        assert_eq!(plain.retry_after_ms(), None);
+        let e = RpcError::from(Gateway::ThrottlingUser).with_retry_after_ms(250);
+        assert_eq!(e.retry_after_ms(), Some(250));
+        assert_eq!((e.code(), e.status()), ("Throttling.User", 400));
+        // The Tea SDK ignores 0 and negative values: a zero wait is sent as 1 ms.
+        assert_eq!(plain.with_retry_after_ms(0).retry_after_ms(), Some(1));
     }
 }

@@ -16,9 +16,14 @@
 //! sign exactly like the official SDKs; the lower-level pieces ([`v1_string_to_sign`],
 //! [`v3_canonical_request`], …) are public for tests that need to build deliberately bad requests.
 //!
-//! Modules: `params` (decoding, limits, RFC 3986 canonical query), `sign` (both signature
-//! computations and client signers), `timestamp`, `nonce` (replay guard), `keys` (secrets),
-//! `verify`, `encode` (envelopes), `error` (error type and gateway table).
+//! Modules: `params` (decoding, limits, RFC 3986 canonical query), `list` (the flattened
+//! `Name.N.Field` lists handlers read), `sign` (both signature computations and client signers),
+//! `timestamp`, `nonce` (replay guard), `keys` (secrets), `verify`, `encode` (envelopes), `error`
+//! (error type and gateway table).
+//!
+//! Every input is bounded by [`Limits`] (query bytes, parameter count, name/value/nonce bytes,
+//! timestamp window) and the nonce guard by its capacity; a full guard answers `Throttling.User`
+//! with a retry hint ([`RpcError::retry_after_ms`], sent as `x-acs-retry-after` in milliseconds).
 //!
 //! Decisions a client can observe:
 //! - A parameter given twice, in the query, in the body, or once in each, is `InvalidParameter`.
@@ -35,6 +40,7 @@
 mod encode;
 mod error;
 mod keys;
+mod list;
 mod nonce;
 mod params;
 mod sign;
@@ -44,8 +50,9 @@ mod verify;
 pub use encode::{encode_error, encode_success, Encoded, Format};
 pub use error::{Gateway, RpcError};
 pub use keys::{KeyStore, MemoryKeyStore, Secret};
+pub use list::{indexed_list, ListEntry};
 pub use nonce::{BoundedNonceGuard, NonceGuard, NonceRejection};
-pub use params::{canonical_query, percent_encode, Limits};
+pub use params::{canonical_query, parse_params, percent_encode, Limits};
 pub use sign::{
     content_sha256, format_timestamp, sign_v1_request, sign_v3_request, v1_signature,
     v1_string_to_sign, v3_canonical_request, v3_signature, v3_string_to_sign, Credentials,

@@ -20,8 +20,9 @@ use time::OffsetDateTime;
 pub enum NonceRejection {
     /// Seen before for this AccessKeyId, within its window → `SignatureNonceUsed`.
     Replayed,
-    /// No room without forgetting a live nonce → `Throttling.User`.
-    Full,
+    /// No room without forgetting a live nonce → `Throttling.User`. Room frees up when the
+    /// oldest live entry expires, `retry_after_ms` from now.
+    Full { retry_after_ms: u64 },
 }
 
 /// Records nonces of verified requests. Called only after the signature matched, so unsigned
@@ -128,7 +129,10 @@ impl NonceGuard for BoundedNonceGuard {
                 e.by_key.remove(&k);
             }
             if e.by_key.len() >= self.capacity {
-                return Err(NonceRejection::Full);
+                let oldest = e.by_expiry.first().map_or(now, |&(exp, _)| exp);
+                let wait_ns = (oldest - now).max(0) as u128;
+                let retry_after_ms = wait_ns.div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64;
+                return Err(NonceRejection::Full { retry_after_ms });
             }
         }
         e.by_key.insert(key, expires);
@@ -191,8 +195,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             g.check_and_record("a", "z", t0 + Duration::minutes(15), t0),
-            Err(NonceRejection::Full),
-            "all three are live: refuse rather than forget one"
+            Err(NonceRejection::Full {
+                retry_after_ms: 60_000
+            }),
+            "all three are live: refuse rather than forget one, until the oldest expires"
         );
         let later = t0 + Duration::minutes(2);
         assert_eq!(

@@ -1,8 +1,8 @@
 //! Server-side verification of one request, V1 or V3, in this order:
 //!
 //! 1. method (`GET`/`POST`) and path (`/`);
-//! 2. parameters from the query and, when `content-type` is form-urlencoded, the body — strictly
-//!    decoded, bounded by [`Limits`], no name twice;
+//! 2. parameters from the query (at most `max_query_bytes`) and, when `content-type` is
+//!    form-urlencoded, the body — strictly decoded, bounded by [`Limits`], no name twice;
 //! 3. `Format`; then the scheme: an `Authorization: ACS3-…` header is V3, anything else V1;
 //! 4. presence and shape of the protocol fields, nonce length;
 //! 5. AccessKeyId lookup, timestamp window, (V3) body hash, signature (constant time);
@@ -21,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::encode::Format;
 use crate::nonce::{NonceGuard, NonceRejection};
-use crate::params::{canonical_query, decode_component, merge_unique, parse_pairs, Limits, Source};
+use crate::params::{canonical_query, decode_component, read_params, Limits};
 use crate::sign::{
     content_sha256, v1_mac, v1_string_to_sign, v3_canonical_request, v3_mac, v3_string_to_sign,
 };
@@ -168,13 +168,8 @@ fn verify_inner(
     if parts.path != "/" {
         return Err(Gateway::InvalidActionNotFound.into());
     }
-    let query = parse_pairs(parts.query.as_bytes(), Source::Query, limits)?;
-    let body = if is_form(parts.headers) {
-        parse_pairs(parts.body, Source::Body, limits)?
-    } else {
-        Vec::new()
-    };
-    let all = merge_unique(&[(&query, Source::Query), (&body, Source::Body)], limits)?;
+    let form_body = is_form(parts.headers).then_some(parts.body);
+    let (query, all) = read_params(parts.query.as_bytes(), form_body, limits)?;
     let requested_format = match all.get("Format") {
         Some(v) => Some(Format::parse(v).ok_or_else(|| {
             RpcError::invalid_parameter("Format", "Valid values are JSON and XML.")
@@ -223,11 +218,12 @@ fn verify_inner(
     match nonces.check_and_record(&verified.access_key_id, &verified.nonce, expires_at, now) {
         Ok(()) => {}
         Err(NonceRejection::Replayed) => return Err(Gateway::SignatureNonceUsed.into()),
-        Err(NonceRejection::Full) => {
+        Err(NonceRejection::Full { retry_after_ms }) => {
             return Err(RpcError::gateway_with_detail(
                 Gateway::ThrottlingUser,
                 "Too many requests within the replay window; retry later.",
-            ))
+            )
+            .with_retry_after_ms(retry_after_ms))
         }
     }
 
@@ -392,12 +388,16 @@ pub fn v3_canonical_headers(
     Ok(out)
 }
 
+/// The value of a header that must appear once, trimmed as the canonical headers are: the value
+/// acted on must be the value that was signed, or `nonce ` and `nonce` would be two nonces
+/// under one signature.
 fn single_header<'h>(headers: &'h HeaderMap, name: &str, param: &str) -> Result<&'h str, RpcError> {
     let mut it = headers.get_all(name).iter();
     match (it.next(), it.next()) {
         (None, _) => Err(RpcError::missing(param)),
         (Some(v), None) => v
             .to_str()
+            .map(str::trim)
             .map_err(|_| incomplete(&format!("The header {name} is not valid text."))),
         (Some(_), Some(_)) => Err(incomplete(&format!(
             "The header {name} is given more than once."

@@ -321,8 +321,13 @@ fn malformed_requests_are_clear_400s() {
         Req::get(format!("{good}{many}")).refused().0,
         "InvalidParameter"
     );
+    // A value over max_value_bytes cannot even fit in a default-sized query (limits.rs tests the
+    // value bound on its own).
     let long = format!("{good}&Big={}", "x".repeat(64 * 1024 + 1));
-    assert!(Req::get(long).refused().3.contains("\"Big\""));
+    assert!(Req::get(long)
+        .refused()
+        .3
+        .contains("query string is longer than 32768 bytes"));
 
     let mut put = Req::get(good.clone());
     put.method = "PUT";
@@ -459,6 +464,31 @@ fn v3_round_trip_query_and_form_body() {
     );
     assert_eq!(v.params.len(), 3);
     assert_eq!(v.params["Note"], "a b*c");
+}
+
+#[test]
+fn v3_padding_a_signed_header_does_not_make_a_new_nonce_or_action() {
+    // The canonical headers trim values, so padded values still verify; what is acted on must be
+    // the trimmed (signed) value, or padding the nonce would replay the request under a "new" one.
+    let guard = BoundedNonceGuard::new(10);
+    let r = v3_req(&[], &[], b"", "testsecret", "pad-nonce");
+    let v = r.run_with(&guard, NOW).unwrap();
+    assert_eq!(v.nonce, "pad-nonce");
+    let mut padded = v3_req(&[], &[], b"", "testsecret", "pad-nonce");
+    padded.headers.insert(
+        "x-acs-signature-nonce",
+        HeaderValue::from_static("pad-nonce  "),
+    );
+    padded
+        .headers
+        .insert("x-acs-action", HeaderValue::from_static(" DescribeRegions"));
+    let e = padded.run_with(&guard, NOW).unwrap_err();
+    assert_eq!(e.error.code(), "SignatureNonceUsed");
+    let v = padded.run().unwrap();
+    assert_eq!(
+        (v.nonce.as_str(), v.action.as_str()),
+        ("pad-nonce", "DescribeRegions")
+    );
 }
 
 #[test]

@@ -21,7 +21,11 @@ use rand::Rng as _;
 use crate::client::{Client, Credentials, Signature};
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// `ddsd bench api` / `ddsd bench soak` (see `bench_api.rs`); without one, this benchmark.
+    #[command(subcommand)]
+    pub mode: Option<crate::bench_api::BenchMode>,
     /// Instances to load.
     #[arg(long, default_value_t = 10_000)]
     pub instances: usize,
@@ -195,6 +199,9 @@ async fn wait_running(client: &Client, total: usize) -> anyhow::Result<()> {
 pub fn run(
     args: BenchArgs,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::cli::Failure>>>> {
+    if let Some(mode) = args.mode {
+        return crate::bench_api::run(mode);
+    }
     Box::pin(async move { Ok(bench(args).await?) })
 }
 

@@ -1,17 +1,20 @@
 //! Command line: `ddsd <subcommand>`. Each subcommand resolves its configuration, sets up
 //! logging and runs; `main` only maps the outcome to an exit code.
 //!
-//! - `serve`: the server;
-//! - `call ACTION [Name=Value ...]`: any action through the signed client, JSON on stdout;
+//! - `serve`: the server (`--demo`: with a ready demo fleet, see `demo.rs`);
+//! - `call ACTION [Name=Value ...]`: any action through the signed client, pretty JSON (or
+//!   `--format xml`) on stdout;
+//! - `upgrade`, `restart`, `plan`, `fault arm|list|clear`: the operator's commands (`cli_ops.rs`);
 //! - `kernel publish`: the `DdsdPublishKernelVersion` extension (admin key);
 //! - `instance create`: `CreateDBInstance` / `CreateShardingDBInstance`, or with `--kernel` the
 //!   `DdsdCreate*` extensions (admin key); `--wait` polls until the instance is `Running`;
 //! - `bench`: the latency/memory benchmark (see `bench.rs` and BENCHMARKS.md).
 //!
-//! Client subcommands find the endpoint in `--endpoint` / `DDSD_ENDPOINT` (default
-//! `http://127.0.0.1:8080`) and the AccessKey as [`crate::client::Credentials::resolve`] says.
-//! An API error prints `Code (HTTP status): Message` on stderr and exits 1; a usage or
-//! connection problem exits 2.
+//! Client subcommands find the endpoint, AccessKey and signature scheme as `profile.rs` says
+//! (flags, `DDSD_ENDPOINT`, a profile file, `ALIBABA_CLOUD_ACCESS_KEY_ID`/`_SECRET`, a data dir's
+//! admin key). An API error prints `Code: Message` and `RequestId: … (HTTP n)` on stderr and exits 1;
+//! a usage, configuration or connection problem exits 2; a waited-for operation that failed exits 3,
+//! and giving up waiting exits 4.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,16 +48,25 @@ pub enum Command {
     Instance(InstanceCommand),
     /// Load instances into a fresh ddsd and measure API latency and memory.
     Bench(crate::bench::BenchArgs),
+    /// Upgrade an instance to the newest kernel of its engine version; --wait shows live progress.
+    Upgrade(crate::cli_ops::UpgradeArgs),
+    /// Rolling restart of an instance (or one shard / config server / mongos); --wait shows progress.
+    Restart(crate::cli_ops::RestartArgs),
+    /// Dry run of an upgrade (or --restart): ordered steps, expected elections, estimated duration.
+    Plan(crate::cli_ops::PlanArgs),
+    /// Faults on demand in the simulated data plane (admin key).
+    #[command(subcommand)]
+    Fault(crate::cli_ops::FaultCommand),
 }
 
-/// Where and as whom a client subcommand calls.
+/// Where and as whom a client subcommand calls (the order is in `profile.rs`).
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// ddsd endpoint, http://HOST:PORT.
-    #[arg(long, env = "DDSD_ENDPOINT", default_value = "http://127.0.0.1:8080")]
-    pub endpoint: String,
-    /// AccessKeyId (with --access-key-secret); else --data-dir's admin key, else
-    /// ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, else ./data/admin-key.json.
+    /// ddsd endpoint, http://HOST:PORT [default: the profile's, else http://127.0.0.1:8080].
+    #[arg(long, env = "DDSD_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// AccessKeyId (with --access-key-secret); else --data-dir's admin key, else the --profile,
+    /// else ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, else ~/.ddsd/profile.toml, else ./data/admin-key.json.
     #[arg(long, value_name = "ID")]
     pub access_key_id: Option<String>,
     #[arg(long, value_name = "SECRET")]
@@ -62,20 +74,33 @@ pub struct ClientArgs {
     /// Data dir of the ddsd to call; its admin-key.json signs the requests.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Signature scheme.
-    #[arg(long, value_enum, default_value = "v3")]
-    pub signature: crate::client::Signature,
+    /// Profile file (TOML: endpoint, access_key_id, access_key_secret, signature)
+    /// [default: ~/.ddsd/profile.toml when it exists].
+    #[arg(long, env = "DDSD_PROFILE", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Signature scheme [default: the profile's, else v3].
+    #[arg(long, value_enum)]
+    pub signature: Option<crate::client::Signature>,
 }
 
 impl ClientArgs {
+    pub fn resolve(&self) -> anyhow::Result<crate::profile::Resolved> {
+        crate::profile::resolve(
+            &crate::profile::Given {
+                endpoint: self.endpoint.clone(),
+                access_key_id: self.access_key_id.clone(),
+                access_key_secret: self.access_key_secret.clone(),
+                data_dir: self.data_dir.clone(),
+                profile: self.profile.clone(),
+                signature: self.signature,
+            },
+            &crate::profile::Env::process(),
+        )
+    }
+
     pub fn client(&self) -> anyhow::Result<crate::client::Client> {
-        let creds = crate::client::Credentials::resolve(
-            self.access_key_id.as_deref(),
-            self.access_key_secret.as_deref(),
-            self.data_dir.as_deref(),
-            &crate::client::default_data_dir(),
-        )?;
-        crate::client::Client::new(&self.endpoint, creds, self.signature)
+        let r = self.resolve()?;
+        crate::client::Client::new(&r.endpoint, r.credentials, r.signature)
     }
 }
 
@@ -83,11 +108,20 @@ impl ClientArgs {
 pub struct CallArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Response format printed: JSON (pretty) or XML (as served).
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
     /// Action name, e.g. DescribeDBInstances.
     pub action: String,
     /// Parameters as Name=Value.
     #[arg(value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Xml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +219,10 @@ pub struct ServeArgs {
     /// Speed of the simulated data plane (plane time per wall time). Default 1.
     #[arg(long, env = "DDSD_SIM_SPEED", value_name = "FACTOR")]
     pub sim_speed: Option<f64>,
+    /// Start with a ready demo fleet (data dir ./data-demo and sim speed 30 unless configured) and
+    /// print the one command that upgrades it.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 pub fn run() -> ExitCode {
@@ -196,6 +234,10 @@ pub fn run() -> ExitCode {
             client_command(|| instance_create(args))
         }
         Command::Bench(args) => client_command(|| crate::bench::run(args)),
+        Command::Upgrade(args) => client_command(|| crate::cli_ops::upgrade(args)),
+        Command::Restart(args) => client_command(|| crate::cli_ops::restart(args)),
+        Command::Plan(args) => client_command(|| crate::cli_ops::plan(args)),
+        Command::Fault(cmd) => client_command(|| crate::cli_ops::fault(cmd)),
         Command::Serve(args) => {
             let config = match Config::resolve(&args) {
                 Ok(c) => c,
@@ -233,6 +275,10 @@ pub enum Failure {
     Api(crate::client::ClientError),
     /// Usage, configuration or connection: exit 2.
     Other(anyhow::Error),
+    /// The operation ended failed, or not in the expected state: exit 3.
+    Operation(String),
+    /// Gave up waiting: exit 4.
+    Timeout(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -266,13 +312,37 @@ fn client_command(make: impl FnOnce() -> ClientFuture) -> ExitCode {
     match runtime.block_on(make()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Api(e)) => {
-            eprintln!("ddsd: {e}");
+            print_api_error(&e);
             ExitCode::from(1)
         }
         Err(Failure::Other(e)) => {
             eprintln!("ddsd: {e:#}");
             ExitCode::from(2)
         }
+        Err(Failure::Operation(why)) => {
+            eprintln!("ddsd: {why}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Timeout(why)) => {
+            eprintln!("ddsd: {why}");
+            ExitCode::from(4)
+        }
+    }
+}
+
+/// `Code: Message`, then the RequestId and HTTP status, on stderr.
+pub fn print_api_error(e: &crate::client::ClientError) {
+    match e {
+        crate::client::ClientError::Api {
+            status,
+            code,
+            message,
+            request_id,
+        } => {
+            eprintln!("{code}: {message}");
+            eprintln!("RequestId: {request_id} (HTTP {status})");
+        }
+        other => eprintln!("ddsd: {other}"),
     }
 }
 
@@ -293,10 +363,42 @@ fn call(args: CallArgs) -> ClientFuture {
                 .ok_or_else(|| anyhow::anyhow!("parameter {p:?} is not NAME=VALUE"))?;
             params.push((k, v));
         }
-        let v = client.call(&args.action, &params).await?;
-        print_json(&v);
-        Ok(())
+        if args.format == OutputFormat::Json {
+            let v = client.call(&args.action, &params).await?;
+            print_json(&v);
+            return Ok(());
+        }
+        let raw = client
+            .call_raw(&args.action, &params, acs_rpc::Format::Xml)
+            .await?;
+        let body = String::from_utf8_lossy(&raw.body);
+        if (200..300).contains(&raw.status) {
+            println!("{body}");
+            return Ok(());
+        }
+        let field = |name: &str| xml_field(&body, name).unwrap_or_default();
+        Err(Failure::Api(crate::client::ClientError::Api {
+            status: raw.status,
+            code: field("Code"),
+            message: field("Message"),
+            request_id: field("RequestId"),
+        }))
     })
+}
+
+/// The text of the first `<name>…</name>` element of an error envelope, unescaped.
+fn xml_field(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = start + body[start..].find(&format!("</{name}>"))?;
+    Some(
+        body[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
 }
 
 fn kernel_publish(args: KernelPublishArgs) -> ClientFuture {

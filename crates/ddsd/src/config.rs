@@ -2,6 +2,8 @@
 //!
 //! clap already resolves each flag against its `DDSD_*` variable (a flag wins over the
 //! variable), so here an argument that is still `None` falls back to the file, then to the default.
+//! The limits have no flags: each is a flat file key with a `DDSD_<KEY>` variable over it
+//! (`crate::limits`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,16 +14,12 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
+use crate::limits::{LimitSettings, LimitsFile};
+use crate::metrics::MetricsAccess;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
-/// Far above any RPC form body an SDK sends (they put parameters in the query).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// A client that has not sent its whole body by then is cut off (slow-body connections).
-pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
-/// A client that has not sent a whole request head by then is disconnected (slowloris).
-pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -42,15 +40,27 @@ struct FileConfig {
     endpoint: Option<String>,
     /// Replaces the region/zone catalog shipped with ddsd.
     regions_file: Option<PathBuf>,
+    // The limits (docs/limits.md); see `crate::limits::LimitsFile`.
     max_body_bytes: Option<usize>,
     body_read_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
+    max_query_bytes: Option<usize>,
+    max_params: Option<usize>,
+    max_param_name_bytes: Option<usize>,
+    max_param_value_bytes: Option<usize>,
+    max_nonce_bytes: Option<usize>,
     nonce_capacity: Option<usize>,
+    max_in_flight_requests: Option<usize>,
+    max_connections: Option<usize>,
+    key_rate_per_sec: Option<f64>,
+    key_rate_burst: Option<u32>,
+    /// Operations the runtime drives at the same time (a limit: `crate::limits`).
+    max_concurrent_operations: Option<usize>,
     /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
     /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.
     sim_speed: Option<f64>,
-    /// Operations the runtime drives at the same time.
-    max_concurrent_operations: Option<usize>,
+    /// Who may read `GET /metrics`: `loopback` (default), `any`, `off`.
+    metrics: Option<MetricsAccess>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
 }
@@ -74,12 +84,12 @@ pub struct Config {
     pub log_format: LogFormat,
     pub endpoint: Option<String>,
     pub regions_file: Option<PathBuf>,
-    pub max_body_bytes: usize,
-    pub body_read_timeout_ms: u64,
-    pub header_read_timeout_ms: u64,
-    pub nonce_capacity: usize,
+    /// Every bound on client input and load (docs/limits.md).
+    pub limits: LimitSettings,
     pub sim_speed: f64,
-    pub max_concurrent_operations: usize,
+    pub metrics: MetricsAccess,
+    /// `serve --demo`: bring up the demo fleet (see `demo.rs`).
+    pub demo: bool,
     /// Extra access keys from the file, besides the admin key in the data dir.
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
@@ -96,12 +106,10 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("endpoint", &self.endpoint)
             .field("regions_file", &self.regions_file)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("body_read_timeout_ms", &self.body_read_timeout_ms)
-            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
-            .field("nonce_capacity", &self.nonce_capacity)
+            .field("limits", &self.limits)
             .field("sim_speed", &self.sim_speed)
-            .field("max_concurrent_operations", &self.max_concurrent_operations)
+            .field("metrics", &self.metrics)
+            .field("demo", &self.demo)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .finish()
@@ -111,6 +119,14 @@ impl fmt::Debug for Config {
 impl Config {
     /// Resolves flags/env (already merged by clap) over the optional file over defaults.
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        Config::resolve_with_env(args, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::resolve`] reading the limits' `DDSD_*` variables through `env`.
+    pub fn resolve_with_env(
+        args: &ServeArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -131,18 +147,31 @@ impl Config {
         if region.is_empty() {
             bail!("region must not be empty");
         }
-        let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if max_body_bytes == 0 {
-            bail!("max_body_bytes must be positive");
-        }
-        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(1.0);
+        let sim_speed = args.sim_speed.or(file.sim_speed).unwrap_or(if args.demo {
+            crate::demo::DEMO_SIM_SPEED
+        } else {
+            1.0
+        });
         crate::plane::PlaneClock::check_speed(sim_speed).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let max_concurrent_operations = file
-            .max_concurrent_operations
-            .unwrap_or(crate::runtime::RuntimeConfig::default().max_concurrent_operations);
-        if max_concurrent_operations == 0 {
-            bail!("max_concurrent_operations must be positive");
-        }
+        let limits = LimitSettings::resolve(
+            &LimitsFile {
+                max_body_bytes: file.max_body_bytes,
+                body_read_timeout_ms: file.body_read_timeout_ms,
+                header_read_timeout_ms: file.header_read_timeout_ms,
+                max_query_bytes: file.max_query_bytes,
+                max_params: file.max_params,
+                max_param_name_bytes: file.max_param_name_bytes,
+                max_param_value_bytes: file.max_param_value_bytes,
+                max_nonce_bytes: file.max_nonce_bytes,
+                nonce_capacity: file.nonce_capacity,
+                max_in_flight_requests: file.max_in_flight_requests,
+                max_connections: file.max_connections,
+                key_rate_per_sec: file.key_rate_per_sec,
+                key_rate_burst: file.key_rate_burst,
+                max_concurrent_operations: file.max_concurrent_operations,
+            },
+            env,
+        )?;
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
@@ -159,11 +188,14 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| {
+                if args.demo {
+                    crate::demo::DEMO_DATA_DIR
+                } else {
+                    DEFAULT_DATA_DIR
+                }
+                .into()
+            }),
             region,
             log_format: args
                 .log_format
@@ -171,22 +203,12 @@ impl Config {
                 .unwrap_or(LogFormat::Text),
             endpoint: file.endpoint,
             regions_file: file.regions_file,
-            max_body_bytes,
-            body_read_timeout_ms: file
-                .body_read_timeout_ms
-                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS)
-                .max(1),
-            header_read_timeout_ms: file
-                .header_read_timeout_ms
-                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS)
-                .max(1),
-            nonce_capacity: file
-                .nonce_capacity
-                .unwrap_or(acs_rpc::BoundedNonceGuard::DEFAULT_CAPACITY),
+            limits,
             access_keys,
             admin_access_keys,
             sim_speed,
-            max_concurrent_operations,
+            metrics: file.metrics.unwrap_or_default(),
+            demo: args.demo,
         })
     }
 }
@@ -262,6 +284,97 @@ mod tests {
         std::fs::remove_file(p).unwrap();
     }
 
+    /// docs/config.md shows every key of the file with its default: the example must be a valid file
+    /// that resolves to exactly the defaults (apart from its sample access key).
+    #[test]
+    fn the_documented_example_lists_every_key_with_its_default() {
+        let doc = include_str!("../../../docs/config.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block in docs/config.md");
+        let keys: Vec<&str> = example
+            .lines()
+            .map(|l| l.trim_start_matches("# ").trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
+        let p = temp_file("documented", example);
+        let documented = Config::resolve_with_env(
+            &args(&["ddsd", "serve", "--config", p.to_str().unwrap()]),
+            &|_| None,
+        )
+        .unwrap();
+        std::fs::remove_file(p).unwrap();
+        let default = Config::resolve_with_env(&args(&["ddsd", "serve"]), &|_| None).unwrap();
+        assert_eq!(documented.limits, default.limits);
+        assert_eq!(
+            (
+                documented.listen,
+                &documented.data_dir,
+                &documented.region,
+                documented.log_format,
+                documented.sim_speed,
+                documented.metrics,
+            ),
+            (
+                default.listen,
+                &default.data_dir,
+                &default.region,
+                default.log_format,
+                default.sim_speed,
+                default.metrics,
+            )
+        );
+        // Every key the file accepts appears in the example (commented out when it has no default).
+        for key in [
+            "listen",
+            "data_dir",
+            "region",
+            "log_format",
+            "endpoint",
+            "regions_file",
+            "sim_speed",
+            "metrics",
+            "max_body_bytes",
+            "body_read_timeout_ms",
+            "header_read_timeout_ms",
+            "max_query_bytes",
+            "max_params",
+            "max_param_name_bytes",
+            "max_param_value_bytes",
+            "max_nonce_bytes",
+            "nonce_capacity",
+            "max_in_flight_requests",
+            "max_connections",
+            "key_rate_per_sec",
+            "key_rate_burst",
+            "max_concurrent_operations",
+            "id",
+            "secret",
+            "admin",
+        ] {
+            assert!(keys.contains(&key), "docs/config.md lacks {key}");
+        }
+        // And no top-level key the file would refuse.
+        let top = example.split("[[access_keys]]").next().unwrap_or_default();
+        let top_keys = top
+            .lines()
+            .map(|l| l.trim_start_matches("# ").trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k));
+        for key in top_keys {
+            let probe = temp_file("probe", &format!("{key} = 0\n"));
+            let e = Config::resolve_with_env(
+                &args(&["ddsd", "serve", "--config", probe.to_str().unwrap()]),
+                &|_| None,
+            );
+            std::fs::remove_file(probe).unwrap();
+            if let Err(e) = e {
+                assert!(!format!("{e:#}").contains("unknown field"), "{key}: {e:#}");
+            }
+        }
+    }
+
     #[test]
     fn bad_files_are_clear_errors() {
         let p = temp_file("unknown", "listne = \"x\"\n");
@@ -279,7 +392,7 @@ mod tests {
         let p = temp_file("speed", "sim_speed = 50.0\nmax_concurrent_operations = 4\n");
         let path = p.to_str().unwrap();
         let c = Config::resolve(&args(&["ddsd", "serve", "--config", path])).unwrap();
-        assert_eq!((c.sim_speed, c.max_concurrent_operations), (50.0, 4));
+        assert_eq!((c.sim_speed, c.limits.max_concurrent_operations), (50.0, 4));
         let c = Config::resolve(&args(&[
             "ddsd",
             "serve",
@@ -290,6 +403,31 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.sim_speed, 7.0);
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn limits_come_from_flat_file_keys_with_env_over_them() {
+        let p = temp_file(
+            "limits",
+            "max_body_bytes = 4096\nnonce_capacity = 10\nkey_rate_per_sec = 0\nmax_connections = 8\n",
+        );
+        let a = args(&["ddsd", "serve", "--config", p.to_str().unwrap()]);
+        let env = |name: &str| (name == "DDSD_NONCE_CAPACITY").then(|| "20".to_string());
+        let c = Config::resolve_with_env(&a, &env).unwrap();
+        assert_eq!(c.limits.max_body_bytes, 4096);
+        assert_eq!(c.limits.nonce_capacity, 20, "env wins over the file");
+        assert_eq!(c.limits.key_rate_per_sec, 0.0);
+        assert_eq!(c.limits.max_connections, 8);
+        assert_eq!(
+            c.limits.max_params,
+            crate::limits::LimitSettings::default().max_params
+        );
+        std::fs::remove_file(p).unwrap();
+        let p = temp_file("limits-bad", "max_in_flight_requests = 0\n");
+        let a = args(&["ddsd", "serve", "--config", p.to_str().unwrap()]);
+        let e = Config::resolve_with_env(&a, &|_| None).unwrap_err();
+        assert!(format!("{e:#}").contains("max_in_flight_requests"), "{e:#}");
         std::fs::remove_file(p).unwrap();
     }
 }

@@ -1,14 +1,19 @@
 //! The HTTP endpoint. Every request, whatever its method or path, goes through one fallback handler:
 //!
 //! 1. a RequestId (upper-case UUID v4) and a tracing span carrying it;
-//! 2. method and path (`GET`/`POST` on `/`), then the body, read up to `max_body_bytes`;
-//! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format);
+//! 2. the in-flight cap (`Throttling` when full), method and path (`GET`/`POST` on `/`), then the
+//!    body, read up to `max_body_bytes`;
+//! 3. `acs_rpc::verify` (signature, timestamp, nonce, parameters, Format), then the AccessKey's
+//!    request rate (`Throttling.User`);
 //! 4. `Version` must be `2015-12-01`, then the action table picks the handler;
 //! 5. the handler runs as its own task (a panic in it becomes `InternalError`, not a dropped
 //!    connection); its value or error is encoded in the request's Format.
 //!
 //! Every answer — including a refused method, an unknown path or an oversized body — is an
 //! Alibaba-style envelope with `x-acs-request-id`; nothing a client sends produces a 5xx.
+//! Throttling answers also carry `x-acs-retry-after` (milliseconds, as the Tea SDKs read it).
+//! The accept loop holds at most `max_connections` connections; see `crate::limits` for the map
+//! of every limit.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -33,11 +38,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 use tracing::{field, info, info_span, warn, Instrument as _, Span};
 
 use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
+use crate::limits::Limiter;
+use crate::metrics::MetricsAccess;
 use crate::plane::sim::{SimPlane, SimPlaneConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{SqliteOptions, SqliteStore, Store};
@@ -52,7 +60,24 @@ pub struct App {
     pub body_read_timeout: Duration,
     /// `HostId` for requests without a `Host` header.
     pub endpoint: String,
+    /// Who may read `GET /metrics`.
+    pub metrics_access: MetricsAccess,
+    /// The in-flight cap and the per-AccessKey request rate.
+    pub limiter: Limiter,
 }
+
+/// The TCP peer of a connection, attached to each of its requests (for the `/metrics` access rule).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Set on a response by the request path once the request named an action of the table: the
+/// `action` label of its metrics.
+#[derive(Debug, Clone, Copy)]
+struct ActionLabel(&'static str);
+
+/// Set on every response by [`finish`]: OK or the error code, the `code` label of its metrics.
+#[derive(Debug, Clone)]
+struct CodeLabel(String);
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(rpc).with_state(app)
@@ -99,7 +124,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         plane.clone(),
         RuntimeConfig {
-            max_concurrent_operations: config.max_concurrent_operations,
+            max_concurrent_operations: config.limits.max_concurrent_operations,
             ..RuntimeConfig::default()
         },
     );
@@ -117,14 +142,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sim: Some(plane.clone()),
         rolling: dds_engine::workflow::UpgradeConfig::default(),
     });
+    let limits = &config.limits;
     let app = Arc::new(App {
         keys: Arc::new(key_store),
-        nonces: BoundedNonceGuard::new(config.nonce_capacity),
-        limits: Limits::default(),
+        nonces: BoundedNonceGuard::new(limits.nonce_capacity),
+        limits: limits.rpc_limits(),
         ctx,
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+        max_body_bytes: limits.max_body_bytes,
+        body_read_timeout: Duration::from_millis(limits.body_read_timeout_ms),
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
+        metrics_access: config.metrics,
+        limiter: Limiter::new(limits),
     });
 
     {
@@ -141,10 +169,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
 
+    if config.demo {
+        let ip = if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        let demo = crate::demo::Demo {
+            store: app.ctx.store.clone(),
+            kernels: app.ctx.kernels.clone(),
+            endpoint: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
+            credentials: crate::client::Credentials {
+                access_key_id: admin.access_key_id.clone(),
+                secret: admin.secret.clone(),
+            },
+            data_dir: config.data_dir.clone(),
+            region: config.region.clone(),
+            speed: config.sim_speed,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = demo.run().await {
+                tracing::error!("demo fleet: {e:#}");
+                eprintln!("ddsd: the demo fleet could not be set up: {e:#}");
+            }
+        });
+    }
+
     // hyper has no header read limit without a timer, and axum::serve sets none: a client
     // trickling its request head would hold a connection forever.
-    let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
-    serve_connections(listener, router(app), header_timeout, shutdown).await;
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let max_connections = limits.max_connections;
+    serve_connections(
+        listener,
+        router(app),
+        header_timeout,
+        max_connections,
+        shutdown,
+    )
+    .await;
     // Operations stop between steps; what they persisted resumes on the next start.
     runtime.shutdown().await;
     info!("ddsd stopped");
@@ -154,14 +216,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// How long shutdown waits for in-flight requests before exiting anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout; on `shutdown` it stops
-/// accepting, lets in-flight requests finish (closing idle keep-alive connections), then returns.
-async fn serve_connections(
+/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout and at most
+/// `max_connections` open connections; on `shutdown` it stops accepting, lets in-flight requests
+/// finish (closing idle keep-alive connections), then returns.
+///
+/// At the connection cap the loop stops calling `accept`: further clients wait in the kernel's
+/// listen backlog (and their connect or first request times out on their side) rather than each
+/// costing a task and buffers here.
+pub async fn serve_connections(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -169,6 +238,13 @@ async fn serve_connections(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -181,13 +257,19 @@ async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
+        ));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watcher().watch(connection);
         tokio::spawn(async move {
             if let Err(e) = watched.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -214,9 +296,37 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {
+    if req.uri().path() == "/metrics" && req.method() == axum::http::Method::GET {
+        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        if app.metrics_access.allows(peer) {
+            return metrics_response(&app);
+        }
+    }
+    let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
     let span = info_span!("request", request_id = %request_id, action = field::Empty);
-    handle(app, req, request_id).instrument(span).await
+    let response = handle(app, req, request_id).instrument(span).await;
+    let action = response
+        .extensions()
+        .get::<ActionLabel>()
+        .map_or(crate::metrics::NO_ACTION, |a| a.0);
+    let code = response
+        .extensions()
+        .get::<CodeLabel>()
+        .map_or("", |c| c.0.as_str());
+    crate::metrics::global().request(action, code, started.elapsed());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format, not an RPC envelope.
+fn metrics_response(app: &App) -> Response {
+    let text = crate::metrics::global().render(app.nonces.len());
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
@@ -240,12 +350,15 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let method = parts.method.as_str();
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
-    let reply = |encoded: Encoded, code: &str| finish(encoded, &request_id, code, started);
+    let reply = |encoded: Encoded, code: &str, retry_after_ms: Option<u64>| {
+        finish(encoded, &request_id, code, started, retry_after_ms)
+    };
     let fail = |error: RpcError, format: Format| {
         log_refusal(&error);
         reply(
             encode_error(&error, &request_id, &host_id, format),
             error.code(),
+            error.retry_after_ms(),
         )
     };
     let head_only = RequestParts {
@@ -256,6 +369,10 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
         body: &[],
     };
 
+    let _slot = match app.limiter.admit() {
+        Ok(slot) => slot,
+        Err(e) => return fail(e, guess_format(&head_only)),
+    };
     if method != "GET" && method != "POST" {
         return fail(
             Gateway::UnsupportedHttpMethod.into(),
@@ -306,6 +423,9 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     };
     Span::current().record("action", verified.action.as_str());
     let format = verified.format;
+    if let Err(e) = app.limiter.check_key(&verified.access_key_id) {
+        return fail(e, format);
+    }
     if verified.version != API_VERSION {
         return fail(
             RpcError::gateway_with_detail(
@@ -315,21 +435,27 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             format,
         );
     }
-    let Some(handler) = actions::lookup(&verified.action) else {
+    let Some((name, handler)) = actions::lookup_named(&verified.action) else {
         return fail(Gateway::InvalidActionNotFound.into(), format);
     };
     let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();
     let outcome = tokio::spawn(handler(ctx, verified).instrument(span)).await;
-    match outcome {
-        Ok(Ok(value)) => reply(encode_success(&action, &request_id, &value, format), "OK"),
+    let mut response = match outcome {
+        Ok(Ok(value)) => reply(
+            encode_success(&action, &request_id, &value, format),
+            "OK",
+            None,
+        ),
         Ok(Err(error)) => fail(error, format),
         Err(join) => {
             tracing::error!("handler failed: {join}");
             fail(Gateway::InternalError.into(), format)
         }
-    }
+    };
+    response.extensions_mut().insert(ActionLabel(name));
+    response
 }
 
 fn log_refusal(error: &RpcError) {
@@ -407,7 +533,13 @@ async fn drain(mut body: Body, mut seen: usize) {
     }
 }
 
-fn finish(encoded: Encoded, request_id: &str, code: &str, started: Instant) -> Response {
+fn finish(
+    encoded: Encoded,
+    request_id: &str,
+    code: &str,
+    started: Instant,
+    retry_after_ms: Option<u64>,
+) -> Response {
     let status = StatusCode::from_u16(encoded.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     info!(
         status = status.as_u16(),
@@ -422,5 +554,11 @@ fn finish(encoded: Encoded, request_id: &str, code: &str, started: Instant) -> R
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-acs-request-id", id);
     }
+    if let Some(ms) = retry_after_ms {
+        headers.insert("x-acs-retry-after", HeaderValue::from(ms));
+    }
+    response
+        .extensions_mut()
+        .insert(CodeLabel(code.to_string()));
     response
 }

@@ -79,6 +79,8 @@ async fn harness() -> Harness {
         max_body_bytes: 1 << 20,
         body_read_timeout: Duration::from_secs(10),
         endpoint: "mongodb.aliyuncs.com".into(),
+        metrics_access: ddsd::metrics::MetricsAccess::Off,
+        limiter: ddsd::limits::Limiter::unlimited(),
     });
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     let creds = Credentials {

@@ -21,7 +21,11 @@
 //! - [`upgrade`]: `UpgradeDBInstanceKernelVersion` and the acceptance path of rolling operations;
 //! - [`restart`]: `RestartDBInstance` (whole instance, one shard / config server, one mongos);
 //! - [`operations`]: the extension `DdsdDescribeOperations` (progress and reports of an instance's
-//!   operations, docs/operations.md).
+//!   operations, docs/operations.md);
+//! - [`plan`]: the extensions `DdsdDescribeUpgradePlan` / `DdsdDescribeRestartPlan` (dry runs: ordered
+//!   steps, expected elections, estimated duration);
+//! - [`faults`]: the admin extensions `DdsdArmFault` / `DdsdDescribeFaults` / `DdsdClearFaults` (faults on
+//!   demand, simulated data plane only).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -41,10 +45,12 @@ use crate::store::Store;
 pub mod classes;
 pub mod describe;
 pub mod errors;
+pub mod faults;
 pub mod instances;
 pub mod kernels;
 pub mod operations;
 pub mod params;
+pub mod plan;
 pub mod regions;
 pub mod restart;
 pub mod upgrade;
@@ -155,16 +161,36 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("RestartDBInstance", |c, r| {
         Box::pin(restart::restart_db_instance(c, r))
     }),
+    ("DdsdDescribeUpgradePlan", |c, r| {
+        Box::pin(plan::ddsd_describe_upgrade_plan(c, r))
+    }),
+    ("DdsdDescribeRestartPlan", |c, r| {
+        Box::pin(plan::ddsd_describe_restart_plan(c, r))
+    }),
+    ("DdsdArmFault", |c, r| {
+        Box::pin(faults::ddsd_arm_fault(c, r))
+    }),
+    ("DdsdDescribeFaults", |c, r| {
+        Box::pin(faults::ddsd_describe_faults(c, r))
+    }),
+    ("DdsdClearFaults", |c, r| {
+        Box::pin(faults::ddsd_clear_faults(c, r))
+    }),
     ("DdsdDescribeOperations", |c, r| {
         Box::pin(operations::ddsd_describe_operations(c, r))
     }),
 ];
 
 pub fn lookup(action: &str) -> Option<Handler> {
+    lookup_named(action).map(|(_, h)| h)
+}
+
+/// The handler and the table's own (`'static`) spelling of the action's name.
+pub fn lookup_named(action: &str) -> Option<(&'static str, Handler)> {
     ACTIONS
         .iter()
         .find(|(name, _)| *name == action)
-        .map(|(_, h)| *h)
+        .map(|(name, h)| (*name, *h))
 }
 
 /// A [`Context`] over a fresh store in a temporary directory, for handler tests.

@@ -4,8 +4,6 @@
 //! Legacy SDKs send optional parameters they were not given as empty strings, so an empty value
 //! counts as absent everywhere.
 
-use std::collections::BTreeMap;
-
 use acs_rpc::{RpcError, Verified};
 use sha2::{Digest, Sha256};
 
@@ -73,71 +71,18 @@ pub fn optional_bool(req: &Verified, name: &str) -> Result<Option<bool>, RpcErro
 }
 
 /// One entry of a flattened list: field name → value (empty values dropped).
-pub type ListEntry = BTreeMap<String, String>;
+pub type ListEntry = acs_rpc::ListEntry;
 
-/// Reads `<prefix>.N.<Field>` parameters into entries 1..=n.
-///
-/// Refused (400 `InvalidParameter`, naming the parameter): an `N` that is not a decimal number
-/// from 1 to `max_entries` without leading zeros, a field not in `fields`, a parameter with no
-/// field (`ReplicaSet.1`), and gaps (`ReplicaSet.1` and `ReplicaSet.3` without `ReplicaSet.2`).
-/// A field given twice cannot happen: the protocol layer already refuses repeated parameters.
+/// Reads `<prefix>.N.<Field>` parameters into entries 1..=n; the rules (and their tests) live in
+/// [`acs_rpc::indexed_list`]: `N` from 1 to `max_entries` without leading zeros, known fields
+/// only, no gaps, refusals are 400 `InvalidParameter` naming the parameter.
 pub fn indexed_list(
     req: &Verified,
     prefix: &str,
     fields: &[&str],
     max_entries: usize,
 ) -> Result<Vec<ListEntry>, RpcError> {
-    let dotted = format!("{prefix}.");
-    let mut entries: BTreeMap<usize, ListEntry> = BTreeMap::new();
-    for (name, value) in &req.params {
-        if name == prefix {
-            return Err(RpcError::invalid_parameter(
-                name,
-                format!("Send the list as {prefix}.N.<Field> with N from 1."),
-            ));
-        }
-        let Some(rest) = name.strip_prefix(&dotted) else {
-            continue;
-        };
-        let (n, field) = rest.split_once('.').unwrap_or((rest, ""));
-        let index = parse_list_index(n)
-            .filter(|&i| i <= max_entries)
-            .ok_or_else(|| {
-                RpcError::invalid_parameter(
-                    &clip(name),
-                    format!("N in {prefix}.N must be a whole number from 1 to {max_entries}."),
-                )
-            })?;
-        if !fields.contains(&field) {
-            return Err(RpcError::invalid_parameter(
-                &clip(name),
-                format!("{prefix}.N takes the fields {}.", fields.join(", ")),
-            ));
-        }
-        let entry = entries.entry(index).or_default();
-        if !value.is_empty() {
-            entry.insert(field.to_string(), value.clone());
-        }
-    }
-    let mut out = Vec::with_capacity(entries.len());
-    for (expected, (index, entry)) in (1..).zip(entries) {
-        if index != expected {
-            return Err(RpcError::invalid_parameter(
-                &format!("{prefix}.{expected}"),
-                format!("{prefix}.N must be numbered 1, 2, 3, ... without gaps; {prefix}.{index} was sent without {prefix}.{expected}."),
-            ));
-        }
-        out.push(entry);
-    }
-    Ok(out)
-}
-
-fn parse_list_index(n: &str) -> Option<usize> {
-    let ok = !n.is_empty()
-        && n.len() <= 4
-        && n.bytes().all(|b| b.is_ascii_digit())
-        && !n.starts_with('0');
-    ok.then(|| n.parse().ok()).flatten()
+    acs_rpc::indexed_list(&req.params, prefix, fields, max_entries)
 }
 
 /// `Tag.N.Key` / `Tag.N.Value`, N from 1 to `max`; a value without a key is refused.

@@ -139,6 +139,11 @@ impl SimPlane {
         self.clock.speed()
     }
 
+    /// The duration model of every simulated deployment (for estimates such as `DdsdDescribeUpgradePlan`).
+    pub fn params(&self) -> &SimParams {
+        &self.config.params
+    }
+
     fn slot(&self, instance_id: &str) -> Arc<AsyncMutex<Slot>> {
         let mut slots = match self.slots.lock() {
             Ok(s) => s,

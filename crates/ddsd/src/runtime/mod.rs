@@ -371,16 +371,23 @@ async fn drive(shared: &Shared, op: Operation) -> Result<(), DriveError> {
         let update = state.instance_update(&instance, obs.as_ref());
         match step {
             Step::Done(done) => {
+                let outcome = done.outcome;
+                let report = done.report;
                 let finish = OperationFinish {
-                    outcome: done.outcome,
+                    outcome,
                     state: state.to_json(),
-                    report: Some(done.report),
+                    report: Some(report.clone()),
                     instance: done.instance,
                 };
                 store
                     .finish_operation(&persist.op_id, epoch, finish)
                     .await?;
-                tracing::info!(outcome = ?done.outcome, "operation finished");
+                tracing::info!(outcome = ?outcome, "operation finished");
+                crate::metrics::global().operation_finished(
+                    state.kind().as_str(),
+                    crate::store::OperationStatus::from(outcome).as_str(),
+                    &report,
+                );
                 return Ok(());
             }
             Step::Effects(effects) => {
