@@ -115,7 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         runtime: Some(runtime.handle()),
         plane: Some(plane.clone()),
         sim: Some(plane.clone()),
-        rolling: dds_engine::workflow::UpgradeConfig::default(),
+        rolling: config.rolling.clone(),
     });
     let app = Arc::new(App {
         keys: Arc::new(key_store),
