@@ -626,7 +626,9 @@ fn f12_a_failure_in_a_parallel_batch_starts_no_further_shard() {
     // Shards 2–8 had started alongside shard1 (the batch really ran in parallel); they stop where they were
     // with no member left out of service, and none restarted twice.
     for i in 2..9 {
-        let touched: u32 = (0..3).map(|m| stops(&r.truth, &format!("shard{i}-{m}"))).sum();
+        let touched: u32 = (0..3)
+            .map(|m| stops(&r.truth, &format!("shard{i}-{m}")))
+            .sum();
         assert!((1..=3).contains(&touched), "shard{i}: {touched} stops");
         for m in 0..3 {
             let p = r.truth.process(&format!("shard{i}-{m}")).unwrap();
