@@ -499,7 +499,9 @@ fn plan_inner(
 
 /// Dry run of an upgrade to `target_kernel` from the instance record, assuming a healthy deployment whose
 /// primaries are the highest-priority members and whose balancer is on (`full`): the commands a fault-free run
-/// executes, in order. A balancer found off at run time removes the two balancer steps.
+/// executes, in order with shards one at a time (`max_parallel_shards = 1`); with a wider window the commands
+/// of the shards after the canary interleave, each replica set's own keeping this order. A balancer found off
+/// at run time removes the two balancer steps.
 pub fn plan_steps(instance: &Instance, target_kernel: &str) -> StepPlan {
     let scope = super::operation::full_scope(instance);
     plan_inner(

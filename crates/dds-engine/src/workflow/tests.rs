@@ -854,7 +854,12 @@ fn live_preflight_refuses_an_unhealthy_deployment() {
 #[test]
 fn sharded_upgrade_order_balancer_and_canary() {
     let inst = sharded(3, 2);
-    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    // Sequential: every shard waits for the previous one.
+    let sequential = UpgradeConfig {
+        max_parallel_shards: 1,
+        ..cfg()
+    };
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, sequential).unwrap();
     let mut toy = Toy::new(&inst);
     drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
     assert_eq!(outcome(&op), Outcome::Succeeded);
@@ -867,6 +872,19 @@ fn sharded_upgrade_order_balancer_and_canary() {
     assert!(last("start sh0-") < pos("stop sh1-"));
     assert!(last("start sh1-") < pos("stop sh2-"));
     assert!(last("start sh2-") < pos("stop s-"));
+
+    // Default: the canary still goes alone, then the other shards together, all before any mongos.
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    let log = member_cmds(&toy.log);
+    let pos = |s: &str| log.iter().position(|l| l.starts_with(s)).unwrap();
+    let last = |s: &str| log.iter().rposition(|l| l.starts_with(s)).unwrap();
+    assert!(last("start cfg-") < pos("stop sh0-"));
+    assert!(last("start sh0-") < pos("stop sh1-").min(pos("stop sh2-")));
+    assert!(pos("stop sh2-") < last("start sh1-"), "sh1 and sh2 overlap");
+    assert!(last("start sh1-").max(last("start sh2-")) < pos("stop s-"));
     assert!(toy.kernels().iter().all(|k| k.as_deref() == Some(NEW)));
     assert!(toy.stops.values().all(|&n| n == 1));
     let r = op.report().unwrap();
