@@ -9,7 +9,7 @@
 use super::check::DecisionAudit;
 use super::gates::GateBlock;
 use super::operation::*;
-use super::report::{plan_restart_steps, plan_steps, PlannedStep, WaitingOn};
+use super::report::{plan_restart_steps, plan_steps, plan_steps_observed, PlannedStep, WaitingOn};
 use super::{PreflightError, UpgradeConfig};
 use crate::model::*;
 use crate::plane::*;
@@ -662,6 +662,57 @@ fn pss_upgrade_restarts_secondaries_then_steps_down_the_primary() {
     assert!(matches!(
         op.step(&toy.observe(), toy.now + 5),
         Decision::Done(Outcome::Succeeded)
+    ));
+}
+
+#[test]
+fn the_observed_plan_follows_a_primary_that_is_not_the_record_s_first_member() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    // The deployment elected rs-1, not the member the record lists first.
+    {
+        let rs = toy.rs_mut("rs");
+        rs.primary = Some("rs-1".into());
+        for m in &mut rs.members {
+            m.state = if m.node_id == "rs-1" {
+                MemberState::Primary
+            } else {
+                MemberState::Secondary
+            };
+        }
+    }
+    let plan = plan_steps_observed(&inst, NEW, &toy.observe());
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    let executed = member_cmds(&toy.log);
+    assert_eq!(
+        executed,
+        [
+            "stop rs-0",
+            "start rs-0 new",
+            "stop rs-2",
+            "start rs-2 new",
+            "stepdown rs-1",
+            "stop rs-1",
+            "start rs-1 new"
+        ]
+    );
+    let planned: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            PlannedStep::StopMember { node_id, .. } => Some(format!("stop {node_id}")),
+            PlannedStep::StartMember { node_id, .. } => Some(format!("start {node_id} new")),
+            PlannedStep::StepDown { node_id, .. } => Some(format!("stepdown {node_id}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(planned, executed);
+    // The record-only dry run guesses rs-0 and would name the wrong member first.
+    assert!(matches!(
+        &plan_steps(&inst, NEW).steps[0],
+        PlannedStep::StopMember { node_id, .. } if node_id == "rs-1"
     ));
 }
 
