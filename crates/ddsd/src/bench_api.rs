@@ -89,6 +89,10 @@ pub struct ApiArgs {
     /// Data-plane simulation speed of a started server (`sim_speed`).
     #[arg(long)]
     pub sim_speed: Option<f64>,
+    /// Restart a started server with this simulation speed once the pool is Running, before the
+    /// upgrades start: load fast, then keep the upgrades in flight while measuring.
+    #[arg(long)]
+    pub upgrade_sim_speed: Option<f64>,
     /// ddsd binary to start (default: this one).
     #[arg(long)]
     pub binary: Option<PathBuf>,
@@ -484,7 +488,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         bail!("--connections must be 1..=4096");
     }
     let dir = std::env::temp_dir().join(format!("ddsd-bench-api-{}", uuid::Uuid::new_v4()));
-    let (spawned, addr, credentials, pid) = match &args.endpoint {
+    let (mut spawned, addr, credentials, mut pid) = match &args.endpoint {
         Some(endpoint) => {
             let addr = loadgen::loopback_addr(endpoint)?;
             let creds = Credentials::resolve(
@@ -521,7 +525,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         credentials.clone(),
         Signature::V3,
     )?;
-    let rss_start = loadgen::resident_kib(pid)?;
+    let mut rss_start = loadgen::resident_kib(pid)?;
 
     let mut pool = if spawned.is_some() {
         Vec::new()
@@ -556,6 +560,25 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         )
         .await?;
         eprintln!("bench: {running} of {} instances Running", pool.len());
+    }
+    if let (Some(speed), Some(server)) = (args.upgrade_sim_speed, spawned.as_mut()) {
+        let rss_loaded = loadgen::resident_kib(pid)?;
+        let text = std::fs::read_to_string(&server.config)?;
+        let mut config: String = text
+            .lines()
+            .filter(|l| !l.starts_with("sim_speed"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        config.push_str(&format!("sim_speed = {speed}\n"));
+        std::fs::write(&server.config, config)?;
+        let exit = server.terminate()?;
+        server.restart()?;
+        pid = server.pid();
+        rss_start = loadgen::resident_kib(pid)?;
+        eprintln!(
+            "bench: VmRSS {:.1} MiB with the pool loaded; restarted ({exit}) at sim speed {speed}",
+            rss_loaded as f64 / 1024.0
+        );
     }
     let mut started_upgrades = 0;
     for id in pool.iter().take(args.running_upgrades) {
@@ -614,9 +637,29 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             run_on(&rt, warm).await?;
         }
         let rss_before = loadgen::resident_kib(pid)?;
+        let (server_cpu, own_cpu) = (
+            loadgen::cpu_time(pid),
+            loadgen::cpu_time(std::process::id()),
+        );
         let report = run_on(&rt, plan.clone()).await?;
+        let server_cpu = loadgen::cpu_time(pid)
+            .zip(server_cpu)
+            .map(|(b, a)| b.saturating_sub(a));
+        let own_cpu = loadgen::cpu_time(std::process::id())
+            .zip(own_cpu)
+            .map(|(b, a)| b.saturating_sub(a));
         let rss_after = loadgen::resident_kib(pid)?;
         print_report(&format!("run {}", i + 1), &report);
+        let per_request = |cpu: Option<Duration>| {
+            cpu.map_or(f64::NAN, |c| {
+                c.as_secs_f64() * 1e6 / report.completed().max(1) as f64
+            })
+        };
+        println!(
+            "  CPU per request: ddsd {:.1} us, load generator {:.1} us",
+            per_request(server_cpu),
+            per_request(own_cpu)
+        );
         println!(
             "  ddsd VmRSS {:.1} MiB before, {:.1} MiB after (at start {:.1} MiB); load average {}",
             rss_before as f64 / 1024.0,
@@ -625,6 +668,10 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             load_average()
         );
         runs.push((report, rss_before, rss_after));
+    }
+    if started_upgrades > 0 {
+        let counts = status_counts(&client).await?;
+        println!("instances by status after the runs: {counts:?}");
     }
     let med = |f: &dyn Fn(&LoadReport) -> f64| median(runs.iter().map(|(r, _, _)| f(r)).collect());
     let (tp, p50, p99, p999) = (

@@ -501,6 +501,21 @@ pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     crate::bench::resident_kib(pid)
 }
 
+/// CPU time a process has used so far, all threads (`/proc/<pid>/task/*/schedstat`, ns), or
+/// `None` when it cannot be read. Threads that already exited are not counted, so take both
+/// readings while the process runs steadily.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
+}
+
 /// The process listening on `addr`'s TCP port: the socket's inode from `/proc/net/tcp{,6}`, then
 /// the process holding a descriptor on it.
 pub fn listener_pid(addr: SocketAddr) -> anyhow::Result<u32> {
