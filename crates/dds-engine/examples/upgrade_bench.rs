@@ -2,8 +2,12 @@
 //! the critical-path lower bound, and how many seeded upgrades per second the simulation runs.
 //!
 //! ```text
-//! cargo run --release -p dds-engine --example upgrade_bench -- [--seeds N] [--poll-ms MS]
+//! cargo run --release -p dds-engine --example upgrade_bench -- [--seeds N] [--poll-ms MS] \
+//!     [--event-driven] [--max-parallel-shards N]
 //! ```
+//!
+//! The "default" rows run `UpgradeConfig::default()`; `--max-parallel-shards N` replaces its shard bound there
+//! (how the default was chosen). The sequential rows always run with `max_parallel_shards = 1`.
 //!
 //! Each run drives [`RollingOperation`] against a [`SimFleet`] on virtual time the way the ddsd runtime does
 //! (observe → step → execute → feed results back), waking at the workflow's own deadline, at every internal
@@ -19,9 +23,10 @@
 //!   primary, also from its accepted `StepDown` to the election of its successor. Per mongos: from
 //!   `StopMongos` to serving again, plus `mongos_stability_ms`. Plus the wait for `balancerStop` to take
 //!   effect. Replica sets add up in the order the workflow must take them (config servers, the canary shard,
-//!   then shard batches of `max_parallel_shards`, each batch as long as its longest shard). No orchestrator
-//!   that keeps the gates can finish this run faster; what it spends above the bound is its own overhead
-//!   (heartbeat-delayed visibility, polling, the gap between a gate opening and the next command).
+//!   then the other shards in order, each taking the first of `max_parallel_shards` slots to free). No
+//!   orchestrator that keeps the gates and that order can finish this run faster; what it spends above the
+//!   bound is its own overhead (heartbeat-delayed visibility, polling, the gap between a gate opening and the
+//!   next command).
 //! - **parameter bound**: the same chain with every drawn duration at its minimum in `SimParams`
 //!   (`stop_min + startup_min + startup2_min + recovering_min + gate_stability` per member, `handoff_min` per
 //!   primary, `mongos_stop_min + mongos_start_min + mongos_stability` per mongos). It does not depend on the
@@ -214,20 +219,22 @@ fn param_bound_ms(instance: &Instance, p: &SimParams, cfg: &UpgradeConfig) -> u6
     total
 }
 
-/// Shards in workflow order: the canary alone, then batches of `max_parallel_shards` (each as long as its
-/// longest shard).
+/// Shards in workflow order: the canary alone, then the others in order, each starting as soon as one of the
+/// `max_parallel_shards` slots frees (the workflow keeps a sliding window, not batches). Starting every shard
+/// at the earliest free slot is the fastest schedule that keeps that order and bound.
 fn shard_schedule(shards: &[u64], cfg: &UpgradeConfig) -> u64 {
     let (first, rest): (&[u64], &[u64]) = if cfg.canary_shard && !shards.is_empty() {
         shards.split_at(1)
     } else {
         (&[], shards)
     };
-    let batch = cfg.max_parallel_shards.max(1) as usize;
-    first.iter().sum::<u64>()
-        + rest
-            .chunks(batch)
-            .map(|c| c.iter().copied().max().unwrap_or(0))
-            .sum::<u64>()
+    let mut slots = vec![0u64; (cfg.max_parallel_shards.max(1) as usize).min(rest.len().max(1))];
+    for &d in rest {
+        if let Some(free) = slots.iter_mut().min() {
+            *free += d;
+        }
+    }
+    first.iter().sum::<u64>() + slots.iter().copied().max().unwrap_or(0)
 }
 
 fn run(
@@ -381,8 +388,20 @@ struct Case {
     cfg: UpgradeConfig,
 }
 
-fn cases() -> Vec<Case> {
-    let default = UpgradeConfig::default();
+/// `parallel`: the bound used by the "default" rows (`UpgradeConfig::default()` unless
+/// `--max-parallel-shards` overrides it, to compare candidate defaults). The sequential rows always set 1.
+fn cases(parallel: u32) -> Vec<Case> {
+    let default = UpgradeConfig {
+        max_parallel_shards: parallel,
+        ..UpgradeConfig::default()
+    };
+    let sharded = |prefix: &str, shards: usize| {
+        fixtures::instance(
+            &format!("dds-bench-{prefix}{shards}"),
+            "4.0",
+            fixtures::sharded(shards, 2, FROM),
+        )
+    };
     let mut v = vec![Case {
         name: "replica set (3 members: P, S, hidden)".into(),
         instance: fixtures::instance(
@@ -394,13 +413,19 @@ fn cases() -> Vec<Case> {
     }];
     for shards in [1usize, 4, 16] {
         v.push(Case {
-            name: format!("sharded, {shards} shard(s), 2 mongos, default (1 shard at a time)"),
-            instance: fixtures::instance(
-                &format!("dds-bench-s{shards}"),
-                "4.0",
-                fixtures::sharded(shards, 2, FROM),
-            ),
+            name: default_row(shards, parallel),
+            instance: sharded("s", shards),
             cfg: default.clone(),
+        });
+    }
+    for shards in [1usize, 4, 16] {
+        v.push(Case {
+            name: sequential_row(shards),
+            instance: sharded("q", shards),
+            cfg: UpgradeConfig {
+                max_parallel_shards: 1,
+                ..default.clone()
+            },
         });
     }
     for shards in [4usize, 16] {
@@ -409,11 +434,7 @@ fn cases() -> Vec<Case> {
                 "sharded, {shards} shards, 2 mongos, canary then {} in parallel",
                 shards - 1
             ),
-            instance: fixtures::instance(
-                &format!("dds-bench-p{shards}"),
-                "4.0",
-                fixtures::sharded(shards, 2, FROM),
-            ),
+            instance: sharded("p", shards),
             cfg: UpgradeConfig {
                 max_parallel_shards: (shards - 1) as u32,
                 ..default.clone()
@@ -423,6 +444,14 @@ fn cases() -> Vec<Case> {
     v
 }
 
+fn default_row(shards: usize, parallel: u32) -> String {
+    format!("sharded, {shards} shard(s), 2 mongos, default (canary, then {parallel} at a time)")
+}
+
+fn sequential_row(shards: usize) -> String {
+    format!("sharded, {shards} shard(s), 2 mongos, max_parallel_shards = 1 (sequential)")
+}
+
 fn secs(ms: f64) -> String {
     format!("{:.1}", ms / 1000.0)
 }
@@ -430,6 +459,7 @@ fn secs(ms: f64) -> String {
 fn main() {
     let mut seeds = 20u64;
     let mut poll_ms = Some(100u64);
+    let mut parallel = UpgradeConfig::default().max_parallel_shards;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -441,21 +471,31 @@ fn main() {
                     .filter(|&p: &u64| p > 0)
             }
             "--event-driven" => poll_ms = None,
+            "--max-parallel-shards" => {
+                parallel = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&p: &u32| p > 0)
+                    .unwrap_or(parallel)
+            }
             other => {
-                eprintln!("unknown argument {other}; use --seeds N, --poll-ms MS, --event-driven");
+                eprintln!(
+                    "unknown argument {other}; use --seeds N, --poll-ms MS, --event-driven, \
+                     --max-parallel-shards N"
+                );
                 std::process::exit(2);
             }
         }
     }
     println!(
-        "seeds per case: {seeds}; poll: {}",
+        "seeds per case: {seeds}; poll: {}; default rows: max_parallel_shards = {parallel}",
         poll_ms.map_or("event-driven only".to_string(), |p| format!("{p} ms"))
     );
     println!();
     println!("| case | durations | mean duration s | mean chain bound s | overhead over chain bound (mean / max) | parameter bound s | mean / parameter bound | elections per run |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut means: HashMap<String, f64> = HashMap::new();
-    for case in cases() {
+    for case in cases(parallel) {
         for (label, params) in [("random", SimParams::default()), ("fixed", fixed_params())] {
             let (mut d, mut b, mut worst, mut el) = (0.0, 0.0, 0.0f64, 0u64);
             let mut pb = 0;
@@ -491,18 +531,22 @@ fn main() {
     }
     println!();
     let one = |k: &str| means.get(k).copied().unwrap_or(f64::NAN);
-    let base = one("sharded, 1 shard(s), 2 mongos, default (1 shard at a time)/random");
+    let ratio = |row: String| {
+        one(&format!("{row}/random")) / one(&format!("{}/random", default_row(1, parallel)))
+    };
     println!(
-        "16 shards / 1 shard (random durations): default parallelism {:.2}x, canary + 15 in parallel {:.2}x",
-        one("sharded, 16 shard(s), 2 mongos, default (1 shard at a time)/random") / base,
-        one("sharded, 16 shards, 2 mongos, canary then 15 in parallel/random") / base,
+        "16 shards / 1 shard (random durations): default (canary, then {parallel} at a time) {:.2}x, \
+         sequential {:.2}x, canary + 15 in parallel {:.2}x",
+        ratio(default_row(16, parallel)),
+        ratio(sequential_row(16)),
+        ratio("sharded, 16 shards, 2 mongos, canary then 15 in parallel".into()),
     );
     println!();
     println!("throughput (event-driven, random durations, wall clock on this machine):");
-    for case in cases().into_iter().filter(|c| {
+    for case in cases(parallel).into_iter().filter(|c| {
         c.name.starts_with("replica set")
-            || c.name.contains("4 shard(s)")
-            || c.name.contains("16 shard(s)")
+            || c.name == default_row(4, parallel)
+            || c.name == default_row(16, parallel)
     }) {
         let n = if case.name.contains("16") {
             seeds.max(5)

@@ -2,6 +2,8 @@
 //! fleet, asserting the expected outcome of the row (the invariants I1–I12 are checked on every step by the
 //! harness itself). Each scenario is deterministic: the seed fixes every duration the fleet draws.
 
+use std::collections::BTreeMap;
+
 use dds_engine::build::fixtures;
 use dds_engine::model::Topology;
 use dds_engine::plane::{BalancerMode, Command, MemberState};
@@ -122,16 +124,16 @@ fn fault_free_upgrades_restart_every_process_once_with_one_election_per_set() {
         for m in t.mongos() {
             assert_eq!(stops(&r.truth, &m.node_id), 1);
         }
-        // The dry run predicted exactly the commands executed, in order.
+        // The dry run predicted exactly the commands executed, in each replica set's order (shards after the
+        // canary run in parallel by default, so their commands interleave).
         let planned = plan_steps(&s.instance, TO_KERNEL).steps;
-        let executed: Vec<PlannedStep> = r
-            .truth
-            .commands
-            .iter()
-            .filter(|c| c.result.is_ok())
-            .map(|c| as_planned(&c.command))
-            .collect();
-        assert_eq!(executed, planned, "{name}");
+        let executed = executed(&r);
+        assert_eq!(executed.len(), planned.len(), "{name}");
+        assert_eq!(
+            by_replica_set(&executed),
+            by_replica_set(&planned),
+            "{name}"
+        );
         // Every restarted process reports its downtime; each set's no-primary window is the stepdown's.
         for rs in &r.report.replica_sets {
             assert!(rs
@@ -144,6 +146,39 @@ fn fault_free_upgrades_restart_every_process_once_with_one_election_per_set() {
             );
         }
     }
+}
+
+fn executed(r: &RunSummary) -> Vec<PlannedStep> {
+    r.truth
+        .commands
+        .iter()
+        .filter(|c| c.result.is_ok())
+        .map(|c| as_planned(&c.command))
+        .collect()
+}
+
+/// Steps grouped by replica set, each group in order; balancer and mongos steps under "".
+fn by_replica_set(steps: &[PlannedStep]) -> BTreeMap<String, Vec<PlannedStep>> {
+    let mut m: BTreeMap<String, Vec<PlannedStep>> = BTreeMap::new();
+    for s in steps {
+        let key = match s {
+            PlannedStep::StopMember { replica_set, .. }
+            | PlannedStep::StartMember { replica_set, .. }
+            | PlannedStep::StepDown { replica_set, .. } => replica_set.clone(),
+            _ => String::new(),
+        };
+        m.entry(key).or_default().push(s.clone());
+    }
+    m
+}
+
+#[test]
+fn sequential_shards_execute_exactly_the_dry_run_in_order() {
+    let mut s = Scenario::upgrade(107, "sharded3x3", fixtures::sharded(3, 3, K));
+    s.config.max_parallel_shards = 1;
+    let r = ok(&s);
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(executed(&r), plan_steps(&s.instance, TO_KERNEL).steps);
 }
 
 #[test]
@@ -490,12 +525,14 @@ fn f11_a_running_balancer_round_is_waited_for() {
 
 #[test]
 fn f12_a_failing_shard_stops_the_rollout_before_the_next_shard_and_mongos() {
-    let s = Scenario::upgrade(19, "sharded3x2", fixtures::sharded(3, 2, K)).with_fault(
+    // Sequential mode, the row as the spec words it: the shard after the failing one is never started.
+    let mut s = Scenario::upgrade(19, "sharded3x2", fixtures::sharded(3, 2, K)).with_fault(
         "F12",
         Fault::StartFails {
             node_id: "shard1-0".into(),
         },
     );
+    s.config.max_parallel_shards = 1;
     let r = ok(&s);
     let f = failure(&r);
     assert_eq!(f.replica_set.as_deref(), Some("shard1"));
@@ -512,6 +549,99 @@ fn f12_a_failing_shard_stops_the_rollout_before_the_next_shard_and_mongos() {
             RsStatus::Halted
         ]
     );
+    assert_eq!(r.truth.balancer_modes.last().unwrap().1, BalancerMode::Full);
+}
+
+#[test]
+fn f12_at_the_default_parallelism_a_failing_canary_stops_before_any_other_shard() {
+    assert!(UpgradeConfig::default().max_parallel_shards > 1);
+    assert!(UpgradeConfig::default().canary_shard);
+    let s = Scenario::upgrade(21, "sharded3x2", fixtures::sharded(3, 2, K)).with_fault(
+        "F12",
+        Fault::StartFails {
+            node_id: "shard0-1".into(),
+        },
+    );
+    let r = ok(&s);
+    let f = failure(&r);
+    assert_eq!(f.replica_set.as_deref(), Some("shard0"));
+    for node in [
+        "shard1-0", "shard1-1", "shard1-2", "shard2-0", "shard2-1", "shard2-2", "mongos0",
+        "mongos1",
+    ] {
+        assert_eq!(stops(&r.truth, node), 0, "{node}");
+    }
+    let statuses: Vec<RsStatus> = r.report.replica_sets.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            RsStatus::Done,
+            RsStatus::Failed,
+            RsStatus::Halted,
+            RsStatus::Halted
+        ]
+    );
+    assert_eq!(r.truth.balancer_modes.last().unwrap().1, BalancerMode::Full);
+}
+
+#[test]
+fn f12_a_failure_in_a_parallel_batch_starts_no_further_shard() {
+    // Canary, then shards 1–8 together; shards 9 and 10 wait for a free slot.
+    let shards = 11;
+    let s = Scenario::upgrade(22, "sharded11x2", fixtures::sharded(shards, 2, K)).with_fault(
+        "F12",
+        Fault::StartFails {
+            node_id: "shard1-1".into(),
+        },
+    );
+    assert_eq!(s.config.max_parallel_shards, 8);
+    // shard1-1 is the first member of shard1 to restart. A crash-looping member is declared failed at its start
+    // deadline; shortened so that the failure comes while shards 1–8 are still running and shards 9–10 are
+    // still waiting for a slot.
+    let mut s = s;
+    s.config.member_start_deadline_ms = 40_000;
+    let r = ok(&s);
+    let f = failure(&r);
+    assert_eq!(f.replica_set.as_deref(), Some("shard1"));
+    // Nothing is stopped or stepped down once the failure is seen: in-flight members are only brought back.
+    let late: Vec<&Command> = r
+        .truth
+        .commands
+        .iter()
+        .filter(|c| c.at_ms >= f.at_ms && c.result.is_ok())
+        .map(|c| &c.command)
+        .filter(|c| {
+            matches!(
+                c,
+                Command::StopMember { .. } | Command::StepDown { .. } | Command::StopMongos { .. }
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "{late:?}");
+    for i in 9..shards {
+        for m in 0..3 {
+            assert_eq!(stops(&r.truth, &format!("shard{i}-{m}")), 0, "shard{i}-{m}");
+        }
+    }
+    // Shards 2–8 had started alongside shard1 (the batch really ran in parallel); they stop where they were
+    // with no member left out of service, and none restarted twice.
+    for i in 2..9 {
+        let touched: u32 = (0..3)
+            .map(|m| stops(&r.truth, &format!("shard{i}-{m}")))
+            .sum();
+        assert!((1..=3).contains(&touched), "shard{i}: {touched} stops");
+        for m in 0..3 {
+            let p = r.truth.process(&format!("shard{i}-{m}")).unwrap();
+            assert!(p.stops_by_command <= 1, "{p:?}");
+            assert_eq!(p.starts_by_command, p.stops_by_command, "left down: {p:?}");
+        }
+    }
+    for rs in &r.report.replica_sets {
+        if rs.name == "shard9" || rs.name == "shard10" {
+            assert_eq!(rs.status, RsStatus::Halted, "{}", rs.name);
+        }
+    }
+    assert_eq!(stops(&r.truth, "mongos0"), 0);
     assert_eq!(r.truth.balancer_modes.last().unwrap().1, BalancerMode::Full);
 }
 

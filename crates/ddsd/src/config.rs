@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use acs_rpc::Secret;
 use anyhow::{bail, Context as _};
+use dds_engine::workflow::UpgradeConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -63,6 +64,9 @@ struct FileConfig {
     metrics: Option<MetricsAccess>,
     #[serde(default)]
     access_keys: Vec<AccessKeyEntry>,
+    /// `[upgrade]`: limits of new rolling upgrades and restarts, keyed by `UpgradeConfig`'s field names.
+    /// Kept as a raw table so a misspelt key is refused instead of silently taking its default.
+    upgrade: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +98,8 @@ pub struct Config {
     pub access_keys: Vec<(String, Secret)>,
     /// The configured keys marked `admin = true`.
     pub admin_access_keys: Vec<String>,
+    /// Limits every new upgrade/restart starts with (an operation keeps its own copy once accepted).
+    pub rolling: UpgradeConfig,
 }
 
 impl fmt::Debug for Config {
@@ -112,6 +118,7 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
+            .field("rolling", &self.rolling)
             .finish()
     }
 }
@@ -172,6 +179,7 @@ impl Config {
             },
             env,
         )?;
+        let rolling = rolling_config(file.upgrade)?;
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
@@ -209,8 +217,31 @@ impl Config {
             sim_speed,
             metrics: file.metrics.unwrap_or_default(),
             demo: args.demo,
+            rolling,
         })
     }
+}
+
+/// The `[upgrade]` table over `UpgradeConfig::default()`. Refuses unknown keys, wrong types and settings
+/// `UpgradeConfig::validate` rejects, so a bad limit stops `serve` at startup rather than a rollout later.
+fn rolling_config(table: Option<toml::Table>) -> anyhow::Result<UpgradeConfig> {
+    let Some(table) = table else {
+        return Ok(UpgradeConfig::default());
+    };
+    let known = serde_json::to_value(UpgradeConfig::default())?;
+    let known = known.as_object().context("UpgradeConfig is not a map")?;
+    if let Some(key) = table.keys().find(|k| !known.contains_key(k.as_str())) {
+        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+        bail!(
+            "[upgrade]: unknown key {key:?}; known keys: {}",
+            names.join(", ")
+        );
+    }
+    let rolling: UpgradeConfig = table.try_into().context("[upgrade]")?;
+    rolling
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[upgrade]: {e}"))?;
+    Ok(rolling)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -429,5 +460,50 @@ mod tests {
         let e = Config::resolve_with_env(&a, &|_| None).unwrap_err();
         assert!(format!("{e:#}").contains("max_in_flight_requests"), "{e:#}");
         std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn the_upgrade_table_sets_rolling_limits_and_bad_limits_refuse_to_start() {
+        let c = Config::resolve(&args(&["ddsd", "serve"])).unwrap();
+        assert_eq!(c.rolling, UpgradeConfig::default());
+
+        let p = temp_file(
+            "upgrade",
+            "[upgrade]\nmax_parallel_shards = 3\nmongos_batch = 2\ngate_stability_ms = 2500\n\
+             max_lag_ms = 4000\nmember_start_deadline_ms = 90000\nmember_catch_up_deadline_ms = 200000\n",
+        );
+        let c =
+            Config::resolve(&args(&["ddsd", "serve", "--config", p.to_str().unwrap()])).unwrap();
+        std::fs::remove_file(p).unwrap();
+        let want = UpgradeConfig {
+            max_parallel_shards: 3,
+            mongos_batch: 2,
+            gate_stability_ms: 2_500,
+            max_lag_ms: 4_000,
+            member_start_deadline_ms: 90_000,
+            member_catch_up_deadline_ms: 200_000,
+            ..UpgradeConfig::default()
+        };
+        assert_eq!(c.rolling, want);
+
+        for (name, body, needle) in [
+            ("zero", "max_parallel_shards = 0", "max_parallel_shards"),
+            ("batch", "mongos_batch = 0", "mongos_batch"),
+            (
+                "catchup",
+                "member_start_deadline_ms = 10\nmember_catch_up_deadline_ms = 5",
+                "member_catch_up_deadline_ms",
+            ),
+            ("typo", "max_paralel_shards = 4", "max_paralel_shards"),
+            ("type", "gate_stability_ms = \"10s\"", "gate_stability_ms"),
+            ("negative", "max_lag_ms = -1", "max_lag_ms"),
+        ] {
+            let p = temp_file(name, &format!("[upgrade]\n{body}\n"));
+            let e = Config::resolve(&args(&["ddsd", "serve", "--config", p.to_str().unwrap()]))
+                .unwrap_err();
+            std::fs::remove_file(p).unwrap();
+            let e = format!("{e:#}");
+            assert!(e.contains("[upgrade]") && e.contains(needle), "{name}: {e}");
+        }
     }
 }

@@ -140,7 +140,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         runtime: Some(runtime.handle()),
         plane: Some(plane.clone()),
         sim: Some(plane.clone()),
-        rolling: dds_engine::workflow::UpgradeConfig::default(),
+        rolling: config.rolling.clone(),
     });
     let limits = &config.limits;
     let app = Arc::new(App {

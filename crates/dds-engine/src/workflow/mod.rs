@@ -30,7 +30,10 @@ pub use operation::{
     RestartScope, RollingOperation, UpgradeOperation,
 };
 pub use preflight::PreflightError;
-pub use report::{plan_restart_steps, plan_steps, PlannedStep, Progress, Report, StepPlan};
+pub use report::{
+    plan_restart_steps, plan_restart_steps_observed, plan_steps, plan_steps_observed, PlannedStep,
+    Progress, Report, StepPlan,
+};
 
 #[cfg(test)]
 mod tests;

@@ -24,11 +24,12 @@
 //! nothing but this operation starts a member it recorded as `Stopping`.
 //!
 //! Order and pacing: balancer (record its mode once, before `balancerStop` runs; wait for no round) → config
-//! servers → the first shard alone (canary) → the other shards, `max_parallel_shards` at a time → mongos in
-//! waves of `mongos_batch` (never all of them) → balancer back to the recorded mode. Inside a set, one member
-//! at a time in configuration order, the primary re-read before every choice and restarted last; a set whose
-//! restarted member outranks the primary waits (bounded) for the priority takeover, so the election is
-//! counted here and the next set does not start in the middle of it.
+//! servers → the first shard alone (canary) → the other shards in order, up to `max_parallel_shards` at a
+//! time (default 8; the next starts when one finishes) → mongos in waves of `mongos_batch` (never all of
+//! them) → balancer back to the recorded mode. Inside a set, one member at a time in configuration order,
+//! the primary re-read before every choice and restarted last; a set whose restarted member outranks the
+//! primary waits (bounded) for the priority takeover, so the election is counted here and the next set does
+//! not start in the middle of it.
 //!
 //! Failure (§4.2): the first member that misses a deadline ends the rollout. Nothing new is started anywhere;
 //! a member already out of service in another set (parallel shards) is brought back, never left down; a

@@ -7,7 +7,7 @@ use super::operation::{
     PrimaryStage, ProcessRecord, RestartScope, RevertOutcome, RollingOperation, RsStatus, RsTrack,
 };
 use crate::model::{Instance, MemberSpec, ReplicaSetKind, ReplicaSetSpec};
-use crate::plane::{BalancerMode, Millis};
+use crate::plane::{BalancerMode, DeploymentObservation, Millis};
 use serde::{Deserialize, Serialize};
 
 /// What the workflow is waiting on for one process.
@@ -423,6 +423,7 @@ fn plan_inner(
     target: Option<&str>,
     rs_names: &[String],
     mongos: &[String],
+    observed: Option<&DeploymentObservation>,
 ) -> StepPlan {
     let needs = |kernel: &str| target.is_none_or(|t| t != kernel);
     let mut steps = Vec::new();
@@ -439,7 +440,12 @@ fn plan_inner(
         steps.push(PlannedStep::StopBalancer);
     }
     for rs in sets {
-        let primary = assumed_primary(rs);
+        // The workflow re-reads the primary before acting, so a live observation beats the record's guess.
+        let live = observed
+            .and_then(|o| o.replica_set(&rs.name))
+            .and_then(|o| o.primary.as_deref())
+            .and_then(|id| rs.members.iter().find(|m| m.node_id == id));
+        let primary = live.or_else(|| assumed_primary(rs));
         let restart = |steps: &mut Vec<PlannedStep>, m: &MemberSpec| {
             steps.push(PlannedStep::StopMember {
                 replica_set: rs.name.clone(),
@@ -499,7 +505,9 @@ fn plan_inner(
 
 /// Dry run of an upgrade to `target_kernel` from the instance record, assuming a healthy deployment whose
 /// primaries are the highest-priority members and whose balancer is on (`full`): the commands a fault-free run
-/// executes, in order. A balancer found off at run time removes the two balancer steps.
+/// executes, in order with shards one at a time (`max_parallel_shards = 1`); with a wider window the commands
+/// of the shards after the canary interleave, each replica set's own keeping this order. A balancer found off
+/// at run time removes the two balancer steps.
 pub fn plan_steps(instance: &Instance, target_kernel: &str) -> StepPlan {
     let scope = super::operation::full_scope(instance);
     plan_inner(
@@ -507,13 +515,46 @@ pub fn plan_steps(instance: &Instance, target_kernel: &str) -> StepPlan {
         Some(target_kernel),
         &scope.replica_sets,
         &scope.mongos,
+        None,
+    )
+}
+
+/// [`plan_steps`] with each replica set's primary taken from a live observation where it has one: the
+/// order a fault-free run of the deployment as it is now will execute.
+pub fn plan_steps_observed(
+    instance: &Instance,
+    target_kernel: &str,
+    observed: &DeploymentObservation,
+) -> StepPlan {
+    let scope = super::operation::full_scope(instance);
+    plan_inner(
+        instance,
+        Some(target_kernel),
+        &scope.replica_sets,
+        &scope.mongos,
+        Some(observed),
     )
 }
 
 /// Dry run of a rolling restart.
 pub fn plan_restart_steps(instance: &Instance, scope: &RestartScope) -> StepPlan {
     match super::operation::resolve_scope(instance, scope) {
-        Ok(s) => plan_inner(instance, None, &s.replica_sets, &s.mongos),
+        Ok(s) => plan_inner(instance, None, &s.replica_sets, &s.mongos, None),
+        Err(_) => StepPlan {
+            steps: Vec::new(),
+            expected_elections: Vec::new(),
+        },
+    }
+}
+
+/// [`plan_restart_steps`] with each replica set's primary taken from a live observation where it has one.
+pub fn plan_restart_steps_observed(
+    instance: &Instance,
+    scope: &RestartScope,
+    observed: &DeploymentObservation,
+) -> StepPlan {
+    match super::operation::resolve_scope(instance, scope) {
+        Ok(s) => plan_inner(instance, None, &s.replica_sets, &s.mongos, Some(observed)),
         Err(_) => StepPlan {
             steps: Vec::new(),
             expected_elections: Vec::new(),

@@ -9,7 +9,7 @@
 use super::check::DecisionAudit;
 use super::gates::GateBlock;
 use super::operation::*;
-use super::report::{plan_restart_steps, plan_steps, PlannedStep, WaitingOn};
+use super::report::{plan_restart_steps, plan_steps, plan_steps_observed, PlannedStep, WaitingOn};
 use super::{PreflightError, UpgradeConfig};
 use crate::model::*;
 use crate::plane::*;
@@ -666,6 +666,57 @@ fn pss_upgrade_restarts_secondaries_then_steps_down_the_primary() {
 }
 
 #[test]
+fn the_observed_plan_follows_a_primary_that_is_not_the_record_s_first_member() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    // The deployment elected rs-1, not the member the record lists first.
+    {
+        let rs = toy.rs_mut("rs");
+        rs.primary = Some("rs-1".into());
+        for m in &mut rs.members {
+            m.state = if m.node_id == "rs-1" {
+                MemberState::Primary
+            } else {
+                MemberState::Secondary
+            };
+        }
+    }
+    let plan = plan_steps_observed(&inst, NEW, &toy.observe());
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    let executed = member_cmds(&toy.log);
+    assert_eq!(
+        executed,
+        [
+            "stop rs-0",
+            "start rs-0 new",
+            "stop rs-2",
+            "start rs-2 new",
+            "stepdown rs-1",
+            "stop rs-1",
+            "start rs-1 new"
+        ]
+    );
+    let planned: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            PlannedStep::StopMember { node_id, .. } => Some(format!("stop {node_id}")),
+            PlannedStep::StartMember { node_id, .. } => Some(format!("start {node_id} new")),
+            PlannedStep::StepDown { node_id, .. } => Some(format!("stepdown {node_id}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(planned, executed);
+    // The record-only dry run guesses rs-0 and would name the wrong member first.
+    assert!(matches!(
+        &plan_steps(&inst, NEW).steps[0],
+        PlannedStep::StopMember { node_id, .. } if node_id == "rs-1"
+    ));
+}
+
+#[test]
 fn members_on_target_are_skipped_and_a_primary_on_target_is_not_stepped_down() {
     let mut spec = pss("rs", ReplicaSetKind::Instance);
     spec.members[0].kernel_version = NEW.into(); // the primary
@@ -854,7 +905,12 @@ fn live_preflight_refuses_an_unhealthy_deployment() {
 #[test]
 fn sharded_upgrade_order_balancer_and_canary() {
     let inst = sharded(3, 2);
-    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    // Sequential: every shard waits for the previous one.
+    let sequential = UpgradeConfig {
+        max_parallel_shards: 1,
+        ..cfg()
+    };
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, sequential).unwrap();
     let mut toy = Toy::new(&inst);
     drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
     assert_eq!(outcome(&op), Outcome::Succeeded);
@@ -867,6 +923,19 @@ fn sharded_upgrade_order_balancer_and_canary() {
     assert!(last("start sh0-") < pos("stop sh1-"));
     assert!(last("start sh1-") < pos("stop sh2-"));
     assert!(last("start sh2-") < pos("stop s-"));
+
+    // Default: the canary still goes alone, then the other shards together, all before any mongos.
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    let log = member_cmds(&toy.log);
+    let pos = |s: &str| log.iter().position(|l| l.starts_with(s)).unwrap();
+    let last = |s: &str| log.iter().rposition(|l| l.starts_with(s)).unwrap();
+    assert!(last("start cfg-") < pos("stop sh0-"));
+    assert!(last("start sh0-") < pos("stop sh1-").min(pos("stop sh2-")));
+    assert!(pos("stop sh2-") < last("start sh1-"), "sh1 and sh2 overlap");
+    assert!(last("start sh1-").max(last("start sh2-")) < pos("stop s-"));
     assert!(toy.kernels().iter().all(|k| k.as_deref() == Some(NEW)));
     assert!(toy.stops.values().all(|&n| n == 1));
     let r = op.report().unwrap();

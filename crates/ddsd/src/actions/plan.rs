@@ -27,8 +27,8 @@ use acs_rpc::{Gateway, RpcError, Verified};
 use dds_engine::model::{Instance, Topology};
 use dds_engine::sim::SimParams;
 use dds_engine::workflow::{
-    plan_restart_steps, plan_steps, PlannedStep, RestartScope, RollingOperation, StepPlan,
-    UpgradeConfig,
+    plan_restart_steps, plan_restart_steps_observed, plan_steps, plan_steps_observed, PlannedStep,
+    RestartScope, RollingOperation, StepPlan, UpgradeConfig,
 };
 use serde_json::{json, Value};
 
@@ -185,7 +185,10 @@ pub async fn ddsd_describe_upgrade_plan(
     // The same record-level refusals as the real call (standalone, already latest, ...).
     RollingOperation::plan_upgrade(&instance, &target, ctx.rolling.clone())
         .map_err(preflight_error)?;
-    let plan = plan_steps(&instance, &target);
+    let plan = match observe(&ctx, &instance.id).await {
+        Some(obs) => plan_steps_observed(&instance, &target, &obs),
+        None => plan_steps(&instance, &target),
+    };
     let mut o = plan_json(&ctx, &instance, &plan);
     o.insert("TargetKernelVersion".into(), json!(target));
     Ok(Value::Object(o))
@@ -217,6 +220,22 @@ fn restart_scope(req: &Verified, instance: &Instance) -> Result<RestartScope, Rp
     })
 }
 
+/// A fresh observation of the deployment, where the data plane has one: the workflow re-reads each
+/// primary before acting, so the dry run must start from the same primaries.
+async fn observe(
+    ctx: &Context,
+    instance_id: &str,
+) -> Option<dds_engine::plane::DeploymentObservation> {
+    match ctx.plane.as_ref()?.observe(instance_id).await {
+        Ok(obs) => obs,
+        Err(e) => {
+            // The dry run still answers from the record; it just cannot see a moved primary.
+            tracing::warn!(instance_id, error = %e, "no live observation for the plan");
+            None
+        }
+    }
+}
+
 /// Longest `NodeId` accepted, as `RestartDBInstance`.
 const MAX_NODE_PARAM_LEN: usize = 64;
 
@@ -230,7 +249,10 @@ pub async fn ddsd_describe_restart_plan(
     let scope = restart_scope(&req, &instance)?;
     RollingOperation::plan_restart(&instance, scope.clone(), ctx.rolling.clone())
         .map_err(preflight_error)?;
-    let plan = plan_restart_steps(&instance, &scope);
+    let plan = match observe(&ctx, &instance.id).await {
+        Some(obs) => plan_restart_steps_observed(&instance, &scope, &obs),
+        None => plan_restart_steps(&instance, &scope),
+    };
     let mut o = plan_json(&ctx, &instance, &plan);
     if let RestartScope::Node { node_id } = &scope {
         o.insert("NodeId".into(), json!(node_id));
