@@ -22,7 +22,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::client::{Client, Credentials, Signature};
-use crate::loadgen::{self, LoadPlan, LoadReport, Mix, Op, SignMode};
+use crate::loadgen::{self, LoadPlan, LoadReport, Mix, SignMode};
 
 /// Longest run the generator accepts: it is a bounded measurement, not a traffic source.
 pub const MAX_DURATION_SECS: u64 = 3_600;
@@ -730,11 +730,6 @@ pub(crate) async fn run_on(
     rt.spawn(loadgen::run(plan, stop))
         .await
         .context("the load generator stopped")?
-}
-
-/// The operation named by an action, for callers that build their own mixes.
-pub fn op_of(action: &str) -> Option<Op> {
-    Op::ALL.into_iter().find(|op| op.action() == action)
 }
 
 #[cfg(test)]
