@@ -904,3 +904,116 @@ fn progress_bars_in_a_real_terminal() {
     let out = out.ok();
     assert!(out.stdout.contains("tty-demo: OK"), "{}", out.stdout);
 }
+
+/// `(replica set NodeId, member NodeId)` of every process the operation's report says it
+/// restarted, and the mongos it restarted.
+fn restarted_processes(op: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    let mut members = Vec::new();
+    for rs in op["Report"]["ReplicaSets"].as_array().into_iter().flatten() {
+        for m in rs["Members"].as_array().into_iter().flatten() {
+            if m["Restarted"] == true {
+                members.push((
+                    rs["NodeId"].as_str().unwrap().to_string(),
+                    m["NodeId"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    let mongos = op["Report"]["Mongos"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Restarted"] == true)
+        .map(|m| m["NodeId"].as_str().unwrap().to_string())
+        .collect();
+    (members, mongos)
+}
+
+#[test]
+fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
+    let root = temp_dir("restart-node");
+    let s = Server::start(&root);
+    let home = root.join("home");
+    let data = s.data_dir.to_str().unwrap().to_string();
+    let id = create(&home, &s, true);
+    let a = attribute(&home, &s, &id);
+    let shards: Vec<String> = a["ShardList"]["ShardAttribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["NodeId"].as_str().unwrap().to_string())
+        .collect();
+    let mongos: Vec<String> = a["MongosList"]["MongosAttribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["NodeId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!((shards.len(), mongos.len()), (2, 2), "{a}");
+
+    // The dry run of a one-shard restart, then the restart itself, waited for.
+    let target = &shards[1];
+    let mut args = vec!["plan", id.as_str(), "--restart", "--node-id", target];
+    args.extend(admin(&s, &data));
+    let plan = cli(&home, &args, &[]).ok();
+    let steps = planned_steps(&plan.stdout);
+    let mut args = vec![
+        "restart",
+        id.as_str(),
+        "--node-id",
+        target,
+        "--wait",
+        "--poll-ms",
+        "100",
+    ];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]).ok();
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("{id} is Running on {OLDER} after "))
+            && last.contains(": 3 processes restarted"),
+        "{}",
+        r.stdout
+    );
+    let op = last_operation(&home, &s, &id);
+    assert_eq!(op["Status"], "Succeeded");
+    assert_eq!(op["Report"]["CommandsExecuted"].as_u64(), Some(steps));
+    let (members, restarted_mongos) = restarted_processes(&op);
+    assert_eq!(members.len(), 3, "{members:?}");
+    assert!(members.iter().all(|(rs, _)| rs == target), "{members:?}");
+    assert!(restarted_mongos.is_empty(), "{restarted_mongos:?}");
+    let a = attribute(&home, &s, &id);
+    assert_eq!(a["DBInstanceStatus"], "Running");
+    for x in a["ShardList"]["ShardAttribute"].as_array().unwrap() {
+        assert_eq!(x["Status"], "Running", "{x}");
+    }
+
+    // One mongos: that process alone.
+    let mut args = vec![
+        "restart",
+        id.as_str(),
+        "--node-id",
+        &mongos[0],
+        "--wait",
+        "--poll-ms",
+        "100",
+    ];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]).ok();
+    let last = r.stdout.lines().last().unwrap();
+    assert!(last.contains(": 1 process restarted,"), "{}", r.stdout);
+    let op = last_operation(&home, &s, &id);
+    assert_eq!(op["Status"], "Succeeded");
+    let (members, restarted_mongos) = restarted_processes(&op);
+    assert!(members.is_empty(), "{members:?}");
+    assert_eq!(restarted_mongos, vec![mongos[0].clone()]);
+
+    // A node of no instance: the vendor's refusal, exit 1, nothing started.
+    let before = op["OperationId"].clone();
+    let mut args = vec!["restart", id.as_str(), "--node-id", "d-nope", "--wait"];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.starts_with("InvalidParameter: "), "{}", r.stderr);
+    assert_eq!(last_operation(&home, &s, &id)["OperationId"], before);
+}
