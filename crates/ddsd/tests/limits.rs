@@ -562,3 +562,89 @@ fn concurrent_operations_cap_runs_that_many_and_queues_the_next() {
     assert_eq!(max_running, 2);
     assert!(queued_while_full, "never saw the third operation wait");
 }
+
+/// Writes `parts` with `pause` between them on one connection, then reads what comes back:
+/// `Some(reply)`, or `None` when the server closed the connection without answering.
+fn send_in_parts(addr: &str, parts: &[&[u8]], pause: Duration) -> Option<Reply> {
+    let mut s = connect(addr);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
+        // The server may already have given up on us: a failed write is its answer.
+        if s.write_all(p).is_err() {
+            break;
+        }
+    }
+    let mut first = [0u8; 1];
+    match s.peek(&mut first) {
+        Ok(1) => Some(read_reply(&mut s)),
+        _ => None,
+    }
+}
+
+#[test]
+fn read_timeouts_serve_a_slow_sender_inside_them_and_cut_one_outside() {
+    let server = start(
+        "timeouts",
+        "header_read_timeout_ms = 1500\nbody_read_timeout_ms = 1500",
+        &[],
+    );
+    let a = &server.addr;
+    let pause = Duration::from_millis(300);
+
+    // A request head that arrives in two parts, well inside the head timeout: served.
+    let query = signed("GET", &[], &fresh_nonce());
+    let head = format!("GET /?{query} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n");
+    let (h1, h2) = head.as_bytes().split_at(head.len() / 2);
+    send_in_parts(a, &[h1, h2], pause)
+        .expect("a slow head inside the timeout gets an answer")
+        .expect_ok();
+
+    // A body that arrives in two parts inside the body timeout: served.
+    let body = signed("POST", &[], &fresh_nonce());
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (b1, b2) = body.as_bytes().split_at(body.len() / 2);
+    send_in_parts(a, &[head.as_bytes(), b1, b2], pause)
+        .expect("a slow body inside the timeout gets an answer")
+        .expect_ok();
+
+    // The same body whose second half never comes: 408 RequestTimeout once the body timeout has
+    // passed, in JSON (the query says so). (The late half is not sent: writing to a connection the
+    // server has answered and closed would reset it before the answer is read.)
+    let head_json = head.replace("POST / ", "POST /?Format=JSON ");
+    let started = Instant::now();
+    let r = send_in_parts(a, &[head_json.as_bytes(), b1], pause)
+        .expect("a body past its timeout is answered");
+    r.expect_error(408, "RequestTimeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "answered before the timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A head still incomplete when the head timeout passes: the connection is closed, no answer.
+    let query = signed("GET", &[], &fresh_nonce());
+    let head = format!("GET /?{query} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n");
+    let (h1, _) = head.as_bytes().split_at(head.len() / 2);
+    let started = Instant::now();
+    assert!(
+        send_in_parts(a, &[h1], pause).is_none(),
+        "an incomplete head must not be served"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
