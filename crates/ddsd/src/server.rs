@@ -141,6 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         plane: Some(plane.clone()),
         sim: Some(plane.clone()),
         rolling: config.rolling.clone(),
+        api_faults: Default::default(),
     });
     let limits = &config.limits;
     let app = Arc::new(App {
@@ -444,6 +445,11 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     let Some((name, handler)) = actions::lookup_named(&verified.action) else {
         return fail(Gateway::InvalidActionNotFound.into(), format);
     };
+    if let Some(injected) = app.ctx.api_faults.fire(name, &verified) {
+        let mut response = fail(injected, format);
+        response.extensions_mut().insert(ActionLabel(name));
+        return response;
+    }
     let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();

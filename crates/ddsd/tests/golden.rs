@@ -68,6 +68,7 @@ async fn harness() -> Harness {
         plane: None,
         sim: None,
         rolling: dds_engine::workflow::UpgradeConfig::default(),
+        api_faults: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -41,6 +41,10 @@ const USER: (&str, &str) = ("LTAIhostileuser00000000", "usersecret");
 
 struct Harness {
     router: axum::Router,
+    /// To disarm injected API faults (`DdsdArmApiFault`) before each request: a fault armed by one
+    /// random request would otherwise answer the next one with the operator's chosen error
+    /// (a 5xx, say), which is that extension's purpose, not a client's mistake.
+    ctx: Arc<Context>,
     store: Arc<dyn Store>,
     /// Instances created up front, for parameters that name one.
     ids: Vec<String>,
@@ -75,12 +79,13 @@ async fn harness() -> Harness {
         plane: None,
         sim: None,
         rolling: dds_engine::workflow::UpgradeConfig::default(),
+        api_faults: Default::default(),
     });
     let app = Arc::new(App {
         keys: Arc::new(keys),
         nonces: BoundedNonceGuard::new(1_000_000),
         limits: Limits::default(),
-        ctx,
+        ctx: ctx.clone(),
         max_body_bytes: 1 << 20,
         body_read_timeout: Duration::from_secs(10),
         endpoint: "127.0.0.1:1".into(),
@@ -90,6 +95,7 @@ async fn harness() -> Harness {
     let router = router(app);
     let mut h = Harness {
         router,
+        ctx,
         store,
         ids: Vec::new(),
         _dir: TempDir(dir),
@@ -159,6 +165,7 @@ impl Harness {
         scheme: Scheme,
         key: (&str, &str),
     ) -> (u16, String) {
+        self.ctx.api_faults.clear(None);
         let secret = Secret::new(key.1);
         let nonce = uuid::Uuid::new_v4().to_string();
         let creds = Credentials {
@@ -347,6 +354,13 @@ fn name() -> impl Strategy<Value = String> {
         "ReplicaSet",
         "Mongos",
         "ConfigServer",
+        "TargetAction",
+        "ErrorCode",
+        "HttpStatus",
+        "Message",
+        "Count",
+        "RetryAfterMs",
+        "FaultId",
     ])
     .prop_map(str::to_string);
     let list = (
@@ -382,6 +396,12 @@ fn name() -> impl Strategy<Value = String> {
 fn value(ids: Vec<String>) -> impl Strategy<Value = String> {
     let plausible = prop::sample::select(vec![
         "cn-hangzhou",
+        "*",
+        "DescribeRegions",
+        "UpgradeDBInstanceKernelVersion",
+        "ServiceUnavailable",
+        "Throttling.User",
+        "503",
         "cn-hangzhou-h",
         "cn-beijing",
         "4.4",

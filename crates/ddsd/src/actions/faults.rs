@@ -288,16 +288,10 @@ pub async fn ddsd_clear_faults(ctx: Arc<Context>, req: Verified) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::testing::{self, ADMIN};
-    use crate::actions::upgrade::test_support::{env, kernels, req};
+    use crate::actions::testing;
+    use crate::actions::upgrade::test_support::{admin, env, kernels, req};
     use crate::store::Store;
     use dds_engine::build::fixtures;
-
-    fn admin(action: &str, params: &[(&str, &str)]) -> Verified {
-        let mut r = req(action, params);
-        r.access_key_id = ADMIN.into();
-        r
-    }
 
     #[tokio::test]
     async fn faults_are_armed_listed_and_cleared() {

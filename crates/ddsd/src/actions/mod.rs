@@ -26,6 +26,9 @@
 //!   steps, expected elections, estimated duration);
 //! - [`faults`]: the admin extensions `DdsdArmFault` / `DdsdDescribeFaults` / `DdsdClearFaults` (faults on
 //!   demand, simulated data plane only).
+//! - [`api_faults`]: the admin extensions `DdsdArmApiFault` / `DdsdDescribeApiFaults` /
+//!   `DdsdClearApiFaults` (errors on demand at the API, any data plane; checked by the server
+//!   before a vendor action's handler runs).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -42,6 +45,7 @@ use crate::plane::DataPlane;
 use crate::runtime::RuntimeHandle;
 use crate::store::Store;
 
+pub mod api_faults;
 pub mod classes;
 pub mod describe;
 pub mod errors;
@@ -84,6 +88,8 @@ pub struct Context {
     /// Limits and timeouts of the upgrades and restarts accepted from now on (persisted with each
     /// operation, so a change applies to new operations only).
     pub rolling: UpgradeConfig,
+    /// Errors armed to answer instead of vendor actions (`DdsdArmApiFault`); in memory only.
+    pub api_faults: api_faults::ApiFaults,
 }
 
 impl std::fmt::Debug for Context {
@@ -179,6 +185,15 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("DdsdDescribeOperations", |c, r| {
         Box::pin(operations::ddsd_describe_operations(c, r))
     }),
+    ("DdsdArmApiFault", |c, r| {
+        Box::pin(api_faults::ddsd_arm_api_fault(c, r))
+    }),
+    ("DdsdDescribeApiFaults", |c, r| {
+        Box::pin(api_faults::ddsd_describe_api_faults(c, r))
+    }),
+    ("DdsdClearApiFaults", |c, r| {
+        Box::pin(api_faults::ddsd_clear_api_faults(c, r))
+    }),
 ];
 
 pub fn lookup(action: &str) -> Option<Handler> {
@@ -229,6 +244,7 @@ pub(crate) mod testing {
                 plane: None,
                 sim: None,
                 rolling: UpgradeConfig::default(),
+                api_faults: Default::default(),
             }),
             _dir: dir,
         }

@@ -251,6 +251,7 @@ pub(crate) mod test_support {
             plane: Some(plane.clone()),
             sim: Some(plane.clone()),
             rolling: UpgradeConfig::default(),
+            api_faults: Default::default(),
         });
         Env {
             ctx,
@@ -259,6 +260,13 @@ pub(crate) mod test_support {
             runtime,
             _dir: dir,
         }
+    }
+
+    /// A request signed by the test context's admin key.
+    pub fn admin(action: &str, params: &[(&str, &str)]) -> Verified {
+        let mut r = req(action, params);
+        r.access_key_id = crate::actions::testing::ADMIN.into();
+        r
     }
 
     pub fn req(action: &str, params: &[(&str, &str)]) -> Verified {
