@@ -18,6 +18,7 @@ from alibabacloud_dds20151201.client import Client as TeaDdsClient
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 from alibabacloud_tea_openapi.utils_models import Config as TeaConfig
 from darabonba.policy.retry import RetryOptions
+from darabonba.runtime import RuntimeOptions
 
 from test_instances import REGION, attribute, create_rs, legacy, legacy_prepare, start_fast, tea, tea_call, wait_status
 
@@ -128,3 +129,20 @@ def test_only_the_admin_key_arms_and_bad_arms_are_refused(server):
         assert (info.value.code, info.value.status_code) == ("InvalidParameter", 400), params
     assert listed(server) == {}
     assert tea(server).describe_regions(M.DescribeRegionsRequest()).status_code == 200
+
+
+def test_an_injected_delay_trips_the_clients_read_timeout_or_just_slows_the_answer(server):
+    arm(server, TargetAction="DescribeRegions", DelayMs=3000)
+    started = time.monotonic()
+    with pytest.raises(Exception) as info:
+        tea(server).describe_regions_with_options(M.DescribeRegionsRequest(), RuntimeOptions(read_timeout=500))
+    assert "timed out" in str(info.value).lower() or "timeout" in type(info.value).__name__.lower(), info.value
+    assert time.monotonic() - started < 2.5
+
+    # A delay without an error: the real answer, late.
+    fault = arm(server, TargetAction="DescribeRegions", DelayMs=400)
+    started = time.monotonic()
+    r = tea(server).describe_regions(M.DescribeRegionsRequest())
+    assert r.status_code == 200 and r.body.regions.dds_region
+    assert time.monotonic() - started >= 0.4
+    assert listed(server)[fault["FaultId"]]["Fired"] == 1

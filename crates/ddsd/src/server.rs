@@ -446,9 +446,14 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
         return fail(Gateway::InvalidActionNotFound.into(), format);
     };
     if let Some(injected) = app.ctx.api_faults.fire(name, &verified) {
-        let mut response = fail(injected, format);
-        response.extensions_mut().insert(ActionLabel(name));
-        return response;
+        if let Some(delay) = injected.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(error) = injected.error {
+            let mut response = fail(error, format);
+            response.extensions_mut().insert(ActionLabel(name));
+            return response;
+        }
     }
     let action = verified.action.clone();
     let ctx = app.ctx.clone();

@@ -360,6 +360,7 @@ fn name() -> impl Strategy<Value = String> {
         "Message",
         "Count",
         "RetryAfterMs",
+        "DelayMs",
         "FaultId",
     ])
     .prop_map(str::to_string);

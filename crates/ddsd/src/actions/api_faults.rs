@@ -2,10 +2,11 @@
 //! `DdsdArmApiFault`, `DdsdDescribeApiFaults`, `DdsdClearApiFaults`.
 //!
 //! Code that automates the vendor's API has to survive the vendor's transient answers —
-//! `Throttling`, `ServiceUnavailable`, `OperationDenied.DBInstanceStatus` while an instance is busy.
-//! An armed API fault makes the next `Count` calls of one vendor action (optionally only those naming
-//! one `DBInstanceId`) answer a chosen error instead of running, so a client's retry and error
-//! handling can be tested on demand. The request is verified first (signature, nonce, rate), as at
+//! `Throttling`, `ServiceUnavailable`, `OperationDenied.DBInstanceStatus` while an instance is busy —
+//! and slow ones. An armed API fault makes the next `Count` calls of one vendor action (optionally
+//! only those naming one `DBInstanceId`) answer a chosen error instead of running, or answer only
+//! after `DelayMs` (then the error, or the action's real answer), so a client's retry, timeout and
+//! error handling can be tested on demand. The request is verified first (signature, nonce, rate), as at
 //! the vendor's gateway; an injected error changes nothing. Operator extensions (`Ddsd*`) are never
 //! affected, so an operator can always list and clear.
 //!
@@ -14,6 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use acs_rpc::{RpcError, Verified};
 use serde_json::{json, Value};
@@ -27,6 +29,8 @@ pub const MAX_API_FAULTS: usize = 64;
 pub const MAX_COUNT: u32 = 1_000_000;
 /// Largest `RetryAfterMs` (ten minutes).
 pub const MAX_RETRY_AFTER_MS: u32 = 600_000;
+/// Largest `DelayMs`: a delayed request holds one of the `max_in_flight_requests` slots meanwhile.
+pub const MAX_DELAY_MS: u32 = 120_000;
 const MAX_CODE_BYTES: usize = 64;
 const MAX_MESSAGE_BYTES: usize = 512;
 
@@ -86,10 +90,10 @@ pub struct ApiFault {
     /// A vendor action's name, or `*` for every vendor action.
     pub target_action: String,
     pub instance_id: Option<String>,
-    pub code: String,
-    pub status: u16,
-    pub message: String,
+    /// The error answered, if any: `(ErrorCode, HttpStatus, Message)`.
+    pub error: Option<(String, u16, String)>,
     pub retry_after_ms: Option<u64>,
+    pub delay_ms: Option<u64>,
     pub remaining: u32,
     pub fired: u32,
 }
@@ -104,11 +108,16 @@ impl ApiFault {
                 .is_none_or(|id| req.params.get("DBInstanceId").map(String::as_str) == Some(id))
     }
 
-    fn error(&self) -> RpcError {
-        let e = RpcError::new(self.code.clone(), self.status, self.message.clone());
-        match self.retry_after_ms {
-            Some(ms) => e.with_retry_after_ms(ms),
-            None => e,
+    fn injected(&self) -> Injected {
+        Injected {
+            delay: self.delay_ms.map(Duration::from_millis),
+            error: self.error.as_ref().map(|(code, status, message)| {
+                let e = RpcError::new(code.clone(), *status, message.clone());
+                match self.retry_after_ms {
+                    Some(ms) => e.with_retry_after_ms(ms),
+                    None => e,
+                }
+            }),
         }
     }
 
@@ -116,12 +125,17 @@ impl ApiFault {
         let mut v = json!({
             "FaultId": self.id.to_string(),
             "TargetAction": self.target_action,
-            "ErrorCode": self.code,
-            "HttpStatus": self.status,
-            "Message": self.message,
             "Remaining": self.remaining,
             "Fired": self.fired,
         });
+        if let Some((code, status, message)) = &self.error {
+            v["ErrorCode"] = json!(code);
+            v["HttpStatus"] = json!(status);
+            v["Message"] = json!(message);
+        }
+        if let Some(ms) = self.delay_ms {
+            v["DelayMs"] = json!(ms);
+        }
         if let Some(id) = &self.instance_id {
             v["DBInstanceId"] = json!(id);
         }
@@ -130,6 +144,14 @@ impl ApiFault {
         }
         v
     }
+}
+
+/// What a fired fault does to one call: wait `delay` first (if any), then answer `error` (if any)
+/// instead of running the action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    pub delay: Option<Duration>,
+    pub error: Option<RpcError>,
 }
 
 /// The armed faults of one ddsd.
@@ -142,9 +164,9 @@ pub struct ApiFaults {
 }
 
 impl ApiFaults {
-    /// The error to answer instead of running `action`, if an armed fault matches (the oldest one
-    /// that does); it is counted as fired.
-    pub fn fire(&self, action: &str, req: &Verified) -> Option<RpcError> {
+    /// What to do to this call of `action`, if an armed fault matches (the oldest one that does);
+    /// it is counted as fired.
+    pub fn fire(&self, action: &str, req: &Verified) -> Option<Injected> {
         if action.starts_with("Ddsd") || self.live.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -157,11 +179,12 @@ impl ApiFaults {
         }
         tracing::info!(
             fault_id = fault.id,
-            code = %fault.code,
+            code = fault.error.as_ref().map(|e| e.0.as_str()),
+            delay_ms = fault.delay_ms,
             remaining = fault.remaining,
             "injected API fault answered"
         );
-        Some(fault.error())
+        Some(fault.injected())
     }
 
     fn arm(&self, mut fault: ApiFault) -> Result<ApiFault, RpcError> {
@@ -223,8 +246,16 @@ fn target_action(req: &Verified) -> Result<String, RpcError> {
     }
 }
 
-fn error_row(req: &Verified) -> Result<(String, u16, String), RpcError> {
-    let code = required(req, "ErrorCode")?;
+/// The error to answer; `None` when the request gives no `ErrorCode` (a delay only).
+fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, RpcError> {
+    let Some(code) = optional(req, "ErrorCode") else {
+        for name in ["HttpStatus", "Message", "RetryAfterMs"] {
+            if optional(req, name).is_some() {
+                return Err(RpcError::missing("ErrorCode"));
+            }
+        }
+        return Ok(None);
+    };
     if code.len() > MAX_CODE_BYTES
         || !code
             .bytes()
@@ -257,12 +288,12 @@ fn error_row(req: &Verified) -> Result<(String, u16, String), RpcError> {
     }
     let known = KNOWN_ERRORS.iter().find(|(c, _, _)| *c == code);
     match (known, status, message) {
-        (Some((_, s, m)), status, message) => Ok((
+        (Some((_, s, m)), status, message) => Ok(Some((
             code.into(),
             status.map_or(*s, |s| s as u16),
             message.unwrap_or(m).into(),
-        )),
-        (None, Some(s), Some(m)) => Ok((code.into(), s as u16, m.into())),
+        ))),
+        (None, Some(s), Some(m)) => Ok(Some((code.into(), s as u16, m.into()))),
         (None, _, _) => Err(invalid(
             "ErrorCode",
             format!(
@@ -282,7 +313,17 @@ fn error_row(req: &Verified) -> Result<(String, u16, String), RpcError> {
 pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
     ctx.require_admin(&req)?;
     let target_action = target_action(&req)?;
-    let (code, status, message) = error_row(&req)?;
+    let error = error_row(&req)?;
+    let delay_ms = optional_u32(&req, "DelayMs", MAX_DELAY_MS)?
+        .filter(|&ms| ms > 0)
+        .map(u64::from);
+    if error.is_none() && delay_ms.is_none() {
+        return Err(RpcError::new(
+            "MissingErrorCode",
+            400,
+            "ErrorCode is mandatory for this action unless DelayMs is given.",
+        ));
+    }
     let count = optional_u32(&req, "Count", MAX_COUNT)?.unwrap_or(1);
     if count == 0 {
         return Err(invalid("Count", format!("Use 1 to {MAX_COUNT}.")));
@@ -300,17 +341,17 @@ pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Valu
         id: 0,
         target_action,
         instance_id,
-        code,
-        status,
-        message,
+        error,
         retry_after_ms,
+        delay_ms,
         remaining: count,
         fired: 0,
     })?;
     tracing::info!(
         fault_id = fault.id,
         target_action = %fault.target_action,
-        code = %fault.code,
+        code = fault.error.as_ref().map(|e| e.0.as_str()),
+        delay_ms = fault.delay_ms,
         count,
         "API fault armed"
     );
@@ -376,7 +417,9 @@ mod tests {
         // Another action is not touched.
         assert!(t.api_faults.fire("DescribeDBInstances", &call).is_none());
         for _ in 0..2 {
-            let e = t.api_faults.fire("DescribeRegions", &call).unwrap();
+            let fired = t.api_faults.fire("DescribeRegions", &call).unwrap();
+            assert_eq!(fired.delay, None);
+            let e = fired.error.unwrap();
             assert_eq!((e.code(), e.status()), ("ServiceUnavailable", 503));
             assert_eq!(e.retry_after_ms(), None);
         }
@@ -412,7 +455,12 @@ mod tests {
         .await
         .unwrap();
         let call = req("DescribeDBInstances", &[]);
-        let e = t.api_faults.fire("DescribeDBInstances", &call).unwrap();
+        let e = t
+            .api_faults
+            .fire("DescribeDBInstances", &call)
+            .unwrap()
+            .error
+            .unwrap();
         assert_eq!(
             (e.code(), e.status(), e.message(), e.retry_after_ms()),
             ("Task.Conflict", 409, "Another task is running.", Some(1500))
@@ -430,6 +478,60 @@ mod tests {
             .unwrap();
         assert_eq!(listed["ApiFaults"]["ApiFault"][0]["Remaining"], 2);
         assert_eq!(listed["ApiFaults"]["ApiFault"][0]["Fired"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_delay_alone_lets_the_action_run_and_a_delay_with_an_error_answers_it_late() {
+        let t = testing::ctx();
+        let arm = |params: &[(&str, &str)]| {
+            ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", params))
+        };
+        let slow = arm(&[("TargetAction", "DescribeRegions"), ("DelayMs", "1500")])
+            .await
+            .unwrap();
+        assert_eq!(slow["ApiFault"]["DelayMs"], 1500);
+        assert!(slow["ApiFault"].get("ErrorCode").is_none());
+        arm(&[
+            ("TargetAction", "DescribeRegions"),
+            ("DelayMs", "20"),
+            ("ErrorCode", "InternalError"),
+        ])
+        .await
+        .unwrap();
+        let call = req("DescribeRegions", &[]);
+        assert_eq!(
+            t.api_faults.fire("DescribeRegions", &call),
+            Some(Injected {
+                delay: Some(Duration::from_millis(1500)),
+                error: None
+            })
+        );
+        let late = t.api_faults.fire("DescribeRegions", &call).unwrap();
+        assert_eq!(late.delay, Some(Duration::from_millis(20)));
+        assert_eq!(late.error.unwrap().status(), 500);
+        assert_eq!(t.api_faults.fire("DescribeRegions", &call), None);
+        // Neither an error nor a delay; options of an error without one; a delay over the cap.
+        for (params, code) in [
+            (vec![("TargetAction", "*")], "MissingErrorCode"),
+            (
+                vec![("TargetAction", "*"), ("DelayMs", "0")],
+                "MissingErrorCode",
+            ),
+            (
+                vec![
+                    ("TargetAction", "*"),
+                    ("DelayMs", "5"),
+                    ("HttpStatus", "500"),
+                ],
+                "MissingErrorCode",
+            ),
+            (
+                vec![("TargetAction", "*"), ("DelayMs", "120001")],
+                "InvalidParameter",
+            ),
+        ] {
+            assert_eq!(arm(&params).await.unwrap_err().code(), code, "{params:?}");
+        }
     }
 
     #[tokio::test]
