@@ -373,18 +373,19 @@ pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Resul
 /// `DdsdClearApiFaults`.
 pub async fn ddsd_clear_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
     ctx.require_admin(&req)?;
-    let id = match optional(&req, "FaultId") {
-        Some(v) => Some(
-            v.parse::<u64>()
-                .ok()
-                .filter(|id| ctx.api_faults.list().iter().any(|f| f.id == *id))
-                .ok_or_else(|| {
-                    invalid("FaultId", format!("No API fault \"{}\" is armed.", clip(v)))
-                })?,
-        ),
-        None => None,
+    let cleared = match optional(&req, "FaultId") {
+        // One lookup under the lock: an id that is not a number matches no fault.
+        Some(v) => match ctx.api_faults.clear(Some(v.parse().unwrap_or(0))) {
+            0 => {
+                return Err(invalid(
+                    "FaultId",
+                    format!("No API fault \"{}\" is armed.", clip(v)),
+                ))
+            }
+            n => n,
+        },
+        None => ctx.api_faults.clear(None),
     };
-    let cleared = ctx.api_faults.clear(id);
     tracing::info!(cleared, "API faults cleared");
     Ok(json!({"ClearedApiFaults": cleared}))
 }
