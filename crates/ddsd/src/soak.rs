@@ -287,6 +287,9 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         .count();
     let mut kernels: BTreeMap<String, usize> = BTreeMap::new();
     let mut operations: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // The soak's server runs with the store's defaults.
+    let kept_per_instance =
+        crate::store::SqliteOptions::default().finished_operations_kept as usize;
     for id in &pool {
         let v = client
             .call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
@@ -303,7 +306,7 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
                 "{id}: an upgrade was accepted but it still runs {kernel}"
             ));
         }
-        // Every operation the instance ever had (the store keeps the last 50 finished).
+        // Every operation the instance still has on record.
         let v = client
             .call(
                 "DdsdDescribeOperations",
@@ -325,8 +328,8 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
             *operations.entry((action, status)).or_insert(0) += 1;
         }
         // An acknowledged (2xx) upgrade or restart must have its operation, kills or not. (The
-        // store keeps the newest 50 finished operations per instance: only check below that.)
-        if listed.len() < 50 {
+        // store keeps only the newest finished operations per instance: check below that.)
+        if listed.len() < kept_per_instance {
             for op in [Op::Upgrade, Op::Restart] {
                 let acknowledged = report
                     .accepted_writes
