@@ -957,26 +957,30 @@ fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
     args.extend(admin(&s, &data));
     let plan = cli(&home, &args, &[]).ok();
     let steps = planned_steps(&plan.stdout);
-    let mut args = vec![
-        "restart",
-        id.as_str(),
-        "--node-id",
-        target,
-        "--wait",
-        "--poll-ms",
-        "100",
-    ];
-    args.extend(admin(&s, &data));
-    let r = cli(&home, &args, &[]).ok();
-    let last = r.stdout.lines().last().unwrap();
+    // `ddsd restart ID --node-id NODE --wait`: its stdout, and the operation it ran.
+    let restart_node = |node: &str| {
+        let mut args = vec![
+            "restart",
+            id.as_str(),
+            "--node-id",
+            node,
+            "--wait",
+            "--poll-ms",
+            "100",
+        ];
+        args.extend(admin(&s, &data));
+        let stdout = cli(&home, &args, &[]).ok().stdout;
+        let op = last_operation(&home, &s, &id);
+        assert_eq!(op["Status"], "Succeeded", "{stdout}");
+        (stdout, op)
+    };
+    let (stdout, op) = restart_node(target);
+    let last = stdout.lines().last().unwrap();
     assert!(
         last.starts_with(&format!("{id} is Running on {OLDER} after "))
             && last.contains(": 3 processes restarted"),
-        "{}",
-        r.stdout
+        "{stdout}"
     );
-    let op = last_operation(&home, &s, &id);
-    assert_eq!(op["Status"], "Succeeded");
     assert_eq!(op["Report"]["CommandsExecuted"].as_u64(), Some(steps));
     let (members, restarted_mongos) = restarted_processes(&op);
     assert_eq!(members.len(), 3, "{members:?}");
@@ -989,21 +993,9 @@ fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
     }
 
     // One mongos: that process alone.
-    let mut args = vec![
-        "restart",
-        id.as_str(),
-        "--node-id",
-        &mongos[0],
-        "--wait",
-        "--poll-ms",
-        "100",
-    ];
-    args.extend(admin(&s, &data));
-    let r = cli(&home, &args, &[]).ok();
-    let last = r.stdout.lines().last().unwrap();
-    assert!(last.contains(": 1 process restarted,"), "{}", r.stdout);
-    let op = last_operation(&home, &s, &id);
-    assert_eq!(op["Status"], "Succeeded");
+    let (stdout, op) = restart_node(&mongos[0]);
+    let last = stdout.lines().last().unwrap();
+    assert!(last.contains(": 1 process restarted,"), "{stdout}");
     let (members, restarted_mongos) = restarted_processes(&op);
     assert!(members.is_empty(), "{members:?}");
     assert_eq!(restarted_mongos, vec![mongos[0].clone()]);
