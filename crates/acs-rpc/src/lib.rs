@@ -36,6 +36,8 @@
 //! - The only RPC path is `/` (else `InvalidAction.NotFound`), the only methods GET and POST (else
 //!   `UnsupportedHTTPMethod`).
 //! - `SecurityToken` / `x-acs-security-token` are accepted and ignored.
+//! - V3 canonical header lines are sorted by name whatever order `SignedHeaders` lists them in
+//!   (Java Tea lists them in hash-map order); the `SignedHeaders` string itself is signed as sent.
 
 mod encode;
 mod error;

@@ -362,14 +362,21 @@ fn parse_v3_authorization(auth: &str) -> Result<V3Auth<'_>, RpcError> {
     }
 }
 
-/// Canonical header lines for the listed (lower-case) names: each value trimmed; several headers
-/// of one name merged as their sorted values joined by `,` (what the SDKs do).
+/// Canonical header lines for the listed (lower-case) names, sorted by name whatever order the
+/// list is in: each value trimmed; several headers of one name merged as their sorted values
+/// joined by `,` (what the SDKs do).
+///
+/// The lines are sorted even though the `SignedHeaders` string itself is signed verbatim: the Java
+/// Tea SDK (darabonba-openapi-util `getCanonicalizedHeadersMap`) joins `SignedHeaders` in its
+/// header map's hash order but writes the canonical lines sorted, as the vendor's algorithm says.
 pub fn v3_canonical_headers(
     headers: &HeaderMap,
     signed: &[&str],
 ) -> Result<Vec<(String, String)>, RpcError> {
-    let mut out = Vec::with_capacity(signed.len());
-    for &name in signed {
+    let mut sorted = signed.to_vec();
+    sorted.sort_unstable();
+    let mut out = Vec::with_capacity(sorted.len());
+    for name in sorted {
         let mut values = Vec::new();
         for v in headers.get_all(name) {
             let v = v
