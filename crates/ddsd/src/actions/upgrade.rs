@@ -478,6 +478,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_waiting_switch_mode_one_upgrade_starts_in_the_window_set_after_it_was_accepted() {
+        // Plane time starts at 12:00Z and runs 200x: the 16:00Z window opens only after 72 s of wall time.
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                "dds-up9",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        let modify = |start: &str, end: &str| {
+            crate::actions::instances::modify_db_instance_maintain_time(
+                t.ctx.clone(),
+                req(
+                    "ModifyDBInstanceMaintainTime",
+                    &[
+                        ("DBInstanceId", id.as_str()),
+                        ("MaintainStartTime", start),
+                        ("MaintainEndTime", end),
+                    ],
+                ),
+            )
+        };
+        modify("16:00Z", "17:00Z").await.unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        // The client moves the window to one that is open now: the waiting upgrade goes ahead in it.
+        modify("11:00Z", "14:00Z").await.unwrap();
+        t.settled(&id, 15_000).await;
+        let ops = t.store.list_operations(&id, 1).await.unwrap();
+        assert_eq!(ops[0].status, crate::store::OperationStatus::Succeeded);
+        let OperationState::Upgrade(op) =
+            OperationState::from_json(ops[0].kind, ops[0].state.clone()).unwrap()
+        else {
+            panic!("not an upgrade state")
+        };
+        let started = op.started_ms.expect("started");
+        let minute_of_day = (started / 60_000) % 1_440;
+        assert!(
+            (11 * 60..14 * 60).contains(&minute_of_day),
+            "{minute_of_day}"
+        );
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        assert!(inst.topology.kernel_versions().all(|k| k == newest));
+    }
+
+    #[tokio::test]
     async fn a_replica_set_started_in_the_window_finishes_after_it_and_the_next_waits() {
         use super::test_support::{env_at, PLANE_START_MS};
         // Plane time starts at 11:50Z; the window is 12:00Z-12:01Z. The config servers start at 12:00 and
