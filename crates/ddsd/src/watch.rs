@@ -105,9 +105,15 @@ impl View {
                 elections: 0,
             });
         }
+        let mut phase = phase_text(&progress["Phase"]);
+        // A SwitchMode=1 operation that has not started is waiting for the instance's window, possibly for
+        // hours; "waiting to start" would read like a stuck operation.
+        if progress["Phase"] == "Preflight" && op["SwitchMode"] == "1" {
+            phase = "waiting for the maintenance window".into();
+        }
         View {
             status: op["Status"].as_str().unwrap_or("Unknown").to_string(),
-            phase: phase_text(&progress["Phase"]),
+            phase,
             parts,
             elections: progress["Elections"].as_u64().unwrap_or(0),
             failure: failure_text(&progress["Failure"]),
@@ -517,6 +523,21 @@ mod tests {
             "BalancerRecorded": "Full",
             "Failure": failure,
         })
+    }
+
+    #[test]
+    fn a_deferred_operation_says_it_waits_for_the_maintenance_window() {
+        let mut progress = sharded_progress(0, Value::Null, Value::Null);
+        progress["Phase"] = json!("Preflight");
+        let mut deferred = op("Running", progress.clone());
+        deferred["SwitchMode"] = json!("1");
+        assert_eq!(
+            View::from_operation(&deferred).phase,
+            "waiting for the maintenance window"
+        );
+        let mut now = op("Running", progress);
+        now["SwitchMode"] = json!("0");
+        assert_eq!(View::from_operation(&now).phase, "waiting to start");
     }
 
     #[test]
