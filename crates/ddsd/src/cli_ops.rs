@@ -368,13 +368,13 @@ async fn conclude(
     if op["Status"] != "Succeeded" {
         let view = View::from_operation(op);
         let failure = view
-            .failure
-            .unwrap_or_else(|| "the operation failed without a recorded reason".into());
+            .failed_text()
+            .unwrap_or_else(|| "FAILED: the operation failed without a recorded reason".into());
         for w in op["Report"]["Warnings"].as_array().into_iter().flatten() {
             eprintln!("warning: {}", w.as_str().unwrap_or_default());
         }
         return Err(Failure::Operation(format!(
-            "{what} of {id} FAILED at {failure}\n{id} is {status} on {kernel} (after {elapsed}); {}",
+            "{what} of {id} {failure}\n{id} is {status} on {kernel} (after {elapsed}); {}",
             report_summary(op)
         )));
     }
