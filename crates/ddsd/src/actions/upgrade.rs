@@ -106,8 +106,8 @@ pub(crate) async fn accept(
     // Checked before the live preflight so that "another operation is running" is reported as such, not as
     // whatever that operation is doing to the deployment right now.
     let newest = ctx.store.list_operations(id, 1).await.map_err(from_store)?;
-    if newest.first().is_some_and(|o| !o.status.is_finished()) {
-        return Err(errors::status_denied());
+    if let Some(o) = newest.first().filter(|o| !o.status.is_finished()) {
+        return Err(errors::operation_unfinished(&o.id));
     }
     if let Some(plane) = &ctx.plane {
         match plane.observe(id).await {
@@ -468,13 +468,36 @@ mod tests {
         };
         assert!(op.window.is_some());
         assert!(op.started_ms.is_none(), "started outside the window");
-        // Still refused while the deferred operation waits, although the status reads Running.
-        for mode in ["0", "1"] {
-            let e = call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", mode)])
-                .await
-                .unwrap_err();
+        // Still refused while the deferred operation waits, although the status reads Running; the
+        // message names the operation in the way, since the status does not explain the refusal.
+        let names_the_operation = |e: RpcError| {
             assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
+            assert!(e.message().contains(&ops[0].id), "{}", e.message());
+        };
+        for mode in ["0", "1"] {
+            names_the_operation(
+                call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", mode)])
+                    .await
+                    .unwrap_err(),
+            );
         }
+        let only_id = [("DBInstanceId", id.as_str())];
+        names_the_operation(
+            crate::actions::restart::restart_db_instance(
+                t.ctx.clone(),
+                req("RestartDBInstance", &only_id),
+            )
+            .await
+            .unwrap_err(),
+        );
+        names_the_operation(
+            crate::actions::instances::delete_db_instance(
+                t.ctx.clone(),
+                req("DeleteDBInstance", &only_id),
+            )
+            .await
+            .unwrap_err(),
+        );
     }
 
     #[tokio::test]
