@@ -368,13 +368,13 @@ async fn conclude(
     if op["Status"] != "Succeeded" {
         let view = View::from_operation(op);
         let failure = view
-            .failure
-            .unwrap_or_else(|| "the operation failed without a recorded reason".into());
+            .failed_text()
+            .unwrap_or_else(|| "FAILED: the operation failed without a recorded reason".into());
         for w in op["Report"]["Warnings"].as_array().into_iter().flatten() {
             eprintln!("warning: {}", w.as_str().unwrap_or_default());
         }
         return Err(Failure::Operation(format!(
-            "{what} of {id} FAILED at {failure}\n{id} is {status} on {kernel} (after {elapsed}); {}",
+            "{what} of {id} {failure}\n{id} is {status} on {kernel} (after {elapsed}); {}",
             report_summary(op)
         )));
     }
@@ -521,11 +521,16 @@ pub fn plan_text(v: &Value, restart: bool) -> String {
         })
         .collect();
     let elections = v["ExpectedElections"].as_u64().unwrap_or(0);
+    // A plan that touches no replica set (one mongos) has no per-set breakdown to show.
+    let breakdown = if per_set.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", per_set.join(", "))
+    };
     out.push_str(&format!(
-        "{} steps, {elections} expected election{} ({})\n",
+        "{} steps, {elections} expected election{}{breakdown}\n",
         steps.len(),
         if elections == 1 { "" } else { "s" },
-        per_set.join(", ")
     ));
     let plane = Duration::from_millis(v["EstimatedDurationMs"].as_u64().unwrap_or(0));
     match (v["EstimatedWallMs"].as_u64(), v["SimSpeed"].as_f64()) {
@@ -661,6 +666,24 @@ mod tests {
             "estimated duration: 6m 40s of simulated time, about 20s at sim speed 20"
         );
         assert_eq!(lines[6], "Dry run: nothing was changed.");
+    }
+
+    #[test]
+    fn a_mongos_only_plan_has_no_per_set_breakdown() {
+        let v = json!({
+            "DBInstanceId": "dds-1", "CurrentKernelVersion": "k1", "NodeId": "s-1",
+            "Steps": {"Step": [
+                {"Index": 1, "Command": "StopMongos", "NodeId": "s-1"},
+                {"Index": 2, "Command": "StartMongos", "NodeId": "s-1", "KernelVersion": "k1"},
+            ]},
+            "StepCount": 2, "ExpectedElections": 0, "ReplicaSets": {"ReplicaSet": []},
+            "EstimatedDurationMs": 11_000,
+        });
+        let text = plan_text(&v, true);
+        assert!(
+            text.lines().any(|l| l == "2 steps, 0 expected elections"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct View {
     pub parts: Vec<PartView>,
     pub elections: u64,
     pub failure: Option<String>,
+    /// Whether the failure names the process it happened at (a preflight failure names none).
+    pub failure_located: bool,
 }
 
 impl View {
@@ -105,13 +107,30 @@ impl View {
                 elections: 0,
             });
         }
+        let mut phase = phase_text(&progress["Phase"]);
+        // A SwitchMode=1 operation that has not started is waiting for the instance's window, possibly for
+        // hours; "waiting to start" would read like a stuck operation.
+        if progress["Phase"] == "Preflight" && op["SwitchMode"] == "1" {
+            phase = "waiting for the maintenance window".into();
+        }
         View {
             status: op["Status"].as_str().unwrap_or("Unknown").to_string(),
-            phase: phase_text(&progress["Phase"]),
+            phase,
             parts,
             elections: progress["Elections"].as_u64().unwrap_or(0),
             failure: failure_text(&progress["Failure"]),
+            failure_located: progress["Failure"]["NodeId"].is_string(),
         }
+    }
+
+    /// `FAILED at member …: why`, or `FAILED: why` when no process is to blame (the preflight).
+    pub fn failed_text(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        Some(if self.failure_located {
+            format!("FAILED at {f}")
+        } else {
+            format!("FAILED: {f}")
+        })
     }
 
     pub fn finished(&self) -> bool {
@@ -381,8 +400,8 @@ impl<W: Write> Plain<W> {
         for p in &view.parts {
             emit(&p.key, format!("{}: {}", p.label, p.summary()), &mut lines);
         }
-        if let Some(f) = &view.failure {
-            emit("\u{0}failure", format!("FAILED at {f}"), &mut lines);
+        if let Some(f) = view.failed_text() {
+            emit("\u{0}failure", f, &mut lines);
         }
         self.last = Some(view.clone());
         lines
@@ -520,6 +539,21 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_operation_says_it_waits_for_the_maintenance_window() {
+        let mut progress = sharded_progress(0, Value::Null, Value::Null);
+        progress["Phase"] = json!("Preflight");
+        let mut deferred = op("Running", progress.clone());
+        deferred["SwitchMode"] = json!("1");
+        assert_eq!(
+            View::from_operation(&deferred).phase,
+            "waiting for the maintenance window"
+        );
+        let mut now = op("Running", progress);
+        now["SwitchMode"] = json!("0");
+        assert_eq!(View::from_operation(&now).phase, "waiting to start");
+    }
+
+    #[test]
     fn a_view_shows_each_replica_set_its_member_and_gate() {
         let v = View::from_operation(&op(
             "Running",
@@ -605,6 +639,31 @@ mod tests {
         assert_eq!(
             v.failure.as_deref(),
             Some("no new primary was elected after the stepdown [NoNewPrimary]")
+        );
+    }
+
+    #[test]
+    fn a_preflight_failure_names_no_member() {
+        let mut progress = sharded_progress(0, Value::Null, Value::Null);
+        progress["Phase"] = json!("Finished");
+        progress["Failure"] = json!({"ReplicaSet": null, "NodeId": null,
+            "Reason": {"Preflight": {"NoPrimary": {"ReplicaSet": "d1"}}}, "AtMs": 9});
+        let v = View::from_operation(&op("Failed", progress));
+        assert_eq!(
+            v.failed_text().as_deref(),
+            Some("FAILED: the deployment failed the preflight checks [Preflight (NoPrimary: ReplicaSet (d1))]")
+        );
+        let located = View::from_operation(&op(
+            "Failed",
+            sharded_progress(
+                1,
+                Value::Null,
+                json!({"ReplicaSet": "d1", "NodeId": "d-1-2", "Reason": "NoNewPrimary", "AtMs": 9}),
+            ),
+        ));
+        assert_eq!(
+            located.failed_text().as_deref(),
+            Some("FAILED at member d-1-2 (replica set d1): no new primary was elected after the stepdown [NoNewPrimary]")
         );
     }
 

@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 
 use super::classes;
 use super::errors::{self, from_store};
-use super::params::{clip, optional, optional_bool, parse_u32, required, tags};
+use super::params::{clip, optional, optional_bool, parse_u32, parse_u32_in, required, tags};
 use super::Context;
 use crate::store::{limits, InstanceFilter, Page, TagFilter};
 
@@ -517,16 +517,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
 fn parse_page(req: &Verified) -> Result<(u32, u32), RpcError> {
     let number = match optional(req, "PageNumber") {
         None => 1,
-        Some(v) => {
-            let n = parse_u32("PageNumber", v, MAX_PAGE_NUMBER)?;
-            if n == 0 {
-                return Err(RpcError::invalid_parameter(
-                    "PageNumber",
-                    "The page number starts at 1.",
-                ));
-            }
-            n
-        }
+        Some(v) => parse_u32_in("PageNumber", v, 1, MAX_PAGE_NUMBER)?,
     };
     let size = match optional(req, "PageSize") {
         None => DEFAULT_PAGE_SIZE,

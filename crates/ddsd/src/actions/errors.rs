@@ -24,6 +24,19 @@ pub fn status_denied() -> RpcError {
     )
 }
 
+/// `status_denied` for an instance whose status may well read `Running` (a `SwitchMode=1` operation waiting
+/// for its window): the message names the operation in the way, so the refusal is not a riddle.
+pub fn operation_unfinished(operation_id: &str) -> RpcError {
+    RpcError::new(
+        "OperationDenied.DBInstanceStatus",
+        403,
+        format!(
+            "The operation is not permitted due to status of instance. (operation {operation_id} of \
+             this instance is unfinished; DdsdDescribeOperations shows it)"
+        ),
+    )
+}
+
 pub fn charge_type_violation() -> RpcError {
     RpcError::new(
         "ChargeTypeViolation",
@@ -91,9 +104,8 @@ pub fn forbidden_ram() -> RpcError {
 pub fn from_store(e: StoreError) -> RpcError {
     match e {
         StoreError::InstanceNotFound(_) => instance_not_found(),
-        StoreError::StatusMismatch { .. } | StoreError::OperationInProgress { .. } => {
-            status_denied()
-        }
+        StoreError::StatusMismatch { .. } => status_denied(),
+        StoreError::OperationInProgress { operation_id, .. } => operation_unfinished(&operation_id),
         StoreError::IdempotentParameterMismatch => idempotent_mismatch(),
         StoreError::Invalid(reason) => RpcError::malformed_request(reason),
         StoreError::Closed | StoreError::Backend(_) => {

@@ -24,7 +24,7 @@ use dds_engine::workflow::{OperationKind as FlowKind, RestartScope, RollingOpera
 use serde_json::{json, Map, Value};
 
 use super::errors::from_store;
-use super::params::{clip, optional, optional_u32, required};
+use super::params::{clip, optional, parse_u32_in, required};
 use super::upgrade::load_instance;
 use super::Context;
 use crate::plane::DataPlane;
@@ -238,13 +238,10 @@ pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Resul
             ));
         }
     }
-    let max = optional_u32(&req, "MaxRecords", MAX_RECORDS)?.unwrap_or(DEFAULT_MAX_RECORDS);
-    if max == 0 {
-        return Err(RpcError::invalid_parameter(
-            "MaxRecords",
-            format!("Expected an integer from 1 to {MAX_RECORDS}."),
-        ));
-    }
+    let max = optional(&req, "MaxRecords")
+        .map(|v| parse_u32_in("MaxRecords", v, 1, MAX_RECORDS))
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_RECORDS);
     load_instance(&ctx, id).await?;
     let ops = match only {
         Some(op_id) => {

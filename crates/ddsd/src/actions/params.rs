@@ -30,11 +30,16 @@ pub fn clip(s: &str) -> String {
 
 /// A non-negative decimal integer: ASCII digits only (no sign, no spaces), at most `max`.
 pub fn parse_u32(name: &str, value: &str, max: u32) -> Result<u32, RpcError> {
+    parse_u32_in(name, value, 0, max)
+}
+
+/// As [`parse_u32`], from `min` to `max`; the message states the range that is really accepted.
+pub fn parse_u32_in(name: &str, value: &str, min: u32, max: u32) -> Result<u32, RpcError> {
     let bad = || {
         RpcError::invalid_parameter(
             name,
             format!(
-                "Expected an integer from 0 to {max}, got \"{}\".",
+                "Expected an integer from {min} to {max}, got \"{}\".",
                 clip(value)
             ),
         )
@@ -45,7 +50,7 @@ pub fn parse_u32(name: &str, value: &str, max: u32) -> Result<u32, RpcError> {
     value
         .parse::<u64>()
         .ok()
-        .filter(|&v| v <= u64::from(max))
+        .filter(|&v| v >= u64::from(min) && v <= u64::from(max))
         .map(|v| v as u32)
         .ok_or_else(bad)
 }
@@ -233,6 +238,11 @@ pub(crate) mod tests {
         ] {
             let e = parse_u32("P", bad, 100).unwrap_err();
             assert_eq!(e.code(), "InvalidParameter", "{bad}");
+        }
+        assert_eq!(parse_u32_in("P", "1", 1, 100).unwrap(), 1);
+        for bad in ["0", "101"] {
+            let e = parse_u32_in("P", bad, 1, 100).unwrap_err();
+            assert!(e.message().contains("from 1 to 100"), "{}", e.message());
         }
         let r = req("X", &[("A", "TRUE"), ("B", "false"), ("C", "yes")]);
         assert_eq!(optional_bool(&r, "A").unwrap(), Some(true));

@@ -106,8 +106,8 @@ pub(crate) async fn accept(
     // Checked before the live preflight so that "another operation is running" is reported as such, not as
     // whatever that operation is doing to the deployment right now.
     let newest = ctx.store.list_operations(id, 1).await.map_err(from_store)?;
-    if newest.first().is_some_and(|o| !o.status.is_finished()) {
-        return Err(errors::status_denied());
+    if let Some(o) = newest.first().filter(|o| !o.status.is_finished()) {
+        return Err(errors::operation_unfinished(&o.id));
     }
     if let Some(plane) = &ctx.plane {
         match plane.observe(id).await {
@@ -468,13 +468,87 @@ mod tests {
         };
         assert!(op.window.is_some());
         assert!(op.started_ms.is_none(), "started outside the window");
-        // Still refused while the deferred operation waits, although the status reads Running.
-        for mode in ["0", "1"] {
-            let e = call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", mode)])
-                .await
-                .unwrap_err();
+        // Still refused while the deferred operation waits, although the status reads Running; the
+        // message names the operation in the way, since the status does not explain the refusal.
+        let names_the_operation = |e: RpcError| {
             assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
+            assert!(e.message().contains(&ops[0].id), "{}", e.message());
+        };
+        for mode in ["0", "1"] {
+            names_the_operation(
+                call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", mode)])
+                    .await
+                    .unwrap_err(),
+            );
         }
+        let only_id = [("DBInstanceId", id.as_str())];
+        names_the_operation(
+            crate::actions::restart::restart_db_instance(
+                t.ctx.clone(),
+                req("RestartDBInstance", &only_id),
+            )
+            .await
+            .unwrap_err(),
+        );
+        names_the_operation(
+            crate::actions::instances::delete_db_instance(
+                t.ctx.clone(),
+                req("DeleteDBInstance", &only_id),
+            )
+            .await
+            .unwrap_err(),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_switch_mode_one_upgrade_starts_in_the_window_set_after_it_was_accepted() {
+        // Plane time starts at 12:00Z and runs 200x: the 16:00Z window opens only after 72 s of wall time.
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                "dds-up9",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        let modify = |start: &str, end: &str| {
+            crate::actions::instances::modify_db_instance_maintain_time(
+                t.ctx.clone(),
+                req(
+                    "ModifyDBInstanceMaintainTime",
+                    &[
+                        ("DBInstanceId", id.as_str()),
+                        ("MaintainStartTime", start),
+                        ("MaintainEndTime", end),
+                    ],
+                ),
+            )
+        };
+        modify("16:00Z", "17:00Z").await.unwrap();
+        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        // The client moves the window to one that is open now: the waiting upgrade goes ahead in it.
+        modify("11:00Z", "14:00Z").await.unwrap();
+        t.settled(&id, 15_000).await;
+        let ops = t.store.list_operations(&id, 1).await.unwrap();
+        assert_eq!(ops[0].status, crate::store::OperationStatus::Succeeded);
+        let OperationState::Upgrade(op) =
+            OperationState::from_json(ops[0].kind, ops[0].state.clone()).unwrap()
+        else {
+            panic!("not an upgrade state")
+        };
+        let started = op.started_ms.expect("started");
+        let minute_of_day = (started / 60_000) % 1_440;
+        assert!(
+            (11 * 60..14 * 60).contains(&minute_of_day),
+            "{minute_of_day}"
+        );
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        assert!(inst.topology.kernel_versions().all(|k| k == newest));
     }
 
     #[tokio::test]

@@ -364,7 +364,18 @@ async fn drive(shared: &Shared, op: Operation) -> Result<(), DriveError> {
     };
     let min_wall = Duration::from_millis(cfg.min_poll_wall_ms);
     let max_wall = Duration::from_millis(cfg.max_poll_wall_ms.max(cfg.min_poll_wall_ms));
+    state.follow_maintain_window(instance.maintain_window);
+    let mut window_read = Instant::now();
     loop {
+        // A deferred operation starts in the window the instance has now (ModifyDBInstanceMaintainTime may
+        // move it while the operation waits); read it at most once per longest sleep.
+        if state.waits_for_window() && window_read.elapsed() >= max_wall {
+            window_read = Instant::now();
+            if let Some(current) = store.get_instance(&instance.id).await? {
+                instance.maintain_window = current.maintain_window;
+                state.follow_maintain_window(current.maintain_window);
+            }
+        }
         let now = plane.now_ms();
         let obs = plane.observe(&instance.id).await?;
         let step = state.step(&instance, obs.as_ref(), now);

@@ -16,7 +16,7 @@ use super::provision::{
     ProvisionOutcome,
 };
 use crate::store::{InstanceChange, InstanceUpdate, NewOperation, OperationKind, OperationOutcome};
-use dds_engine::model::{DbInstanceStatus, Instance, Topology};
+use dds_engine::model::{DbInstanceStatus, Instance, MaintainWindow, Topology};
 use dds_engine::plane::{Command, CommandError, DeploymentObservation, Millis};
 use dds_engine::workflow::{self, Decision, Outcome, Phase, RestartScope, RollingOperation};
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,23 @@ impl OperationState {
             }
             // A state machine only ever gets results of the effects it asked for.
             _ => {}
+        }
+    }
+
+    /// Whether this is a deferred (`SwitchMode=1`) rolling operation, which starts replica sets and the mongos
+    /// phase only inside the instance's maintenance window.
+    pub fn waits_for_window(&self) -> bool {
+        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) if op.window.is_some())
+    }
+
+    /// Points a deferred operation at the instance's window as it is now. The window is the instance's
+    /// attribute, which `ModifyDBInstanceMaintainTime` may change while the operation waits; the operation
+    /// must then start in the new window, not in the one recorded when it was accepted.
+    pub fn follow_maintain_window(&mut self, window: MaintainWindow) {
+        if let OperationState::Upgrade(op) | OperationState::Restart(op) = self {
+            if op.window.is_some() {
+                op.window = Some(window);
+            }
         }
     }
 
