@@ -259,13 +259,23 @@ struct WorkerResult {
 
 /// Runs the plan to its deadline (or until `stop` is set) and merges what every connection saw.
 pub async fn run(plan: LoadPlan, stop: Arc<AtomicBool>) -> anyhow::Result<LoadReport> {
+    run_since(plan, stop, Instant::now()).await
+}
+
+/// [`run`] with its clock (failure and write times, the deadline) started at `started`, so a caller
+/// that times its own events from the same instant can compare them: the task may be polled
+/// milliseconds after it was spawned on a busy machine.
+pub async fn run_since(
+    plan: LoadPlan,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) -> anyhow::Result<LoadReport> {
     if plan.connections == 0 {
         bail!("at least one connection is needed");
     }
     if plan.pool.is_empty() && plan.mix.0.iter().any(|(op, _)| *op != Op::List) {
         bail!("the instance pool is empty");
     }
-    let started = Instant::now();
     let shared = Arc::new(Shared {
         deadline: started + plan.duration,
         started,

@@ -155,8 +155,10 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let load = rt.spawn(loadgen::run(plan, stop.clone()));
+    // One clock for the kill windows and the generator's failure times: were each to read its own
+    // start, a generator task polled late would date a failure at the kill before the kill.
     let started = Instant::now();
+    let load = rt.spawn(loadgen::run_since(plan, stop.clone(), started));
     let now = || started.elapsed().as_secs_f64();
 
     let total = args.duration_secs as f64;
