@@ -54,6 +54,10 @@ pub enum Command {
     Restart(crate::cli_ops::RestartArgs),
     /// Dry run of an upgrade (or --restart): ordered steps, expected elections, estimated duration.
     Plan(crate::cli_ops::PlanArgs),
+    /// Follow an upgrade or restart already under way (default: the instance's newest operation).
+    Watch(crate::cli_ops::WatchArgs),
+    /// The instance's recent operations, newest first, with their outcomes.
+    Operations(crate::cli_ops::OperationsArgs),
     /// Faults on demand in the simulated data plane (admin key).
     #[command(subcommand)]
     Fault(crate::cli_ops::FaultCommand),
@@ -237,6 +241,8 @@ pub fn run() -> ExitCode {
         Command::Upgrade(args) => client_command(|| crate::cli_ops::upgrade(args)),
         Command::Restart(args) => client_command(|| crate::cli_ops::restart(args)),
         Command::Plan(args) => client_command(|| crate::cli_ops::plan(args)),
+        Command::Watch(args) => client_command(|| crate::cli_ops::watch(args)),
+        Command::Operations(args) => client_command(|| crate::cli_ops::operations(args)),
         Command::Fault(cmd) => client_command(|| crate::cli_ops::fault(cmd)),
         Command::Serve(args) => {
             let config = match Config::resolve(&args) {

@@ -8,6 +8,11 @@
 //! - `ddsd plan <DBInstanceId> [--restart [--node-id ID]] [--json]`: the dry run
 //!   (`DdsdDescribeUpgradePlan` / `DdsdDescribeRestartPlan`): ordered steps, expected elections, estimated
 //!   duration. Nothing changes.
+//! - `ddsd watch <DBInstanceId> [--operation-id ID]`: the live progress of `--wait` for an operation already
+//!   under way (an upgrade started without `--wait`, by a script, or before ddsd restarted), with the same
+//!   exit status; a finished operation is concluded at once.
+//! - `ddsd operations <DBInstanceId> [--max-records N] [--json]`: the instance's recent operations
+//!   (`DdsdDescribeOperations`), newest first, each with its outcome in one line.
 //! - `ddsd fault arm|list|clear <DBInstanceId> …`: `DdsdArmFault` / `DdsdDescribeFaults` /
 //!   `DdsdClearFaults` (admin key; simulated data plane only).
 //!
@@ -39,6 +44,13 @@ pub struct WaitArgs {
     /// Wait until the operation ends, showing its progress.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub show: ProgressArgs,
+}
+
+/// How an operation's progress is followed, by `--wait` and by `ddsd watch`.
+#[derive(Debug, Clone, Args)]
+pub struct ProgressArgs {
     /// How progress is shown while waiting.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -78,6 +90,33 @@ pub struct RestartArgs {
     pub switch_mode: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(value_name = "DBInstanceId")]
+    pub db_instance_id: String,
+    /// The operation to follow (default: the instance's newest; `ddsd operations` lists them).
+    #[arg(long)]
+    pub operation_id: Option<String>,
+    #[command(flatten)]
+    pub show: ProgressArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OperationsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(value_name = "DBInstanceId")]
+    pub db_instance_id: String,
+    /// How many of the newest operations to list.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_records: u32,
+    /// Print the API response as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,11 +270,9 @@ async fn follow(
     before: Option<String>,
     title: String,
     estimate: Estimate,
-    wait: &WaitArgs,
+    wait: &ProgressArgs,
 ) -> Result<Value, Failure> {
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(wait.timeout_secs);
-    let poll = Duration::from_millis(wait.poll_ms);
     let op_id = loop {
         match newest_operation(client, id).await? {
             Some(op) if Some(&op) != before.as_ref() => break op,
@@ -247,6 +284,21 @@ async fn follow(
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
+    show(client, id, &op_id, title, estimate, wait, started).await
+}
+
+/// Shows the progress of operation `op_id` until it ends (at once when it already has); returns it.
+async fn show(
+    client: &Client,
+    id: &str,
+    op_id: &str,
+    title: String,
+    estimate: Estimate,
+    wait: &ProgressArgs,
+    started: Instant,
+) -> Result<Value, Failure> {
+    let deadline = started + Duration::from_secs(wait.timeout_secs);
+    let poll = Duration::from_millis(wait.poll_ms);
     let bars = match wait.progress {
         ProgressMode::Bars => true,
         ProgressMode::Plain => false,
@@ -267,7 +319,7 @@ async fn follow(
         match client
             .call(
                 "DdsdDescribeOperations",
-                &[("DBInstanceId", id), ("OperationId", &op_id)],
+                &[("DBInstanceId", id), ("OperationId", op_id)],
             )
             .await
         {
@@ -360,11 +412,11 @@ async fn conclude(
     id: &str,
     what: &str,
     op: &Value,
-    started: Instant,
+    elapsed: Duration,
     expect_kernel: Option<&str>,
 ) -> Result<(), Failure> {
     let (status, kernel) = instance_state(client, id).await?;
-    let elapsed = watch::clock(started.elapsed());
+    let elapsed = watch::clock(elapsed);
     if op["Status"] != "Succeeded" {
         let view = View::from_operation(op);
         let failure = view
@@ -428,12 +480,28 @@ pub fn upgrade(args: UpgradeArgs) -> ClientFuture {
             "Upgrading {id} to {}",
             target.as_deref().unwrap_or("the newest kernel")
         );
-        let op = follow(&client, id, before, title, estimate_of(&plan), &args.wait).await?;
+        let op = follow(
+            &client,
+            id,
+            before,
+            title,
+            estimate_of(&plan),
+            &args.wait.show,
+        )
+        .await?;
         let target = op["TargetKernelVersion"]
             .as_str()
             .map(str::to_string)
             .or(target);
-        conclude(&client, id, "upgrade", &op, started, target.as_deref()).await
+        conclude(
+            &client,
+            id,
+            "upgrade",
+            &op,
+            started.elapsed(),
+            target.as_deref(),
+        )
+        .await
     })
 }
 
@@ -469,10 +537,179 @@ pub fn restart(args: RestartArgs) -> ClientFuture {
             before,
             format!("Restarting {scope}"),
             estimate_of(&plan),
-            &args.wait,
+            &args.wait.show,
         )
         .await?;
-        conclude(&client, id, "restart", &op, started, None).await
+        conclude(&client, id, "restart", &op, started.elapsed(), None).await
+    })
+}
+
+/// Seconds between two of the API's `yyyy-MM-ddTHH:mm:ssZ` times, when both read.
+fn wall_span(from: &Value, until: &Value) -> Option<Duration> {
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    let secs = (at(until)? - at(from)?).whole_seconds();
+    u64::try_from(secs).ok().map(Duration::from_secs)
+}
+
+/// What `watch` and `--wait` call the operation: (`upgrade`/`restart`, the progress title, the kernel
+/// the instance must end on).
+fn operation_title(id: &str, op: &Value) -> (&'static str, String, Option<String>) {
+    match op["Action"].as_str() {
+        Some("UpgradeDBInstanceKernelVersion") => {
+            let target = op["TargetKernelVersion"].as_str().map(str::to_string);
+            let title = format!(
+                "Upgrading {id} to {}",
+                target.as_deref().unwrap_or("the newest kernel")
+            );
+            ("upgrade", title, target)
+        }
+        _ => {
+            let scope = op["NodeId"]
+                .as_str()
+                .map_or_else(|| id.to_string(), |n| format!("{n} of {id}"));
+            ("restart", format!("Restarting {scope}"), None)
+        }
+    }
+}
+
+pub fn watch(args: WatchArgs) -> ClientFuture {
+    Box::pin(async move {
+        let client = args.client.client()?;
+        let id = args.db_instance_id.as_str();
+        let started = Instant::now();
+        let op_id = match args.operation_id {
+            Some(op) => op,
+            None => newest_operation(&client, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("{id} has no operation to watch"))?,
+        };
+        let first = client
+            .call(
+                "DdsdDescribeOperations",
+                &[("DBInstanceId", id), ("OperationId", &op_id)],
+            )
+            .await?;
+        let first = &first["Operations"]["Operation"][0];
+        let action = first["Action"].as_str().unwrap_or_default();
+        if !matches!(
+            action,
+            "UpgradeDBInstanceKernelVersion" | "RestartDBInstance"
+        ) {
+            return Err(anyhow::anyhow!(
+                "operation {op_id} of {id} is a {action}; watch follows upgrades and restarts"
+            )
+            .into());
+        }
+        let (what, title, target) = operation_title(id, first);
+        let op = show(
+            &client,
+            id,
+            &op_id,
+            title,
+            Estimate { total: None },
+            &args.show,
+            started,
+        )
+        .await?;
+        // The operation's own duration: it may have run long before anyone watched it.
+        let elapsed =
+            wall_span(&op["CreateTime"], &op["FinishTime"]).unwrap_or_else(|| started.elapsed());
+        conclude(&client, id, what, &op, elapsed, target.as_deref()).await
+    })
+}
+
+/// One line of `ddsd operations`: the outcome of an upgrade or restart, or where a running one is.
+fn operation_detail(id: &str, op: &Value) -> String {
+    if !matches!(
+        op["Action"].as_str(),
+        Some("UpgradeDBInstanceKernelVersion" | "RestartDBInstance")
+    ) {
+        return String::new();
+    }
+    let view = View::from_operation(op);
+    match view.status.as_str() {
+        "Succeeded" if op["Report"].is_object() => {
+            let (_, title, _) = operation_title(id, op);
+            format!("{title}: {}", report_summary(op))
+        }
+        "Failed" => view
+            .failed_text()
+            .unwrap_or_else(|| "FAILED without a recorded reason".into()),
+        _ if op["Progress"].is_object() => view.header(),
+        _ => String::new(),
+    }
+}
+
+pub fn operations(args: OperationsArgs) -> ClientFuture {
+    Box::pin(async move {
+        let client = args.client.client()?;
+        let id = args.db_instance_id.as_str();
+        let max = args.max_records.to_string();
+        let v = client
+            .call(
+                "DdsdDescribeOperations",
+                &[("DBInstanceId", id), ("MaxRecords", &max)],
+            )
+            .await?;
+        if args.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let ops = v["Operations"]["Operation"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if ops.is_empty() {
+            println!("{id} has no operations");
+            return Ok(());
+        }
+        let field = |op: &Value, k: &str| op[k].as_str().unwrap_or("-").to_string();
+        let rows: Vec<[String; 6]> = ops
+            .iter()
+            .map(|op| {
+                [
+                    field(op, "OperationId"),
+                    field(op, "Action"),
+                    field(op, "Status"),
+                    field(op, "CreateTime"),
+                    field(op, "FinishTime"),
+                    operation_detail(id, op),
+                ]
+            })
+            .collect();
+        let header = [
+            "OPERATION",
+            "ACTION",
+            "STATUS",
+            "CREATED",
+            "FINISHED",
+            "DETAIL",
+        ];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: [&str; 6]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    out.push_str(cell);
+                } else {
+                    out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                }
+            }
+            out.trim_end().to_string()
+        };
+        println!("{}", line(header));
+        for row in &rows {
+            println!("{}", line(row.each_ref().map(String::as_str)));
+        }
+        Ok(())
     })
 }
 

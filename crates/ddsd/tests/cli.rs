@@ -285,6 +285,22 @@ fn last_operation(home: &Path, s: &Server, id: &str) -> Value {
     cli(home, &args, &[]).ok().json()["Operations"]["Operation"][0].clone()
 }
 
+/// The first member an upgrade of `id` restarts: the first `StopMember` of its plan.
+fn first_member_to_restart(home: &Path, s: &Server, id: &str) -> String {
+    let data = s.data_dir.to_str().unwrap();
+    let mut args = vec!["plan", id, "--json"];
+    args.extend(admin(s, data));
+    let plan = cli(home, &args, &[]).ok().json();
+    plan["Steps"]["Step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Command"] == "StopMember")
+        .and_then(|s| s["NodeId"].as_str())
+        .unwrap()
+        .to_string()
+}
+
 /// `N steps, …` from `ddsd plan`.
 fn planned_steps(plan_stdout: &str) -> u64 {
     let line = plan_stdout
@@ -532,18 +548,7 @@ fn an_armed_fault_stops_the_upgrade_at_that_member_and_restart_wait_works() {
     let home = root.join("home");
     let data = s.data_dir.to_str().unwrap().to_string();
     let id = create(&home, &s, false);
-    // The first member the upgrade restarts: the first StopMember of the plan.
-    let mut args = vec!["plan", id.as_str(), "--json"];
-    args.extend(admin(&s, &data));
-    let plan = cli(&home, &args, &[]).ok().json();
-    let member = plan["Steps"]["Step"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Command"] == "StopMember")
-        .and_then(|s| s["NodeId"].as_str())
-        .unwrap()
-        .to_string();
+    let member = first_member_to_restart(&home, &s, &id);
 
     // Only an admin key may arm faults.
     let r = cli(
@@ -1008,4 +1013,107 @@ fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.starts_with("InvalidParameter: "), "{}", r.stderr);
     assert_eq!(last_operation(&home, &s, &id)["OperationId"], before);
+}
+
+#[test]
+fn watch_follows_an_upgrade_started_without_wait_and_operations_lists_the_outcomes() {
+    let root = temp_dir("watch");
+    let s = Server::start(&root);
+    let home = root.join("home");
+    let data = s.data_dir.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(admin(&s, &data));
+        cli(&home, &all, &[])
+    };
+    let id = create(&home, &s, false);
+
+    // The first member the upgrade restarts will fail to start: the upgrade, started without --wait
+    // (as a script would), is followed afterwards by `watch`, which ends as `--wait` would have.
+    let member = first_member_to_restart(&home, &s, &id);
+    run(&["fault", "arm", &id, "start-fails", "--node", &member]).ok();
+    run(&["upgrade", &id]).ok();
+    let r = run(&["watch", &id, "--poll-ms", "100"]);
+    assert_eq!(r.code, 3, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("ddsd: upgrade of {id} FAILED at member {member} ")),
+        "{}",
+        r.stderr
+    );
+    let failed = last_operation(&home, &s, &id);
+    assert_eq!(failed["Status"], "Failed");
+    run(&["fault", "clear", &id]).ok();
+
+    // Retried once the member has caught up again (the live preflight refuses until then).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = run(&["upgrade", &id]);
+        if r.code == 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        r.ok();
+        break;
+    }
+    let r = run(&["watch", &id, "--poll-ms", "100"]).ok();
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("{id} is Running on {NEWEST} after "))
+            && last.contains(": 3 processes restarted, 1 election"),
+        "{last}"
+    );
+    assert_eq!(attribute(&home, &s, &id)["CurrentKernelVersion"], NEWEST);
+    // A finished operation is concluded at once, by its id too; an unknown id is the API's refusal.
+    let upgrade = last_operation(&home, &s, &id);
+    let op_id = upgrade["OperationId"].as_str().unwrap();
+    let again = run(&["watch", &id, "--operation-id", op_id]).ok();
+    assert_eq!(again.stdout.lines().last(), Some(last));
+    let r = run(&["watch", &id, "--operation-id", "op-nope"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("InvalidOperationId.NotFound: "),
+        "{}",
+        r.stderr
+    );
+
+    // Newest first: the upgrade with its summary, the failed one with its member and reason, the create.
+    let r = run(&["operations", &id]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with("OPERATION "), "{}", r.stdout);
+    assert_eq!(lines.len(), 4, "{}", r.stdout);
+    let cells = |l: &str| {
+        l.split_whitespace()
+            .take(3)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cells(lines[1]),
+        [op_id, "UpgradeDBInstanceKernelVersion", "Succeeded"]
+    );
+    assert!(
+        lines[1].ends_with(&format!(
+            "Upgrading {id} to {NEWEST}: {}",
+            last.split_once(": ").unwrap().1
+        )),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        cells(lines[2]),
+        [
+            failed["OperationId"].as_str().unwrap(),
+            "UpgradeDBInstanceKernelVersion",
+            "Failed"
+        ]
+    );
+    assert!(
+        lines[2].contains(&format!("FAILED at member {member} ")),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(cells(lines[3])[1], "CreateDBInstance");
+    let r = run(&["operations", &id, "--max-records", "1", "--json"]).ok();
+    assert_eq!(r.json()["Operations"]["Operation"][0]["OperationId"], op_id);
 }
