@@ -376,21 +376,47 @@ fn report_summary(op: &Value) -> String {
     let r = &op["Report"];
     let sets = r["ReplicaSets"].as_array().cloned().unwrap_or_default();
     let elections: u64 = sets.iter().filter_map(|s| s["Elections"].as_u64()).sum();
-    let restarted = sets
+    let processes: Vec<&Value> = sets
         .iter()
         .filter_map(|s| s["Members"].as_array())
         .flatten()
         .chain(r["Mongos"].as_array().into_iter().flatten())
+        .collect();
+    let restarted = processes
+        .iter()
         .filter(|p| p["Restarted"].as_bool() == Some(true))
         .count();
+    // The failing process is not "restarted" (it never served the target), yet it was stopped and
+    // started: say what became of it, which the failure line alone does not.
+    let failed: String = processes
+        .iter()
+        .filter(|p| p["Failed"].as_bool() == Some(true))
+        .map(|p| format!(" ({})", failed_process_text(p)))
+        .collect();
     let commands = r["CommandsExecuted"].as_u64().unwrap_or(0);
     let simulated = r["DurationMs"].as_u64().unwrap_or(0);
     format!(
-        "{restarted} process{} restarted, {elections} election{}, {commands} commands executed, {} of plane time",
+        "{restarted} process{} restarted{failed}, {elections} election{}, {commands} commands executed, {} of plane time",
         if restarted == 1 { "" } else { "es" },
         if elections == 1 { "" } else { "s" },
         human(Duration::from_millis(simulated))
     )
+}
+
+/// `<node> failed, reverted to <kernel>` and the like, from a report's process entry.
+fn failed_process_text(p: &Value) -> String {
+    let node = p["NodeId"].as_str().unwrap_or("?");
+    let revert = &p["Revert"];
+    let field = |variant: &str, key: &str| revert[variant][key].as_str().map(str::to_string);
+    if let Some(kernel) = field("Reverted", "Kernel") {
+        format!("{node} failed, reverted to {kernel}")
+    } else if let Some(why) = field("Failed", "Reason") {
+        format!("{node} failed, its revert failed: {why}")
+    } else if let Some(why) = field("Skipped", "Reason") {
+        format!("{node} failed, not reverted: {why}")
+    } else {
+        format!("{node} failed")
+    }
 }
 
 fn estimate_of(plan: &Option<Value>) -> Estimate {

@@ -1041,6 +1041,14 @@ fn watch_follows_an_upgrade_started_without_wait_and_operations_lists_the_outcom
         "{}",
         r.stderr
     );
+    // The summary says what became of the failing member: stopped, failed to start, put back.
+    assert!(
+        r.stderr.contains(&format!(
+            "0 processes restarted ({member} failed, reverted to {OLDER}), 0 elections"
+        )),
+        "{}",
+        r.stderr
+    );
     let failed = last_operation(&home, &s, &id);
     assert_eq!(failed["Status"], "Failed");
     run(&["fault", "clear", &id]).ok();
