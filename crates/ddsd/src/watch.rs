@@ -113,6 +113,15 @@ impl View {
         if progress["Phase"] == "Preflight" && op["SwitchMode"] == "1" {
             phase = "waiting for the maintenance window".into();
         }
+        // Accepted, in its window if it has one, but the deployment is not settled yet (e.g. an election).
+        if progress["Phase"] == "Preflight" && !progress["StartBlocked"].is_null() {
+            phase = format!(
+                "waiting to start: {}",
+                progress["StartBlocked"]["Message"]
+                    .as_str()
+                    .unwrap_or("the deployment is not settled")
+            );
+        }
         View {
             status: op["Status"].as_str().unwrap_or("Unknown").to_string(),
             phase,
@@ -548,9 +557,20 @@ mod tests {
             View::from_operation(&deferred).phase,
             "waiting for the maintenance window"
         );
-        let mut now = op("Running", progress);
+        let mut now = op("Running", progress.clone());
         now["SwitchMode"] = json!("0");
         assert_eq!(View::from_operation(&now).phase, "waiting to start");
+        // In the window, but the deployment has not settled: say what it waits for.
+        progress["StartBlocked"] = json!({"SinceMs": 5, "Reason": {"NoPrimary": {"ReplicaSet": "d-1"}},
+            "Message": "replica set d-1 has no primary"});
+        for mode in ["0", "1"] {
+            let mut blocked = op("Running", progress.clone());
+            blocked["SwitchMode"] = json!(mode);
+            assert_eq!(
+                View::from_operation(&blocked).phase,
+                "waiting to start: replica set d-1 has no primary"
+            );
+        }
     }
 
     #[test]

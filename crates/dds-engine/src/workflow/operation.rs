@@ -422,7 +422,23 @@ pub struct RollingOperation {
     pub commands_issued: u64,
     /// Commands the plane accepted (the executed steps).
     pub commands_ok: u64,
+    /// While the live preflight at the start fails for a transient reason: since when, and why. The
+    /// operation waits up to `pre_stop_gate_deadline_ms` for the deployment to settle.
+    #[serde(default)]
+    pub start_blocked: Option<StartBlocked>,
 }
+
+/// Why an accepted operation has not started yet although it may (see [`PreflightError::is_transient`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartBlocked {
+    pub since_ms: Millis,
+    pub reason: PreflightError,
+    /// `reason` in words, for the progress an operator reads.
+    pub message: String,
+}
+
+/// How often a start blocked by a transient preflight failure looks again.
+const START_RETRY_WAIT_MS: Millis = 1_000;
 
 /// Wait before repeating a refused `balancerStart`.
 const BALANCER_RETRY_MS: Millis = 5_000;
@@ -649,6 +665,7 @@ impl RollingOperation {
             warnings: Vec::new(),
             commands_issued: 0,
             commands_ok: 0,
+            start_blocked: None,
         }
     }
 
@@ -829,16 +846,31 @@ impl RollingOperation {
     fn step_preflight(&mut self, obs: &DeploymentObservation, cx: &mut Cx) {
         if let Some(w) = self.window {
             if !w.contains(cx.now) {
+                // A wait that outlived its window starts afresh in the next one.
+                self.start_blocked = None;
                 cx.wake_at(cx.now + w.ms_until_open(cx.now));
                 return;
             }
         }
         if let Err(e) = check_live_from_tracks(self, obs) {
+            let since_ms = self.start_blocked.as_ref().map_or(cx.now, |b| b.since_ms);
+            if e.is_transient()
+                && cx.now.saturating_sub(since_ms) < self.config.pre_stop_gate_deadline_ms
+            {
+                self.start_blocked = Some(StartBlocked {
+                    since_ms,
+                    message: e.to_string(),
+                    reason: e,
+                });
+                cx.wake_at(cx.now + START_RETRY_WAIT_MS);
+                return;
+            }
             cx.failures
                 .push(failure(None, None, FailureReason::Preflight(e), cx.now));
             self.phase = Phase::Finished;
             return;
         }
+        self.start_blocked = None;
         self.started_ms = Some(cx.now);
         // The instance record can be stale; what runs now is what a failed member goes back to and what a
         // restart keeps.

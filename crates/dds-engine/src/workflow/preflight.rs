@@ -83,6 +83,25 @@ pub struct VendorError {
 }
 
 impl PreflightError {
+    /// Whether the deployment may well pass a moment later without anyone acting: an election in progress,
+    /// a member restarting or catching up, a process not observed once. When the live preflight fails this
+    /// way as an accepted operation starts, the operation waits for it (bounded), rather than failing an
+    /// upgrade that was accepted a moment ago, or that waited hours for its maintenance window.
+    pub fn is_transient(&self) -> bool {
+        use PreflightError::*;
+        matches!(
+            self,
+            ReplicaSetNotObserved { .. }
+                | MemberNotObserved { .. }
+                | NoPrimary { .. }
+                | MultiplePrimaries { .. }
+                | MemberUnhealthy { .. }
+                | LagTooHigh { .. }
+                | BalancerNotObserved
+                | MongosDown { .. }
+        )
+    }
+
     /// The Alibaba error this refusal is reported as (see `spec/dds-api.md` §5).
     pub fn vendor_code(&self) -> VendorError {
         use PreflightError::*;

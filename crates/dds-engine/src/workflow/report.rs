@@ -86,6 +86,10 @@ pub struct Progress {
     pub elections: u64,
     pub balancer_recorded: Option<BalancerMode>,
     pub failure: Option<Failure>,
+    /// Set while the start waits for a transient preflight failure to clear (an election, a member
+    /// catching up); the operation fails with it once `pre_stop_gate_deadline_ms` has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_blocked: Option<super::operation::StartBlocked>,
 }
 
 /// One process in the final report.
@@ -309,6 +313,7 @@ impl RollingOperation {
             elections: self.replica_sets.iter().map(RsTrack::elections_total).sum(),
             balancer_recorded: self.balancer.recorded,
             failure: self.failure.clone(),
+            start_blocked: self.start_blocked.clone(),
         }
     }
 

@@ -828,20 +828,67 @@ fn static_preflight_refusals_map_to_vendor_codes() {
     ));
 }
 
+/// The live preflight's refusal of `toy`'s deployment, and the failure of an operation started on it:
+/// at once for a lasting reason, after waiting `pre_stop_gate_deadline_ms` (issuing nothing) for a
+/// transient one that does not clear.
 fn live_failure(inst: &Instance, toy: &Toy) -> PreflightError {
     let mut op = RollingOperation::plan_upgrade(inst, NEW, cfg()).unwrap();
     let err = op.preflight(&toy.observe()).unwrap_err();
-    let d = op.step(&toy.observe(), toy.now);
-    match d {
-        Decision::Done(Outcome::Failed(Failure {
-            reason: FailureReason::Preflight(e),
-            ..
-        })) => {
-            assert_eq!(e, err);
-            e
+    let mut now = toy.now;
+    loop {
+        match op.step(&toy.observe(), now) {
+            Decision::Done(Outcome::Failed(Failure {
+                reason: FailureReason::Preflight(e),
+                at_ms,
+                ..
+            })) => {
+                assert_eq!(e, err);
+                let waited_ms = at_ms - toy.now;
+                if e.is_transient() {
+                    assert!(waited_ms >= cfg().pre_stop_gate_deadline_ms, "{waited_ms}");
+                } else {
+                    assert_eq!(waited_ms, 0);
+                }
+                return e;
+            }
+            Decision::WaitUntil(t) if err.is_transient() => {
+                assert_eq!(
+                    op.progress().start_blocked.map(|b| b.reason),
+                    Some(err.clone())
+                );
+                assert!(op.started_ms.is_none());
+                now = t;
+            }
+            d => panic!("{d:?}"),
         }
-        d => panic!("{d:?}"),
     }
+}
+
+#[test]
+fn an_accepted_operation_waits_out_an_election_at_its_start_then_proceeds() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    // An election is in progress as the operation starts: nobody is primary for 20 s.
+    let primary = toy.rs_mut("rs").primary.clone().unwrap();
+    toy.rs_mut("rs").primary = None;
+    toy.member_mut("rs", &primary).state = MemberState::Secondary;
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    let start = toy.now;
+    while toy.now < start + 20_000 {
+        match op.step(&toy.observe(), toy.now) {
+            Decision::WaitUntil(t) => toy.now = t,
+            d => panic!("acted or ended during the election: {d:?}"),
+        }
+        let blocked = op.progress().start_blocked.expect("says why it waits");
+        assert_eq!(blocked.since_ms, start);
+        assert_eq!(blocked.message, "replica set rs has no primary");
+    }
+    toy.elect("rs", &primary);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    assert!(op.started_ms.unwrap() >= start + 20_000);
+    assert!(op.progress().start_blocked.is_none());
+    assert!(toy.kernels().iter().all(|k| k.as_deref() == Some(NEW)));
 }
 
 #[test]

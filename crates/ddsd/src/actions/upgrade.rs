@@ -357,6 +357,70 @@ mod tests {
 
     const ACTION: &str = "UpgradeDBInstanceKernelVersion";
 
+    /// A replica set on an older 4.4 kernel whose upgrade was accepted with `SwitchMode=1` for a 16:00Z-17:00Z
+    /// window. Plane time starts at 12:00Z and runs 200x: the window opens only after 72 s of wall time.
+    /// Returns the environment, the instance and the upgrade's target kernel.
+    async fn deferred_upgrade(name: &str) -> (super::test_support::Env, String, String) {
+        let t = env(200.0).await;
+        let (newest, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                name,
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        set_window(&t.ctx, &id, "16:00Z", "17:00Z").await;
+        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
+            .await
+            .unwrap();
+        (t, id, newest)
+    }
+
+    /// Crashes the second member of replica set `id` now (back after `recover_after_ms` of plane time, if
+    /// given); returns its NodeId.
+    async fn crash_a_secondary(
+        t: &super::test_support::Env,
+        id: &str,
+        recover_after_ms: Option<u64>,
+    ) -> String {
+        let inst = t.store.get_instance(id).await.unwrap().unwrap();
+        let Topology::ReplicaSet { replica_set } = &inst.topology else {
+            unreachable!()
+        };
+        let secondary = replica_set.members[1].node_id.clone();
+        t.plane
+            .arm_fault(
+                id,
+                serde_json::to_value(Fault::Crash {
+                    node_id: secondary.clone(),
+                    at_ms: t.plane.now_ms(),
+                    recover_after_ms,
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        secondary
+    }
+
+    /// `ModifyDBInstanceMaintainTime`, which must be accepted.
+    async fn set_window(ctx: &Arc<Context>, id: &str, start: &str, end: &str) {
+        crate::actions::instances::modify_db_instance_maintain_time(
+            ctx.clone(),
+            req(
+                "ModifyDBInstanceMaintainTime",
+                &[
+                    ("DBInstanceId", id),
+                    ("MaintainStartTime", start),
+                    ("MaintainEndTime", end),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    }
+
     async fn call(ctx: &Arc<Context>, params: &[(&str, &str)]) -> Result<Value, RpcError> {
         upgrade_db_instance_kernel_version(ctx.clone(), req(ACTION, params)).await
     }
@@ -502,37 +566,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_switch_mode_one_upgrade_starts_in_the_window_set_after_it_was_accepted() {
-        // Plane time starts at 12:00Z and runs 200x: the 16:00Z window opens only after 72 s of wall time.
-        let t = env(200.0).await;
-        let (newest, older) = kernels(&t, "4.4");
-        let id = t
-            .running_instance(
-                "dds-up9",
-                fixtures::replica_set(fixtures::psh("rs", &older)),
-                "4.4",
-            )
-            .await;
-        let modify = |start: &str, end: &str| {
-            crate::actions::instances::modify_db_instance_maintain_time(
-                t.ctx.clone(),
-                req(
-                    "ModifyDBInstanceMaintainTime",
-                    &[
-                        ("DBInstanceId", id.as_str()),
-                        ("MaintainStartTime", start),
-                        ("MaintainEndTime", end),
-                    ],
-                ),
-            )
-        };
-        modify("16:00Z", "17:00Z").await.unwrap();
-        call(&t.ctx, &[("DBInstanceId", &id), ("SwitchMode", "1")])
-            .await
-            .unwrap();
+        let (t, id, newest) = deferred_upgrade("dds-up9").await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
         // The client moves the window to one that is open now: the waiting upgrade goes ahead in it.
-        modify("11:00Z", "14:00Z").await.unwrap();
+        set_window(&t.ctx, &id, "11:00Z", "14:00Z").await;
         t.settled(&id, 15_000).await;
         let ops = t.store.list_operations(&id, 1).await.unwrap();
         assert_eq!(ops[0].status, crate::store::OperationStatus::Succeeded);
@@ -768,6 +806,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_window_that_opens_while_a_member_is_down_starts_the_upgrade_once_it_is_back() {
+        // Accepted while healthy, for a window hours away.
+        let (t, id, newest) = deferred_upgrade("dds-up10").await;
+        // Then a secondary goes down for two minutes of plane time, and the window is moved to now.
+        let secondary = crash_a_secondary(&t, &id, Some(120_000)).await;
+        set_window(&t.ctx, &id, "00:00Z", "23:59Z").await;
+        // The start waits for the member instead of failing the accepted upgrade, and says why.
+        let op_id = t.store.list_operations(&id, 1).await.unwrap()[0].id.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let blocked = loop {
+            let v = ddsd_describe_operations(
+                t.ctx.clone(),
+                req(
+                    "DdsdDescribeOperations",
+                    &[("DBInstanceId", &id), ("OperationId", &op_id)],
+                ),
+            )
+            .await
+            .unwrap();
+            let progress = &v["Operations"]["Operation"][0]["Progress"];
+            if !progress["StartBlocked"].is_null() {
+                break progress["StartBlocked"].clone();
+            }
+            assert_eq!(progress["Phase"], "Preflight", "started with a member down");
+            assert!(std::time::Instant::now() < deadline, "never blocked");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert!(
+            blocked["Message"].as_str().unwrap().contains(&secondary),
+            "{blocked}"
+        );
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        t.settled(&id, 15_000).await;
+        let ops = t.store.list_operations(&id, 1).await.unwrap();
+        assert_eq!(ops[0].status, crate::store::OperationStatus::Succeeded);
+        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
+        assert!(inst.topology.kernel_versions().all(|k| k == newest));
+    }
+
+    #[tokio::test]
     async fn an_unhealthy_replica_set_is_refused_against_a_fresh_observation() {
         let t = env(200.0).await;
         let (_, older) = kernels(&t, "4.4");
@@ -778,24 +856,8 @@ mod tests {
                 "4.4",
             )
             .await;
-        let inst = t.store.get_instance(&id).await.unwrap().unwrap();
-        let Topology::ReplicaSet { replica_set } = &inst.topology else {
-            unreachable!()
-        };
         // A secondary crashes behind the control plane's back: the record still reads Running.
-        let secondary = replica_set.members[1].node_id.clone();
-        t.plane
-            .arm_fault(
-                &id,
-                serde_json::to_value(Fault::Crash {
-                    node_id: secondary.clone(),
-                    at_ms: t.plane.now_ms(),
-                    recover_after_ms: None,
-                })
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let secondary = crash_a_secondary(&t, &id, None).await;
         let e = call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap_err();
         assert_eq!((e.code(), e.status()), ("IncorrectDBInstanceState", 403));
         assert!(e.message().contains(&secondary), "{}", e.message());
