@@ -28,7 +28,7 @@ import acs_raw
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY_ID = "testid"
 TEST_KEY_SECRET = "testsecret"
-LISTENING = re.compile(r"^ddsd listening on http://(127\.0\.0\.1):(\d+)$")
+LISTENING = re.compile(r"^ddsd listening on https?://(127\.0\.0\.1):(\d+)$")
 START_TIMEOUT_S = float(os.environ.get("DDSD_START_TIMEOUT", "30"))
 STOP_TIMEOUT_S = 15.0
 

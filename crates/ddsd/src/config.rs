@@ -41,6 +41,10 @@ struct FileConfig {
     endpoint: Option<String>,
     /// Replaces the region/zone catalog shipped with ddsd.
     regions_file: Option<PathBuf>,
+    /// HTTPS: a PEM certificate chain and its key (both or neither), or a self-signed certificate.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<bool>,
     // The limits (docs/limits.md); see `crate::limits::LimitsFile`.
     max_body_bytes: Option<usize>,
     body_read_timeout_ms: Option<u64>,
@@ -100,6 +104,8 @@ pub struct Config {
     pub admin_access_keys: Vec<String>,
     /// Limits every new upgrade/restart starts with (an operation keeps its own copy once accepted).
     pub rolling: UpgradeConfig,
+    /// HTTPS instead of HTTP (`tls.rs`).
+    pub tls: Option<crate::tls::TlsSource>,
 }
 
 impl fmt::Debug for Config {
@@ -119,6 +125,7 @@ impl fmt::Debug for Config {
             .field("access_key_ids", &ids)
             .field("admin_access_keys", &self.admin_access_keys)
             .field("rolling", &self.rolling)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -180,6 +187,30 @@ impl Config {
             env,
         )?;
         let rolling = rolling_config(file.upgrade)?;
+        // Flags and env (merged by clap) win over the file, as a pair: a cert from one place and a
+        // key from another would be a mistake, not a choice.
+        let tls = if args.tls_self_signed {
+            Some(crate::tls::TlsSource::SelfSigned)
+        } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            Some(crate::tls::TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+        } else {
+            match (
+                file.tls_cert,
+                file.tls_key,
+                file.tls_self_signed.unwrap_or(false),
+            ) {
+                (Some(_), Some(_), true) => {
+                    bail!("tls_self_signed and tls_cert/tls_key are exclusive")
+                }
+                (Some(cert), Some(key), false) => Some(crate::tls::TlsSource::Files { cert, key }),
+                (None, None, true) => Some(crate::tls::TlsSource::SelfSigned),
+                (None, None, false) => None,
+                _ => bail!("tls_cert and tls_key go together"),
+            }
+        };
         let mut access_keys: Vec<(String, Secret)> = Vec::new();
         let mut admin_access_keys: Vec<String> = Vec::new();
         for k in file.access_keys {
@@ -193,6 +224,13 @@ impl Config {
                 admin_access_keys.push(k.id.clone());
             }
             access_keys.push((k.id, Secret::new(k.secret)));
+        }
+        if let Some(crate::tls::TlsSource::Files { cert, key }) = &tls {
+            // Checked now, so a wrong path or a mismatched key is a configuration error (exit 2).
+            crate::tls::acceptor(cert, key)?;
+        }
+        if tls.is_some() && args.demo {
+            bail!("--demo serves plain HTTP (its printed commands use the ddsd CLI, which speaks HTTP); drop the TLS settings");
         }
         Ok(Config {
             listen,
@@ -218,6 +256,7 @@ impl Config {
             metrics: file.metrics.unwrap_or_default(),
             demo: args.demo,
             rolling,
+            tls,
         })
     }
 }
@@ -365,6 +404,9 @@ mod tests {
             "log_format",
             "endpoint",
             "regions_file",
+            "tls_cert",
+            "tls_key",
+            "tls_self_signed",
             "sim_speed",
             "metrics",
             "max_body_bytes",
@@ -505,5 +547,56 @@ mod tests {
             let e = format!("{e:#}");
             assert!(e.contains("[upgrade]") && e.contains(needle), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn tls_is_a_cert_and_key_pair_or_self_signed_and_is_checked_at_startup() {
+        use crate::tls::TlsSource;
+        let parse = |list: &[&str]| crate::cli::Cli::try_parse_from(list).map(|_| ());
+        assert!(parse(&["ddsd", "serve", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["ddsd", "serve", "--tls-key", "k.pem"]).is_err());
+        assert!(parse(&[
+            "ddsd",
+            "serve",
+            "--tls-self-signed",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem"
+        ])
+        .is_err());
+        let c = Config::resolve_with_env(&args(&["ddsd", "serve", "--tls-self-signed"]), &|_| None)
+            .unwrap();
+        assert_eq!(c.tls, Some(TlsSource::SelfSigned));
+        let c = Config::resolve_with_env(&args(&["ddsd", "serve"]), &|_| None).unwrap();
+        assert_eq!(c.tls, None);
+        for (name, body, needle) in [
+            ("half", "tls_cert = \"c.pem\"\n", "go together"),
+            (
+                "both",
+                "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true\n",
+                "exclusive",
+            ),
+            (
+                "missing",
+                "tls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+                "reading the TLS certificate",
+            ),
+        ] {
+            let p = temp_file(name, body);
+            let e = Config::resolve_with_env(
+                &args(&["ddsd", "serve", "--config", p.to_str().unwrap()]),
+                &|_| None,
+            )
+            .unwrap_err();
+            std::fs::remove_file(p).unwrap();
+            assert!(format!("{e:#}").contains(needle), "{name}: {e:#}");
+        }
+        let e = Config::resolve_with_env(
+            &args(&["ddsd", "serve", "--demo", "--tls-self-signed"]),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--demo"), "{e:#}");
     }
 }

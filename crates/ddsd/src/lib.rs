@@ -47,4 +47,5 @@ pub mod runtime;
 pub mod server;
 pub mod soak;
 pub mod store;
+pub mod tls;
 pub mod watch;

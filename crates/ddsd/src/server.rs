@@ -98,6 +98,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;
     let admin = keys::load_or_create_admin_key(&config.data_dir)?;
+    let tls = match &config.tls {
+        Some(source) => {
+            let (cert, key) =
+                crate::tls::resolve_files(source, &config.data_dir, config.listen.ip())?;
+            Some((crate::tls::acceptor(&cert, &key)?, cert))
+        }
+        None => None,
+    };
     let key_store = keys::key_store(&admin, &config.access_keys)?;
     let data_dir = config.data_dir.clone();
     let store: Arc<dyn Store> = Arc::new(
@@ -162,7 +170,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             writeln!(out, "AccessKeyId: {}", admin.access_key_id)?;
             writeln!(out, "AccessKeySecret: {}", admin.secret.expose())?;
         }
-        writeln!(out, "ddsd listening on http://{local}")?;
+        match &tls {
+            Some((_, cert)) => {
+                writeln!(out, "TLS certificate: {}", cert.display())?;
+                writeln!(out, "ddsd listening on https://{local}")?;
+            }
+            None => writeln!(out, "ddsd listening on http://{local}")?,
+        }
         out.flush()?;
     }
     if admin.created {
@@ -203,6 +217,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     serve_connections(
         listener,
         router(app),
+        tls.map(|(acceptor, _)| acceptor),
         header_timeout,
         max_connections,
         shutdown,
@@ -217,9 +232,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// How long shutdown waits for in-flight requests before exiting anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The accept loop: HTTP/1.1 (what every SDK speaks) with a header read timeout and at most
-/// `max_connections` open connections; on `shutdown` it stops accepting, lets in-flight requests
-/// finish (closing idle keep-alive connections), then returns.
+/// The accept loop: HTTP/1.1 (what every SDK speaks), over TLS when `tls` is given, with a header
+/// read timeout (which also bounds the TLS handshake) and at most `max_connections` open
+/// connections; on `shutdown` it stops accepting, lets in-flight requests finish (closing idle
+/// keep-alive connections), then returns.
 ///
 /// At the connection cap the loop stops calling `accept`: further clients wait in the kernel's
 /// listen backlog (and their connect or first request times out on their side) rather than each
@@ -227,6 +243,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve_connections(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
@@ -264,14 +281,43 @@ pub async fn serve_connections(
                 req
             },
         ));
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let watched = graceful.watcher().watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let watched = watcher.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                    drop(slot);
+                });
             }
-            drop(slot);
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    // A client that stalls its handshake holds a connection slot like one that
+                    // trickles its request head: the same bound applies.
+                    let stream = match tokio::time::timeout(header_timeout, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {
