@@ -1,7 +1,8 @@
 'use strict';
 // Starts the real `ddsd serve` for the node:test suites, the same way tests/sdk/conftest.py does:
 // temp data dir, a TOML config adding the key pair testid/testsecret, --listen 127.0.0.1:0, and
-// the port read from the `ddsd listening on http://IP:PORT` line on stdout. Nothing is built here.
+// the port read from the `ddsd listening on http(s)://IP:PORT` line on stdout (`extraArgs` are
+// appended to `serve`'s). Nothing is built here.
 // Binary: $DDSD_BIN, else $CARGO_TARGET_DIR/debug/ddsd, else <repo>/target/debug/ddsd.
 
 const { spawn } = require('node:child_process');
@@ -13,7 +14,7 @@ const REPO = path.resolve(__dirname, '..', '..', '..');
 const TEST_KEY_ID = 'testid';
 const TEST_KEY_SECRET = 'testsecret';
 const START_TIMEOUT_MS = Number(process.env.DDSD_START_TIMEOUT || 30) * 1000;
-const LISTENING = /^ddsd listening on http:\/\/(127\.0\.0\.1):(\d+)$/;
+const LISTENING = /^ddsd listening on (https?):\/\/(127\.0\.0\.1):(\d+)$/;
 
 function ddsdBinary() {
   if (process.env.DDSD_BIN) return process.env.DDSD_BIN;
@@ -21,7 +22,7 @@ function ddsdBinary() {
   return path.join(target, 'debug', 'ddsd');
 }
 
-async function startDdsd() {
+async function startDdsd({ extraArgs = [] } = {}) {
   const bin = ddsdBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`ddsd binary not found at ${bin}: run \`cargo build -p ddsd\` (or set DDSD_BIN)`);
@@ -44,13 +45,13 @@ async function startDdsd() {
   // DDSD_* or RUST_LOG from the caller's shell must not change what is under test.
   const env = Object.fromEntries(Object.entries(process.env)
     .filter(([k]) => !k.startsWith('DDSD_') && k !== 'RUST_LOG'));
-  const child = spawn(bin, ['serve', '--config', config, '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(bin, ['serve', '--config', config, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], {
     cwd: work, env, stdio: ['ignore', 'pipe', stderrFd],
   });
   fs.closeSync(stderrFd);
 
   const stdoutLines = [];
-  const { host, port } = await new Promise((resolve, reject) => {
+  const { scheme, host, port } = await new Promise((resolve, reject) => {
     let buf = '';
     const fail = (why) => {
       child.kill('SIGKILL');
@@ -71,7 +72,7 @@ async function startDdsd() {
         if (m) {
           clearTimeout(timer);
           child.removeAllListeners('exit');
-          resolve({ host: m[1], port: Number(m[2]) });
+          resolve({ scheme: m[1], host: m[2], port: Number(m[3]) });
         }
       }
     });
@@ -84,7 +85,7 @@ async function startDdsd() {
     host,
     port,
     endpoint: `${host}:${port}`,
-    url: `http://${host}:${port}`,
+    url: `${scheme}://${host}:${port}`,
     keyId: TEST_KEY_ID,
     keySecret: TEST_KEY_SECRET,
     dataDir,
