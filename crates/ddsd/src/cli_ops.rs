@@ -502,10 +502,7 @@ pub fn upgrade(args: UpgradeArgs) -> ClientFuture {
         if !args.wait.wait {
             return Ok(());
         }
-        let title = format!(
-            "Upgrading {id} to {}",
-            target.as_deref().unwrap_or("the newest kernel")
-        );
+        let title = upgrade_title(id, target.as_deref());
         let op = follow(
             &client,
             id,
@@ -546,10 +543,7 @@ pub fn restart(args: RestartArgs) -> ClientFuture {
             params.push(("SwitchMode", m.as_str()));
         }
         let resp = client.call("RestartDBInstance", &params).await?;
-        let scope = args
-            .node_id
-            .as_deref()
-            .map_or_else(|| id.to_string(), |n| format!("{n} of {id}"));
+        let scope = restart_scope(id, args.node_id.as_deref());
         println!(
             "{scope}: rolling restart accepted (RequestId {})",
             resp["RequestId"].as_str().unwrap_or("?")
@@ -580,24 +574,37 @@ fn wall_span(from: &Value, until: &Value) -> Option<Duration> {
     u64::try_from(secs).ok().map(Duration::from_secs)
 }
 
+/// The progress title of an upgrade of `id`.
+fn upgrade_title(id: &str, target: Option<&str>) -> String {
+    format!(
+        "Upgrading {id} to {}",
+        target.unwrap_or("the newest kernel")
+    )
+}
+
+/// What a restart of `id` covers: the instance, or `<node> of <id>`.
+fn restart_scope(id: &str, node_id: Option<&str>) -> String {
+    node_id.map_or_else(|| id.to_string(), |n| format!("{n} of {id}"))
+}
+
+/// Whether an operation (as `DdsdDescribeOperations` lists it) is an upgrade or a restart, the
+/// rolling operations `watch` follows and `operations` details.
+fn is_rolling(op: &Value) -> bool {
+    matches!(
+        op["Action"].as_str(),
+        Some("UpgradeDBInstanceKernelVersion" | "RestartDBInstance")
+    )
+}
+
 /// What `watch` and `--wait` call the operation: (`upgrade`/`restart`, the progress title, the kernel
 /// the instance must end on).
 fn operation_title(id: &str, op: &Value) -> (&'static str, String, Option<String>) {
-    match op["Action"].as_str() {
-        Some("UpgradeDBInstanceKernelVersion") => {
-            let target = op["TargetKernelVersion"].as_str().map(str::to_string);
-            let title = format!(
-                "Upgrading {id} to {}",
-                target.as_deref().unwrap_or("the newest kernel")
-            );
-            ("upgrade", title, target)
-        }
-        _ => {
-            let scope = op["NodeId"]
-                .as_str()
-                .map_or_else(|| id.to_string(), |n| format!("{n} of {id}"));
-            ("restart", format!("Restarting {scope}"), None)
-        }
+    if op["Action"] == "UpgradeDBInstanceKernelVersion" {
+        let target = op["TargetKernelVersion"].as_str().map(str::to_string);
+        ("upgrade", upgrade_title(id, target.as_deref()), target)
+    } else {
+        let scope = restart_scope(id, op["NodeId"].as_str());
+        ("restart", format!("Restarting {scope}"), None)
     }
 }
 
@@ -619,11 +626,8 @@ pub fn watch(args: WatchArgs) -> ClientFuture {
             )
             .await?;
         let first = &first["Operations"]["Operation"][0];
-        let action = first["Action"].as_str().unwrap_or_default();
-        if !matches!(
-            action,
-            "UpgradeDBInstanceKernelVersion" | "RestartDBInstance"
-        ) {
+        if !is_rolling(first) {
+            let action = first["Action"].as_str().unwrap_or_default();
             return Err(anyhow::anyhow!(
                 "operation {op_id} of {id} is a {action}; watch follows upgrades and restarts"
             )
@@ -649,10 +653,7 @@ pub fn watch(args: WatchArgs) -> ClientFuture {
 
 /// One line of `ddsd operations`: the outcome of an upgrade or restart, or where a running one is.
 fn operation_detail(id: &str, op: &Value) -> String {
-    if !matches!(
-        op["Action"].as_str(),
-        Some("UpgradeDBInstanceKernelVersion" | "RestartDBInstance")
-    ) {
+    if !is_rolling(op) {
         return String::new();
     }
     let view = View::from_operation(op);
