@@ -433,8 +433,6 @@ pub struct RollingOperation {
 pub struct StartBlocked {
     pub since_ms: Millis,
     pub reason: PreflightError,
-    /// `reason` in words, for the progress an operator reads.
-    pub message: String,
 }
 
 /// How often a start blocked by a transient preflight failure looks again.
@@ -859,7 +857,6 @@ impl RollingOperation {
             {
                 self.start_blocked = Some(StartBlocked {
                     since_ms,
-                    message: e.to_string(),
                     reason: e,
                 });
                 cx.wake_at(cx.now + START_RETRY_WAIT_MS);

@@ -89,7 +89,15 @@ pub struct Progress {
     /// Set while the start waits for a transient preflight failure to clear (an election, a member
     /// catching up); the operation fails with it once `pre_stop_gate_deadline_ms` has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_blocked: Option<super::operation::StartBlocked>,
+    pub start_blocked: Option<StartBlockedProgress>,
+}
+
+/// [`super::operation::StartBlocked`] as shown: with its reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartBlockedProgress {
+    pub since_ms: Millis,
+    pub reason: super::PreflightError,
+    pub message: String,
 }
 
 /// One process in the final report.
@@ -313,7 +321,11 @@ impl RollingOperation {
             elections: self.replica_sets.iter().map(RsTrack::elections_total).sum(),
             balancer_recorded: self.balancer.recorded,
             failure: self.failure.clone(),
-            start_blocked: self.start_blocked.clone(),
+            start_blocked: self.start_blocked.as_ref().map(|b| StartBlockedProgress {
+                since_ms: b.since_ms,
+                reason: b.reason.clone(),
+                message: b.reason.to_string(),
+            }),
         }
     }
 
