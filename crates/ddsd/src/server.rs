@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use tracing::{field, info, info_span, warn, Instrument as _, Span};
 
+use crate::actions::errors::ApiError;
 use crate::actions::{self, kernels::KernelCatalog, regions::RegionCatalog, Context, API_VERSION};
 use crate::config::Config;
 use crate::keys;
@@ -446,15 +447,10 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return fail(e, guess_format(&head_only)),
         Err(_) => {
-            let error = RpcError::new(
-                "RequestTimeout",
-                408,
-                format!(
-                    "The request body was not received within {} ms.",
-                    app.body_read_timeout.as_millis()
-                ),
-            );
-            return fail(error, guess_format(&head_only));
+            let error = ApiError::RequestTimeout {
+                timeout_ms: app.body_read_timeout.as_millis(),
+            };
+            return fail(error.into(), guess_format(&head_only));
         }
     };
     let parts = RequestParts {
@@ -511,7 +507,7 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             "OK",
             None,
         ),
-        Ok(Err(error)) => fail(error, format),
+        Ok(Err(error)) => fail(error.into(), format),
         Err(join) => {
             tracing::error!("handler failed: {join}");
             fail(Gateway::InternalError.into(), format)
@@ -547,11 +543,7 @@ fn log_refusal(error: &RpcError) {
 }
 
 fn too_large(limit: usize) -> RpcError {
-    RpcError::new(
-        "RequestEntityTooLarge",
-        413,
-        format!("The request body is larger than {limit} bytes."),
-    )
+    ApiError::RequestEntityTooLarge { limit_bytes: limit }.into()
 }
 
 /// Reads the body up to `limit` bytes. An oversized body is still read and discarded up to

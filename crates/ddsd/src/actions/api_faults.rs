@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use serde_json::{json, Value};
 
 use super::params::{clip, optional, optional_u32, required};
@@ -112,11 +113,13 @@ impl ApiFault {
         Injected {
             delay: self.delay_ms.map(Duration::from_millis),
             error: self.error.as_ref().map(|(code, status, message)| {
-                let e = RpcError::new(code.clone(), *status, message.clone());
-                match self.retry_after_ms {
-                    Some(ms) => e.with_retry_after_ms(ms),
-                    None => e,
+                ApiError::Injected {
+                    code: code.clone(),
+                    status: *status,
+                    message: message.clone(),
+                    retry_after_ms: self.retry_after_ms,
                 }
+                .into()
             }),
         }
     }
@@ -151,7 +154,8 @@ impl ApiFault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injected {
     pub delay: Option<Duration>,
-    pub error: Option<RpcError>,
+    /// Already the wire error: the server answers it as is.
+    pub error: Option<acs_rpc::RpcError>,
 }
 
 /// The armed faults of one ddsd.
@@ -187,16 +191,12 @@ impl ApiFaults {
         Some(fault.injected())
     }
 
-    fn arm(&self, mut fault: ApiFault) -> Result<ApiFault, RpcError> {
+    fn arm(&self, mut fault: ApiFault) -> Result<ApiFault, ApiError> {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         if faults.len() >= MAX_API_FAULTS {
-            return Err(RpcError::new(
-                "QuotaExceeded.ApiFaults",
-                400,
-                format!(
-                    "At most {MAX_API_FAULTS} API faults are kept, spent ones included; clear some with DdsdClearApiFaults."
-                ),
-            ));
+            return Err(ApiError::ApiFaultQuota {
+                max: MAX_API_FAULTS,
+            });
         }
         fault.id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         faults.push(fault.clone());
@@ -224,12 +224,12 @@ impl ApiFaults {
     }
 }
 
-fn invalid(name: &str, reason: impl std::fmt::Display) -> RpcError {
-    RpcError::invalid_parameter(name, reason)
+fn invalid(name: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_parameter(name, reason)
 }
 
 /// A vendor action of the action table, or `*`.
-fn target_action(req: &Verified) -> Result<String, RpcError> {
+fn target_action(req: &Verified) -> Result<String, ApiError> {
     let name = required(req, "TargetAction")?;
     if name == "*" {
         return Ok(name.into());
@@ -247,11 +247,11 @@ fn target_action(req: &Verified) -> Result<String, RpcError> {
 }
 
 /// The error to answer; `None` when the request gives no `ErrorCode` (a delay only).
-fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, RpcError> {
+fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> {
     let Some(code) = optional(req, "ErrorCode") else {
         for name in ["HttpStatus", "Message", "RetryAfterMs"] {
             if optional(req, name).is_some() {
-                return Err(RpcError::missing("ErrorCode"));
+                return Err(ApiError::missing("ErrorCode"));
             }
         }
         return Ok(None);
@@ -310,7 +310,7 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, RpcError> 
 }
 
 /// `DdsdArmApiFault`.
-pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
     let target_action = target_action(&req)?;
     let error = error_row(&req)?;
@@ -318,11 +318,7 @@ pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Valu
         .filter(|&ms| ms > 0)
         .map(u64::from);
     if error.is_none() && delay_ms.is_none() {
-        return Err(RpcError::new(
-            "MissingErrorCode",
-            400,
-            "ErrorCode is mandatory for this action unless DelayMs is given.",
-        ));
+        return Err(ApiError::MissingErrorCode);
     }
     let count = optional_u32(&req, "Count", MAX_COUNT)?.unwrap_or(1);
     if count == 0 {
@@ -359,7 +355,7 @@ pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Valu
 }
 
 /// `DdsdDescribeApiFaults`.
-pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
     let list: Vec<Value> = ctx
         .api_faults
@@ -371,7 +367,7 @@ pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Resul
 }
 
 /// `DdsdClearApiFaults`.
-pub async fn ddsd_clear_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_clear_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
     let cleared = match optional(&req, "FaultId") {
         // One lookup under the lock: an id that is not a number matches no fault.

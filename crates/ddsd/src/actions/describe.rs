@@ -20,7 +20,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use dds_engine::catalog::Catalog;
 use dds_engine::model::{
     ChargeType, DbInstanceStatus, DbInstanceType, Instance, MemberKind, ReplicaSetSpec, Topology,
@@ -28,7 +29,7 @@ use dds_engine::model::{
 use serde_json::{json, Map, Value};
 
 use super::classes;
-use super::errors::{self, from_store};
+use super::errors::from_store;
 use super::params::{clip, optional, optional_bool, parse_u32, parse_u32_in, required, tags};
 use super::Context;
 use crate::store::{limits, InstanceFilter, Page, TagFilter};
@@ -328,11 +329,11 @@ fn replica_set_endpoint(i: &Instance, host: &str, role: &str) -> Value {
 pub async fn describe_db_instance_attribute(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     if let Some(engine) = optional(&req, "Engine") {
         if engine != "MongoDB" {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "Engine",
                 "The value must be MongoDB.",
             ));
@@ -341,14 +342,14 @@ pub async fn describe_db_instance_attribute(
     // Released instances are removed, not kept in a recycle bin: there is nothing to show for
     // IsDelete=true.
     if optional_bool(&req, "IsDelete")? == Some(true) {
-        return Err(errors::instance_not_found());
+        return Err(ApiError::InstanceNotFound);
     }
     let instance = ctx
         .store
         .get_instance(id)
         .await
         .map_err(from_store)?
-        .ok_or_else(errors::instance_not_found)?;
+        .ok_or(ApiError::InstanceNotFound)?;
     let catalog = ctx.kernels.snapshot();
     Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog)]}}))
 }
@@ -360,9 +361,9 @@ enum Query {
     Filter(Box<InstanceFilter>),
 }
 
-fn string_filter(req: &Verified, name: &str) -> Result<Option<String>, RpcError> {
+fn string_filter(req: &Verified, name: &str) -> Result<Option<String>, ApiError> {
     match optional(req, name) {
-        Some(v) if v.len() > limits::MAX_FIELD_LEN => Err(RpcError::invalid_parameter(
+        Some(v) if v.len() > limits::MAX_FIELD_LEN => Err(ApiError::invalid_parameter(
             name,
             format!("At most {} characters.", limits::MAX_FIELD_LEN),
         )),
@@ -379,7 +380,7 @@ fn valid_expire_time(s: &str) -> bool {
         || time::PrimitiveDateTime::parse(s, without).is_ok()
 }
 
-fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
+fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
     let mut nothing = false;
     let instance_type = match optional(req, "DBInstanceType") {
         None | Some("replicate") => DbInstanceType::Replicate,
@@ -389,7 +390,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
             DbInstanceType::Replicate
         }
         Some(v) => {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "DBInstanceType",
                 format!(
                     "Valid values are replicate, sharding and serverless, not \"{}\".",
@@ -401,7 +402,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
     let region_id = string_filter(req, "RegionId")?;
     if let Some(r) = &region_id {
         if !ctx.regions.contains(r) {
-            return Err(errors::region_not_found());
+            return Err(ApiError::RegionNotFound);
         }
     }
     let mut ids: Vec<String> = match optional(req, "DBInstanceId") {
@@ -416,7 +417,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
             if ids.len() > limits::MAX_FILTER_IDS
                 || ids.iter().any(|id| id.len() > limits::MAX_ID_LEN)
             {
-                return Err(RpcError::invalid_parameter(
+                return Err(ApiError::invalid_parameter(
                     "DBInstanceId",
                     format!(
                         "At most {} comma-separated instance ids.",
@@ -443,13 +444,13 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
         None => None,
         Some(v) => Some(
             v.parse::<DbInstanceStatus>()
-                .map_err(|_| errors::status_not_found())?,
+                .map_err(|_| ApiError::StatusNotFound)?,
         ),
     };
     let charge_type = match optional(req, "ChargeType") {
         None => None,
         Some(v) => Some(v.parse::<ChargeType>().map_err(|_| {
-            RpcError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
+            ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?),
     };
     let replication_factor = match optional(req, "ReplicationFactor") {
@@ -457,7 +458,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
         Some(v) => {
             let n = parse_u32("ReplicationFactor", v, 7)?;
             if ![1, 3, 5, 7].contains(&n) {
-                return Err(RpcError::invalid_parameter(
+                return Err(ApiError::invalid_parameter(
                     "ReplicationFactor",
                     "Valid values are 1, 3, 5 and 7.",
                 ));
@@ -467,7 +468,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
     };
     if let Some(v) = optional(req, "DBNodeType") {
         if !["customized", "standard", "default"].contains(&v) {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "DBNodeType",
                 "Valid values are customized, standard and default.",
             ));
@@ -479,7 +480,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
     }
     if let Some(v) = optional(req, "ExpireTime") {
         if !valid_expire_time(v) {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "ExpireTime",
                 "Use yyyy-MM-ddTHH:mm:ssZ (UTC).",
             ));
@@ -514,7 +515,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, RpcError> {
 }
 
 /// `PageNumber` (default 1) and `PageSize` (30 default, 50, 100).
-fn parse_page(req: &Verified) -> Result<(u32, u32), RpcError> {
+fn parse_page(req: &Verified) -> Result<(u32, u32), ApiError> {
     let number = match optional(req, "PageNumber") {
         None => 1,
         Some(v) => parse_u32_in("PageNumber", v, 1, MAX_PAGE_NUMBER)?,
@@ -524,7 +525,7 @@ fn parse_page(req: &Verified) -> Result<(u32, u32), RpcError> {
         Some(v) => {
             let n = v.parse::<u32>().ok().filter(|n| PAGE_SIZES.contains(n));
             n.ok_or_else(|| {
-                RpcError::invalid_parameter(
+                ApiError::invalid_parameter(
                     "PageSize",
                     format!("Valid values are 30, 50 and 100, not \"{}\".", clip(v)),
                 )
@@ -535,7 +536,7 @@ fn parse_page(req: &Verified) -> Result<(u32, u32), RpcError> {
 }
 
 /// `DescribeDBInstances`.
-pub async fn describe_db_instances(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn describe_db_instances(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let (number, size) = parse_page(&req)?;
     let query = parse_query(&ctx, &req)?;
     let (items, total): (Vec<Value>, u64) = match query {

@@ -30,7 +30,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{Gateway, RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::{Gateway, Verified};
 use dds_engine::model::{Instance, Topology};
 use dds_engine::plane::{MemberState, Millis};
 use dds_engine::sim::Fault;
@@ -58,28 +59,16 @@ pub const FAULT_TYPES: &[&str] = &[
     "BalancerRound",
 ];
 
-fn not_simulated() -> RpcError {
-    RpcError::new(
-        "OperationDenied.NotSimulated",
-        403,
-        "Faults can only be injected into the simulated data plane.",
-    )
+fn no_deployment() -> ApiError {
+    ApiError::incorrect_state("The instance has no running deployment.")
 }
 
-fn no_deployment() -> RpcError {
-    RpcError::new(
-        "IncorrectDBInstanceState",
-        403,
-        "Current DB instance state does not support this operation. The instance has no running deployment.",
-    )
-}
-
-fn plane_error(e: PlaneError) -> RpcError {
+fn plane_error(e: PlaneError) -> ApiError {
     match e {
-        PlaneError::Unsupported(_) => not_simulated(),
+        PlaneError::Unsupported(_) => ApiError::NotSimulated,
         PlaneError::InvalidFault(m) if m.contains("has no deployment") => no_deployment(),
         PlaneError::InvalidFault(m) => {
-            RpcError::invalid_parameter("FaultType", format!("The fault cannot be armed: {m}."))
+            ApiError::invalid_parameter("FaultType", format!("The fault cannot be armed: {m}."))
         }
         other => {
             tracing::error!(error = %other, "data plane failed");
@@ -88,8 +77,8 @@ fn plane_error(e: PlaneError) -> RpcError {
     }
 }
 
-fn bad_node(v: &str, what: &str) -> RpcError {
-    RpcError::invalid_parameter(
+fn bad_node(v: &str, what: &str) -> ApiError {
+    ApiError::invalid_parameter(
         "NodeId",
         format!("\"{}\" is not {what} of this instance.", clip(v)),
     )
@@ -106,7 +95,7 @@ fn members(instance: &Instance) -> Vec<&dds_engine::model::MemberSpec> {
     }
 }
 
-fn mongod(req: &Verified, instance: &Instance) -> Result<String, RpcError> {
+fn mongod(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
     let n = required(req, "NodeId")?;
     members(instance)
         .iter()
@@ -117,7 +106,7 @@ fn mongod(req: &Verified, instance: &Instance) -> Result<String, RpcError> {
 
 /// The replica set's name, from its node id, its name, a member's node id, or (replica-set instances) the
 /// instance id.
-fn replica_set(req: &Verified, instance: &Instance) -> Result<String, RpcError> {
+fn replica_set(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
     let n = optional(req, "NodeId").unwrap_or(instance.id.as_str());
     let sets = instance.topology.replica_sets();
     if let (Topology::ReplicaSet { replica_set }, true) = (&instance.topology, n == instance.id) {
@@ -129,12 +118,12 @@ fn replica_set(req: &Verified, instance: &Instance) -> Result<String, RpcError> 
         .ok_or_else(|| bad_node(n, "a replica set"))
 }
 
-fn seconds(req: &Verified, name: &str) -> Result<Option<Millis>, RpcError> {
+fn seconds(req: &Verified, name: &str) -> Result<Option<Millis>, ApiError> {
     Ok(optional_u32(req, name, MAX_SECONDS)?.map(|s| u64::from(s) * 1_000))
 }
 
-fn required_seconds(req: &Verified, name: &str) -> Result<Millis, RpcError> {
-    seconds(req, name)?.ok_or_else(|| RpcError::missing(name))
+fn required_seconds(req: &Verified, name: &str) -> Result<Millis, ApiError> {
+    seconds(req, name)?.ok_or_else(|| ApiError::missing(name))
 }
 
 /// Builds the fault from the request; `now` is plane time.
@@ -142,7 +131,7 @@ pub fn fault_from_request(
     req: &Verified,
     instance: &Instance,
     now: Millis,
-) -> Result<Fault, RpcError> {
+) -> Result<Fault, ApiError> {
     let kind = required(req, "FaultType")?;
     Ok(match kind {
         "StartFails" => Fault::StartFails {
@@ -156,7 +145,7 @@ pub fn fault_from_request(
                 "STARTUP2" => MemberState::Startup2,
                 "RECOVERING" => MemberState::Recovering,
                 other => {
-                    return Err(RpcError::invalid_parameter(
+                    return Err(ApiError::invalid_parameter(
                         "State",
                         format!(
                             "Valid values are STARTUP2 and RECOVERING, got \"{}\".",
@@ -208,7 +197,7 @@ pub fn fault_from_request(
         }
         "BalancerRound" => {
             if !matches!(instance.topology, Topology::Sharded { .. }) {
-                return Err(RpcError::invalid_parameter(
+                return Err(ApiError::invalid_parameter(
                     "FaultType",
                     "BalancerRound applies to sharded clusters only.",
                 ));
@@ -218,7 +207,7 @@ pub fn fault_from_request(
             }
         }
         other => {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "FaultType",
                 format!(
                     "Unknown fault type \"{}\"; valid values: {}.",
@@ -245,13 +234,13 @@ pub fn fault_json(fault: &Value) -> Value {
 }
 
 /// The simulated plane, after the admin check; refusals before anything is read.
-fn sim_plane(ctx: &Context, req: &Verified) -> Result<Arc<crate::plane::sim::SimPlane>, RpcError> {
+fn sim_plane(ctx: &Context, req: &Verified) -> Result<Arc<crate::plane::sim::SimPlane>, ApiError> {
     ctx.require_admin(req)?;
-    ctx.sim.clone().ok_or_else(not_simulated)
+    ctx.sim.clone().ok_or(ApiError::NotSimulated)
 }
 
 /// `DdsdArmFault`.
-pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
     let id = required(&req, "DBInstanceId")?;
     let instance = load_instance(&ctx, id).await?;
@@ -265,7 +254,7 @@ pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, R
 }
 
 /// `DdsdDescribeFaults`.
-pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
     let id = required(&req, "DBInstanceId")?;
     load_instance(&ctx, id).await?;
@@ -275,7 +264,7 @@ pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Va
 }
 
 /// `DdsdClearFaults`.
-pub async fn ddsd_clear_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_clear_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
     let id = required(&req, "DBInstanceId")?;
     load_instance(&ctx, id).await?;
@@ -504,7 +493,7 @@ mod tests {
     #[tokio::test]
     async fn without_the_simulation_faults_are_refused() {
         let t = testing::ctx();
-        let check = |e: RpcError| {
+        let check = |e: ApiError| {
             assert_eq!(
                 (e.code(), e.status()),
                 ("OperationDenied.NotSimulated", 403)

@@ -21,7 +21,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{format_timestamp, Gateway, RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::{format_timestamp, Gateway, Verified};
 use dds_engine::build::{
     self, BuildError, CreateCommon, CreateConfigServer, CreateMongos, CreateReplicaSet,
     CreateShard, CreateSharded,
@@ -34,7 +35,7 @@ use rand::Rng as _;
 use serde_json::{json, Value};
 
 use super::classes::{self, Role};
-use super::errors::{self, from_store};
+use super::errors::from_store;
 use super::params::{
     clip, fingerprint, indexed_list, optional, optional_bool, optional_u32, parse_u32, required,
     tags, ListEntry,
@@ -62,10 +63,12 @@ const PERIODS: &[u32] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 24, 36, 60];
 /// How many fresh ids a create tries when the generated one is taken.
 const ID_ATTEMPTS: usize = 3;
 
-fn build_error(e: BuildError) -> RpcError {
+fn build_error(e: BuildError) -> ApiError {
     match &e {
-        BuildError::InvalidClass { param } => errors::class_not_found(param),
-        _ => RpcError::invalid_parameter(&e.parameter(), capitalised(&e.to_string())),
+        BuildError::InvalidClass { param } => ApiError::ClassNotFound {
+            param: param.to_string(),
+        },
+        _ => ApiError::invalid_parameter(&e.parameter(), capitalised(&e.to_string())),
     }
 }
 
@@ -86,7 +89,7 @@ fn capitalised(s: &str) -> String {
 
 /// The vendor's root password rule: 8–32 characters from letters, digits and `!#$%^&*()_+-=`,
 /// at least three of the four kinds. Checked, never stored (the simulated plane has no users).
-fn check_password(p: &str) -> Result<(), RpcError> {
+fn check_password(p: &str) -> Result<(), ApiError> {
     const SPECIAL: &str = "!#$%^&*()_+-=";
     let len = p.chars().count();
     let allowed = p
@@ -104,7 +107,7 @@ fn check_password(p: &str) -> Result<(), RpcError> {
     if (8..=32).contains(&len) && allowed && kinds >= 3 {
         Ok(())
     } else {
-        Err(RpcError::invalid_parameter(
+        Err(ApiError::invalid_parameter(
             "AccountPassword",
             "Use 8 to 32 characters with at least three of: uppercase letters, lowercase letters, digits, and !#$%^&*()_+-=.",
         ))
@@ -127,7 +130,7 @@ fn parse_common(
     ctx: &Context,
     req: &Verified,
     engine_required: bool,
-) -> Result<CreateCommon, RpcError> {
+) -> Result<CreateCommon, ApiError> {
     let region_id = required(req, "RegionId")?;
     let engine = if engine_required {
         Some(required(req, "Engine")?)
@@ -137,14 +140,14 @@ fn parse_common(
     let engine_version = required(req, "EngineVersion")?;
     for name in UNSUPPORTED {
         if optional(req, name).is_some() {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 name,
                 "ddsd does not support cloning, restoring, dedicated clusters or custom keys.",
             ));
         }
     }
     if optional_bool(req, "Encrypted")? == Some(true) {
-        return Err(RpcError::invalid_parameter(
+        return Err(ApiError::invalid_parameter(
             "Encrypted",
             "ddsd does not support cloud disk encryption.",
         ));
@@ -152,33 +155,33 @@ fn parse_common(
     let zones = ctx
         .regions
         .zones(region_id)
-        .ok_or_else(errors::region_not_found)?;
+        .ok_or(ApiError::RegionNotFound)?;
     let zone_id = match optional(req, "ZoneId") {
         Some(z) if zones.contains(&z) => z.to_string(),
-        Some(_) => return Err(errors::zone_not_found()),
+        Some(_) => return Err(ApiError::ZoneNotFound),
         None => zones
             .first()
             .map(|z| z.to_string())
-            .ok_or_else(errors::zone_not_found)?,
+            .ok_or(ApiError::ZoneNotFound)?,
     };
     for name in ["SecondaryZoneId", "HiddenZoneId"] {
         if let Some(z) = optional(req, name) {
             if !zones.contains(&z) {
-                return Err(errors::zone_not_found());
+                return Err(ApiError::ZoneNotFound);
             }
         }
     }
     let charge_type = match optional(req, "ChargeType") {
         None => ChargeType::PostPaid,
         Some(v) => v.parse::<ChargeType>().map_err(|_| {
-            RpcError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
+            ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?,
     };
     if charge_type == ChargeType::PrePaid {
         let period = required(req, "Period")?;
         let period = parse_u32("Period", period, 60)?;
         if !PERIODS.contains(&period) {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "Period",
                 "Valid values are 1 to 9, 12, 24, 36 and 60.",
             ));
@@ -195,7 +198,7 @@ fn parse_common(
         if token.len() > limits::MAX_CLIENT_TOKEN_LEN
             || !token.bytes().all(|b| b.is_ascii_graphic())
         {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "ClientToken",
                 "Use at most 64 printable ASCII characters.",
             ));
@@ -204,7 +207,7 @@ fn parse_common(
     let mut tag_list: Vec<Tag> = Vec::new();
     for (i, (key, value)) in tags(req, build::MAX_TAGS)?.into_iter().enumerate() {
         if tag_list.iter().any(|t| t.key == key) {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 &format!("Tag.{}.Key", i + 1),
                 "Tag keys must be unique.",
             ));
@@ -243,7 +246,7 @@ enum Plan {
     Sharded(CreateSharded),
 }
 
-fn parse_replica_set(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
+fn parse_replica_set(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
     // Presence first, in the vendor's order.
     let class = required(req, "DBInstanceClass")?;
     let storage = required(req, "DBInstanceStorage")?;
@@ -257,7 +260,9 @@ fn parse_replica_set(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
         Role::ReplicaSet
     };
     if classes::lookup(class, role).is_none() {
-        return Err(errors::class_not_found("DBInstanceClass"));
+        return Err(ApiError::ClassNotFound {
+            param: "DBInstanceClass".into(),
+        });
     }
     Ok(Plan::ReplicaSet(CreateReplicaSet {
         common,
@@ -274,9 +279,9 @@ fn entry_field<'a>(
     prefix: &str,
     n: usize,
     field: &str,
-) -> Result<&'a str, RpcError> {
+) -> Result<&'a str, ApiError> {
     e.get(field).map(String::as_str).ok_or_else(|| {
-        RpcError::invalid_parameter(
+        ApiError::invalid_parameter(
             &format!("{prefix}.{n}.{field}"),
             format!("Every {prefix}.N needs a {field}."),
         )
@@ -288,15 +293,17 @@ fn entry_class<'a>(
     prefix: &str,
     n: usize,
     role: Role,
-) -> Result<&'a str, RpcError> {
+) -> Result<&'a str, ApiError> {
     let class = entry_field(e, prefix, n, "Class")?;
     if classes::lookup(class, role).is_none() {
-        return Err(errors::class_not_found(&format!("{prefix}.{n}.Class")));
+        return Err(ApiError::ClassNotFound {
+            param: format!("{prefix}.{n}.Class"),
+        });
     }
     Ok(class)
 }
 
-fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
+fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
     let max_shards = build::MAX_SHARDS;
     let shards = indexed_list(
         req,
@@ -312,7 +319,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
         (&mongos, "Mongos"),
     ] {
         if list.is_empty() {
-            return Err(RpcError::missing(&format!("{name}.1.Class")));
+            return Err(ApiError::missing(&format!("{name}.1.Class")));
         }
     }
     let common = parse_common(ctx, req, true)?;
@@ -332,7 +339,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
                 },
             })
         })
-        .collect::<Result<Vec<_>, RpcError>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let config_servers = config
         .iter()
         .enumerate()
@@ -345,7 +352,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
                 storage_gb: parse_u32(&format!("ConfigServer.{n}.Storage"), storage, u32::MAX)?,
             })
         })
-        .collect::<Result<Vec<_>, RpcError>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let mongos = mongos
         .iter()
         .enumerate()
@@ -354,10 +361,10 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
                 class: entry_class(e, "Mongos", i + 1, Role::Mongos)?.to_string(),
             })
         })
-        .collect::<Result<Vec<_>, RpcError>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     if let Some(p) = optional(req, "ProtocolType") {
         if p != "mongodb" && p != "dynamodb" {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "ProtocolType",
                 "Valid values are mongodb and dynamodb.",
             ));
@@ -372,7 +379,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, RpcError> {
 }
 
 impl Plan {
-    fn validate(&self, catalog: &Catalog) -> Result<(), RpcError> {
+    fn validate(&self, catalog: &Catalog) -> Result<(), ApiError> {
         match self {
             Plan::ReplicaSet(p) => build::validate_replica_set(p, catalog),
             Plan::Sharded(p) => build::validate_sharded(p, catalog),
@@ -388,7 +395,7 @@ impl Plan {
         }
     }
 
-    fn build(&self, catalog: &Catalog, creation_time: &str) -> Result<Instance, RpcError> {
+    fn build(&self, catalog: &Catalog, creation_time: &str) -> Result<Instance, ApiError> {
         let mut rng = rand::thread_rng();
         match self {
             Plan::ReplicaSet(p) => {
@@ -443,7 +450,7 @@ async fn create(
     req: Verified,
     sharded: bool,
     pinned: bool,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     if pinned {
         ctx.require_admin(&req)?;
     }
@@ -459,15 +466,10 @@ async fn create(
         match catalog.position(k) {
             Some((engine, _)) if engine == plan.engine_version() => Some(k.to_string()),
             _ => {
-                return Err(RpcError::new(
-                    "InvalidKernelVersion.NotFound",
-                    404,
-                    format!(
-                        "Kernel version {} is not a catalogued kernel of engine version {}.",
-                        clip(k),
-                        clip(plan.engine_version())
-                    ),
-                ))
+                return Err(ApiError::KernelVersionNotFound {
+                    kernel: k.to_string(),
+                    engine_version: plan.engine_version().to_string(),
+                })
             }
         }
     } else {
@@ -506,7 +508,7 @@ async fn create(
 }
 
 /// `CreateDBInstance`.
-pub async fn create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     create(ctx, req, false, false).await
 }
 
@@ -514,12 +516,12 @@ pub async fn create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
 pub async fn create_sharding_db_instance(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     create(ctx, req, true, false).await
 }
 
 /// `DdsdCreateDBInstance` (operator extension): `CreateDBInstance` + `KernelVersion`.
-pub async fn ddsd_create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     create(ctx, req, false, true).await
 }
 
@@ -527,12 +529,12 @@ pub async fn ddsd_create_db_instance(ctx: Arc<Context>, req: Verified) -> Result
 pub async fn ddsd_create_sharding_db_instance(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     create(ctx, req, true, true).await
 }
 
 /// `DeleteDBInstance`.
-pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let idem = idempotency(&req).map(|mut i| {
         i.response = json!({});
@@ -541,9 +543,9 @@ pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
     let instance = ctx.store.get_instance(id).await.map_err(from_store)?;
     match &instance {
         // Without a token there is nothing to replay: the instance is unknown (or already gone).
-        None if idem.is_none() => return Err(errors::instance_not_found()),
+        None if idem.is_none() => return Err(ApiError::InstanceNotFound),
         Some(i) if i.charge_type == ChargeType::PrePaid => {
-            return Err(errors::charge_type_violation())
+            return Err(ApiError::ChargeTypeViolation)
         }
         _ => {}
     }
@@ -568,10 +570,10 @@ pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
     }
 }
 
-fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, RpcError> {
+fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, ApiError> {
     let v = required(req, name)?;
     v.parse::<UtcTimeOfDay>().map_err(|_| {
-        RpcError::invalid_parameter(
+        ApiError::invalid_parameter(
             name,
             format!("Use HH:mmZ in UTC, e.g. 18:00Z; got \"{}\".", clip(v)),
         )
@@ -582,12 +584,12 @@ fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, RpcError> {
 pub async fn modify_db_instance_maintain_time(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let start = time_of_day(&req, "MaintainStartTime")?;
     let end = time_of_day(&req, "MaintainEndTime")?;
     let window = MaintainWindow::new(start, end).ok_or_else(|| {
-        RpcError::invalid_parameter(
+        ApiError::invalid_parameter(
             "MaintainEndTime",
             format!("The end time must be later than the start time ({start})."),
         )

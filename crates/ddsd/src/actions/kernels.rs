@@ -16,13 +16,14 @@
 
 use std::sync::{Arc, RwLock};
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use dds_engine::catalog::{Catalog, CatalogError, KernelRelease, MAX_KERNEL_VERSION_LEN};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::errors::{self, from_store};
-use super::params::{clip, optional, required};
+use super::errors::from_store;
+use super::params::{optional, required};
 use super::Context;
 use crate::store::Store;
 
@@ -50,46 +51,30 @@ impl std::fmt::Debug for KernelCatalog {
 }
 
 /// Why a publish was refused, as the wire error.
-fn publish_error(e: CatalogError) -> RpcError {
+fn publish_error(e: CatalogError) -> ApiError {
     match e {
-        CatalogError::UnknownEngine(v) => RpcError::new(
-            "InvalidEngineVersion.NotFound",
-            404,
-            format!("Engine version {} is not in the catalog.", clip(&v)),
-        ),
-        CatalogError::DuplicateKernel { kernel } => RpcError::new(
-            "InvalidKernelVersion.Duplicate",
-            400,
-            format!("Kernel version {} is already published.", clip(&kernel)),
-        ),
+        CatalogError::UnknownEngine(engine_version) => {
+            ApiError::EngineVersionNotFound { engine_version }
+        }
+        CatalogError::DuplicateKernel { kernel } => ApiError::KernelVersionDuplicate { kernel },
         CatalogError::NotNewer {
             kernel, previous, ..
-        } => RpcError::new(
-            "InvalidKernelVersion.NotNewer",
-            400,
-            format!(
-                "Kernel version {} must be newer than {} (both its build date and ReleaseDate).",
-                clip(&kernel),
-                previous
-            ),
-        ),
-        CatalogError::BadKernelVersion { reason, .. } => RpcError::new(
-            "InvalidKernelVersion.Malformed",
-            400,
-            format!("The format of specified KernelVersion is invalid: {reason}."),
-        ),
-        CatalogError::BadReleaseDate { .. } => RpcError::invalid_parameter(
+        } => ApiError::KernelVersionNotNewer { kernel, previous },
+        CatalogError::BadKernelVersion { reason, .. } => ApiError::KernelVersionMalformed {
+            reason: reason.to_string(),
+        },
+        CatalogError::BadReleaseDate { .. } => ApiError::invalid_parameter(
             "ReleaseDate",
             "Use YYYY-MM-DD, not earlier than the kernel's build date.",
         ),
-        CatalogError::BadReleaseNote { .. } => RpcError::invalid_parameter(
+        CatalogError::BadReleaseNote { .. } => ApiError::invalid_parameter(
             "ReleaseNote",
             format!(
                 "The note must not be empty and at most {} bytes.",
                 dds_engine::catalog::MAX_RELEASE_NOTE_LEN
             ),
         ),
-        other => RpcError::malformed_request(other.to_string()),
+        other => ApiError::malformed_request(other.to_string()),
     }
 }
 
@@ -145,7 +130,7 @@ impl KernelCatalog {
         store: &dyn Store,
         engine_version: &str,
         release: KernelRelease,
-    ) -> Result<(), RpcError> {
+    ) -> Result<(), ApiError> {
         let mut published = self.published.lock().await;
         let mut next = (*self.snapshot()).clone();
         next.publish(engine_version, release.clone())
@@ -157,7 +142,7 @@ impl KernelCatalog {
         });
         let text = serde_json::to_string(&list).map_err(|e| {
             tracing::error!("encoding published kernels: {e}");
-            RpcError::from(acs_rpc::Gateway::InternalError)
+            ApiError::from(acs_rpc::Gateway::InternalError)
         })?;
         store
             .put_setting(PUBLISHED_SETTING, &text)
@@ -173,14 +158,14 @@ impl KernelCatalog {
 pub async fn describe_available_engine_version(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let instance = ctx
         .store
         .get_instance(id)
         .await
         .map_err(from_store)?
-        .ok_or_else(errors::instance_not_found)?;
+        .ok_or(ApiError::InstanceNotFound)?;
     let catalog = ctx.kernels.snapshot();
     let later: Vec<&str> = if instance.is_standalone() {
         Vec::new()
@@ -195,15 +180,15 @@ pub async fn describe_available_engine_version(
 }
 
 /// `DescribeKernelReleaseNotes`.
-pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Value, RpcError> {
+pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
     let kernel = required(req, "KernelVersion")?;
     if kernel.len() > MAX_KERNEL_VERSION_LEN {
-        return Err(errors::invalid_kernel_release_notes());
+        return Err(ApiError::InvalidKernelReleaseNotes);
     }
     let catalog = ctx.kernels.snapshot();
     let notes: Vec<Value> = catalog
         .releases_after(kernel)
-        .map_err(|_| errors::invalid_kernel_release_notes())?
+        .map_err(|_| ApiError::InvalidKernelReleaseNotes)?
         .into_iter()
         .map(|k| json!({"KernelVersion": k.kernel_version, "ReleaseNote": k.release_note}))
         .collect();
@@ -212,7 +197,7 @@ pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Va
 
 /// `DdsdPublishKernelVersion` (operator extension): `EngineVersion`, `KernelVersion`,
 /// `ReleaseNote`, optional `ReleaseDate` (`YYYY-MM-DD`, default today in UTC).
-pub async fn publish_kernel_version(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn publish_kernel_version(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
     let engine_version = required(&req, "EngineVersion")?;
     let kernel_version = required(&req, "KernelVersion")?;

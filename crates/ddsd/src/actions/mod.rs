@@ -1,7 +1,7 @@
 //! The action table: `Action` name → handler.
 //!
 //! A handler is an async function of the shared [`Context`] and the verified request, returning
-//! the response fields (without `RequestId`, which the server adds) or an [`RpcError`]. Handlers
+//! the response fields (without `RequestId`, which the server adds) or an [`ApiError`]. Handlers
 //! validate everything before touching the store, and a request that is refused changes nothing.
 //! Handlers record intent (an instance status plus an operation, in one store transaction); the
 //! runtime moves operations, handlers never touch a node. Adding an action = a handler in a module
@@ -35,7 +35,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use serde_json::Value;
 
 use dds_engine::workflow::UpgradeConfig;
@@ -103,11 +104,11 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// `Forbidden.RAM` (403) unless the request was signed with an admin AccessKey.
-    pub fn require_admin(&self, req: &Verified) -> Result<(), RpcError> {
+    pub fn require_admin(&self, req: &Verified) -> Result<(), ApiError> {
         if self.admin_keys.contains(&req.access_key_id) {
             Ok(())
         } else {
-            Err(errors::forbidden_ram())
+            Err(ApiError::ForbiddenRam)
         }
     }
 
@@ -119,7 +120,7 @@ impl Context {
     }
 }
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
 pub type Handler = fn(Arc<Context>, Verified) -> HandlerFuture;
 
 /// Every action ddsd answers, by its vendor name; `Ddsd*` rows are ddsd's operator extensions

@@ -17,7 +17,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{format_timestamp, RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::{format_timestamp, Verified};
 use dds_engine::plane::Millis;
 use dds_engine::sim::Truth;
 use dds_engine::workflow::{OperationKind as FlowKind, RestartScope, RollingOperation};
@@ -227,12 +228,12 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
 }
 
 /// `DdsdDescribeOperations`.
-pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let only = optional(&req, "OperationId");
     if let Some(o) = only {
         if o.len() > crate::store::limits::MAX_ID_LEN {
-            return Err(RpcError::invalid_parameter(
+            return Err(ApiError::invalid_parameter(
                 "OperationId",
                 format!("Unknown operation \"{}…\".", clip(o)),
             ));
@@ -251,13 +252,7 @@ pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Resul
                 .await
                 .map_err(from_store)?
                 .filter(|o| o.instance_id == id)
-                .ok_or_else(|| {
-                    RpcError::new(
-                        "InvalidOperationId.NotFound",
-                        404,
-                        "The OperationId provided does not exist in our records for this instance.",
-                    )
-                })?;
+                .ok_or(ApiError::OperationNotFound)?;
             vec![op]
         }
         None => ctx

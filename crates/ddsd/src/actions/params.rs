@@ -4,7 +4,8 @@
 //! Legacy SDKs send optional parameters they were not given as empty strings, so an empty value
 //! counts as absent everywhere.
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use sha2::{Digest, Sha256};
 
 /// An optional parameter; an empty value counts as absent (legacy SDKs send empty optionals).
@@ -16,8 +17,8 @@ pub fn optional<'a>(req: &'a Verified, name: &str) -> Option<&'a str> {
 }
 
 /// A required parameter, else `Missing<Name>` (400) as the POP gateway answers.
-pub fn required<'a>(req: &'a Verified, name: &str) -> Result<&'a str, RpcError> {
-    optional(req, name).ok_or_else(|| RpcError::missing(name))
+pub fn required<'a>(req: &'a Verified, name: &str) -> Result<&'a str, ApiError> {
+    optional(req, name).ok_or_else(|| ApiError::missing(name))
 }
 
 /// Client text echoed in a message is cut short and stripped of control characters.
@@ -29,14 +30,14 @@ pub fn clip(s: &str) -> String {
 }
 
 /// A non-negative decimal integer: ASCII digits only (no sign, no spaces), at most `max`.
-pub fn parse_u32(name: &str, value: &str, max: u32) -> Result<u32, RpcError> {
+pub fn parse_u32(name: &str, value: &str, max: u32) -> Result<u32, ApiError> {
     parse_u32_in(name, value, 0, max)
 }
 
 /// As [`parse_u32`], from `min` to `max`; the message states the range that is really accepted.
-pub fn parse_u32_in(name: &str, value: &str, min: u32, max: u32) -> Result<u32, RpcError> {
+pub fn parse_u32_in(name: &str, value: &str, min: u32, max: u32) -> Result<u32, ApiError> {
     let bad = || {
-        RpcError::invalid_parameter(
+        ApiError::invalid_parameter(
             name,
             format!(
                 "Expected an integer from {min} to {max}, got \"{}\".",
@@ -56,19 +57,19 @@ pub fn parse_u32_in(name: &str, value: &str, min: u32, max: u32) -> Result<u32, 
 }
 
 /// An optional integer parameter.
-pub fn optional_u32(req: &Verified, name: &str, max: u32) -> Result<Option<u32>, RpcError> {
+pub fn optional_u32(req: &Verified, name: &str, max: u32) -> Result<Option<u32>, ApiError> {
     optional(req, name)
         .map(|v| parse_u32(name, v, max))
         .transpose()
 }
 
 /// `true` / `false` (any case), as the SDKs serialise booleans.
-pub fn optional_bool(req: &Verified, name: &str) -> Result<Option<bool>, RpcError> {
+pub fn optional_bool(req: &Verified, name: &str) -> Result<Option<bool>, ApiError> {
     match optional(req, name) {
         None => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(v) => Err(RpcError::invalid_parameter(
+        Some(v) => Err(ApiError::invalid_parameter(
             name,
             format!("Expected true or false, got \"{}\".", clip(v)),
         )),
@@ -86,18 +87,18 @@ pub fn indexed_list(
     prefix: &str,
     fields: &[&str],
     max_entries: usize,
-) -> Result<Vec<ListEntry>, RpcError> {
-    acs_rpc::indexed_list(&req.params, prefix, fields, max_entries)
+) -> Result<Vec<ListEntry>, ApiError> {
+    acs_rpc::indexed_list(&req.params, prefix, fields, max_entries).map_err(ApiError::from)
 }
 
 /// `Tag.N.Key` / `Tag.N.Value`, N from 1 to `max`; a value without a key is refused.
-pub fn tags(req: &Verified, max: usize) -> Result<Vec<(String, Option<String>)>, RpcError> {
+pub fn tags(req: &Verified, max: usize) -> Result<Vec<(String, Option<String>)>, ApiError> {
     let list = indexed_list(req, "Tag", &["Key", "Value"], max)?;
     list.into_iter()
         .enumerate()
         .map(|(i, mut e)| {
             let key = e.remove("Key").ok_or_else(|| {
-                RpcError::invalid_parameter(
+                ApiError::invalid_parameter(
                     &format!("Tag.{}.Key", i + 1),
                     "Every Tag.N needs a Key.",
                 )

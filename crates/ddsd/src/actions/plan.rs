@@ -23,7 +23,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{Gateway, RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::{Gateway, Verified};
 use dds_engine::model::{Instance, Topology};
 use dds_engine::sim::SimParams;
 use dds_engine::workflow::{
@@ -173,7 +174,7 @@ fn plan_json(
 pub async fn ddsd_describe_upgrade_plan(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let instance = load_instance(&ctx, id).await?;
     let catalog = ctx.kernels.snapshot();
@@ -196,10 +197,10 @@ pub async fn ddsd_describe_upgrade_plan(
 
 /// `NodeId` read as `RestartDBInstance` reads it: absent, or on a replica-set instance its own id (or its
 /// replica set's node id or name), means the whole instance.
-fn restart_scope(req: &Verified, instance: &Instance) -> Result<RestartScope, RpcError> {
+fn restart_scope(req: &Verified, instance: &Instance) -> Result<RestartScope, ApiError> {
     let node_id = optional(req, "NodeId");
     if let Some(n) = node_id.filter(|n| n.len() > MAX_NODE_PARAM_LEN) {
-        return Err(RpcError::invalid_parameter(
+        return Err(ApiError::invalid_parameter(
             "NodeId",
             format!(
                 "At most {MAX_NODE_PARAM_LEN} characters, got \"{}…\".",
@@ -243,7 +244,7 @@ const MAX_NODE_PARAM_LEN: usize = 64;
 pub async fn ddsd_describe_restart_plan(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let instance = load_instance(&ctx, id).await?;
     let scope = restart_scope(&req, &instance)?;

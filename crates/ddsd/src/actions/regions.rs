@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -91,7 +92,7 @@ enum Language {
     En,
 }
 
-fn language(req: &Verified) -> Result<Language, RpcError> {
+fn language(req: &Verified) -> Result<Language, ApiError> {
     match optional(req, "AcceptLanguage") {
         None => Ok(Language::Zh),
         Some(v) => {
@@ -101,7 +102,7 @@ fn language(req: &Verified) -> Result<Language, RpcError> {
             } else if base.eq_ignore_ascii_case("en") {
                 Ok(Language::En)
             } else {
-                Err(RpcError::invalid_parameter(
+                Err(ApiError::invalid_parameter(
                     "AcceptLanguage",
                     "Valid values are zh and en.",
                 ))
@@ -117,16 +118,12 @@ fn name(n: &Names, lang: Language) -> &str {
     }
 }
 
-pub fn describe_regions(ctx: &Context, req: &Verified) -> Result<Value, RpcError> {
+pub fn describe_regions(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
     let lang = language(req)?;
     let filter = optional(req, "RegionId");
     if let Some(id) = filter {
         if !ctx.regions.contains(id) {
-            return Err(RpcError::new(
-                "InvalidRegion.NotFound",
-                404,
-                "The RegionId or ZoneId provided does not exist in our records.",
-            ));
+            return Err(ApiError::RegionNotFound);
         }
     }
     let regions: Vec<Value> = ctx

@@ -19,7 +19,8 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::Verified;
 use dds_engine::model::Topology;
 use dds_engine::workflow::{RestartScope, RollingOperation};
 use serde_json::Value;
@@ -31,9 +32,9 @@ use super::Context;
 /// Longest `NodeId` / `NodeType` accepted (vendor node ids are about 20 characters).
 const MAX_NODE_PARAM_LEN: usize = 64;
 
-fn bounded<'a>(req: &'a Verified, name: &str) -> Result<Option<&'a str>, RpcError> {
+fn bounded<'a>(req: &'a Verified, name: &str) -> Result<Option<&'a str>, ApiError> {
     match optional(req, name) {
-        Some(v) if v.len() > MAX_NODE_PARAM_LEN => Err(RpcError::invalid_parameter(
+        Some(v) if v.len() > MAX_NODE_PARAM_LEN => Err(ApiError::invalid_parameter(
             name,
             format!(
                 "At most {MAX_NODE_PARAM_LEN} characters, got \"{}…\".",
@@ -45,7 +46,7 @@ fn bounded<'a>(req: &'a Verified, name: &str) -> Result<Option<&'a str>, RpcErro
 }
 
 /// `RestartDBInstance`.
-pub async fn restart_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, RpcError> {
+pub async fn restart_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let node_id = bounded(&req, "NodeId")?;
     bounded(&req, "NodeType")?;
@@ -90,7 +91,7 @@ mod tests {
     use dds_engine::model::DbInstanceStatus;
     use serde_json::json;
 
-    async fn call(t: &Env, params: &[(&str, &str)]) -> Result<Value, RpcError> {
+    async fn call(t: &Env, params: &[(&str, &str)]) -> Result<Value, ApiError> {
         restart_db_instance(t.ctx.clone(), req("RestartDBInstance", params)).await
     }
 

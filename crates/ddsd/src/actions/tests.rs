@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use acs_rpc::RpcError;
+use crate::actions::errors::ApiError;
 use dds_engine::catalog::Catalog;
 use dds_engine::model::{DbInstanceStatus, DbInstanceType, Instance};
 use serde_json::Value;
@@ -22,12 +22,12 @@ async fn call_as(
     key: &str,
     action: &str,
     params: &[(&str, &str)],
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let handler = lookup(action).unwrap_or_else(|| panic!("{action} is in the table"));
     handler(ctx.clone(), req_as(action, key, params)).await
 }
 
-async fn call(t: &TestCtx, action: &str, params: &[(&str, &str)]) -> Result<Value, RpcError> {
+async fn call(t: &TestCtx, action: &str, params: &[(&str, &str)]) -> Result<Value, ApiError> {
     call_as(&t.ctx, "testid", action, params).await
 }
 
@@ -37,7 +37,7 @@ async fn ok(t: &TestCtx, action: &str, params: &[(&str, &str)]) -> Value {
         .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
 }
 
-fn assert_err(r: Result<Value, RpcError>, code: &str, status: u16, what: &str) -> RpcError {
+fn assert_err(r: Result<Value, ApiError>, code: &str, status: u16, what: &str) -> ApiError {
     match r {
         Ok(v) => panic!("{what}: expected {code}, got {v}"),
         Err(e) => {

@@ -24,12 +24,13 @@
 
 use std::sync::Arc;
 
-use acs_rpc::{Gateway, RpcError, Verified};
+use crate::actions::errors::ApiError;
+use acs_rpc::{Gateway, Verified};
 use dds_engine::model::Instance;
 use dds_engine::workflow::{PreflightError, RollingOperation};
 use serde_json::{json, Value};
 
-use super::errors::{self, from_store};
+use super::errors::from_store;
 use super::params::{clip, optional, required};
 use super::Context;
 use crate::runtime::operation::busy_status;
@@ -38,11 +39,11 @@ use crate::store::Accepted;
 use dds_engine::model::DbInstanceStatus;
 
 /// `SwitchMode`: `0` (default) now, `1` in the maintenance window.
-pub(crate) fn switch_mode(req: &Verified) -> Result<bool, RpcError> {
+pub(crate) fn switch_mode(req: &Verified) -> Result<bool, ApiError> {
     match optional(req, "SwitchMode") {
         None | Some("0") => Ok(false),
         Some("1") => Ok(true),
-        Some(v) => Err(RpcError::invalid_parameter(
+        Some(v) => Err(ApiError::invalid_parameter(
             "SwitchMode",
             format!(
                 "Valid values are 0 (immediately) and 1 (in the maintenance window), got \"{}\".",
@@ -52,45 +53,18 @@ pub(crate) fn switch_mode(req: &Verified) -> Result<bool, RpcError> {
     }
 }
 
-pub(crate) fn already_latest() -> RpcError {
-    RpcError::new(
-        "InvalidMinorVersionAlreadyLatest",
-        400,
-        "Minor version for instance is already the latest version.",
-    )
-}
-
-fn incorrect_state(detail: impl std::fmt::Display) -> RpcError {
-    RpcError::new(
-        "IncorrectDBInstanceState",
-        403,
-        format!("Current DB instance state does not support this operation. {detail}"),
-    )
-}
-
 /// A refusal from the engine's preflight, as the vendor error (with what exactly failed appended).
-pub(crate) fn preflight_error(e: PreflightError) -> RpcError {
-    match e {
-        PreflightError::AlreadyOnTarget { .. } => already_latest(),
-        PreflightError::InvalidTarget { .. } | PreflightError::InvalidConfig { .. } => {
-            tracing::error!(error = %e, "rolling operation could not be planned");
-            Gateway::InternalError.into()
-        }
-        PreflightError::NotRunning { .. } => errors::status_denied(),
-        other => {
-            let v = other.vendor_code();
-            RpcError::new(v.code, v.http_status, format!("{} ({other})", v.message))
-        }
-    }
+pub(crate) fn preflight_error(e: PreflightError) -> ApiError {
+    ApiError::from_preflight(&e)
 }
 
 /// Loads the instance or answers `InvalidDBInstanceId.NotFound`.
-pub(crate) async fn load_instance(ctx: &Context, id: &str) -> Result<Instance, RpcError> {
+pub(crate) async fn load_instance(ctx: &Context, id: &str) -> Result<Instance, ApiError> {
     ctx.store
         .get_instance(id)
         .await
         .map_err(from_store)?
-        .ok_or_else(errors::instance_not_found)
+        .ok_or(ApiError::InstanceNotFound)
 }
 
 /// Records a planned rolling operation: refuses while another operation is unfinished or the deployment fails
@@ -101,18 +75,24 @@ pub(crate) async fn accept(
     instance: &Instance,
     op: RollingOperation,
     deferred: bool,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = instance.id.as_str();
     // Checked before the live preflight so that "another operation is running" is reported as such, not as
     // whatever that operation is doing to the deployment right now.
     let newest = ctx.store.list_operations(id, 1).await.map_err(from_store)?;
     if let Some(o) = newest.first().filter(|o| !o.status.is_finished()) {
-        return Err(errors::operation_unfinished(&o.id));
+        return Err(ApiError::OperationUnfinished {
+            operation_id: o.id.clone(),
+        });
     }
     if let Some(plane) = &ctx.plane {
         match plane.observe(id).await {
             Ok(Some(obs)) => op.preflight(&obs).map_err(preflight_error)?,
-            Ok(None) => return Err(incorrect_state("The instance has no running deployment.")),
+            Ok(None) => {
+                return Err(ApiError::incorrect_state(
+                    "The instance has no running deployment.",
+                ))
+            }
             Err(e) => {
                 tracing::error!(instance_id = %id, error = %e, "cannot observe the deployment");
                 return Err(Gateway::ServiceUnavailable.into());
@@ -152,7 +132,7 @@ pub(crate) async fn accept(
 pub async fn upgrade_db_instance_kernel_version(
     ctx: Arc<Context>,
     req: Verified,
-) -> Result<Value, RpcError> {
+) -> Result<Value, ApiError> {
     let id = required(&req, "DBInstanceId")?;
     let deferred = switch_mode(&req)?;
     let instance = load_instance(&ctx, id).await?;
@@ -421,7 +401,7 @@ mod tests {
         .unwrap();
     }
 
-    async fn call(ctx: &Arc<Context>, params: &[(&str, &str)]) -> Result<Value, RpcError> {
+    async fn call(ctx: &Arc<Context>, params: &[(&str, &str)]) -> Result<Value, ApiError> {
         upgrade_db_instance_kernel_version(ctx.clone(), req(ACTION, params)).await
     }
 
@@ -534,7 +514,7 @@ mod tests {
         assert!(op.started_ms.is_none(), "started outside the window");
         // Still refused while the deferred operation waits, although the status reads Running; the
         // message names the operation in the way, since the status does not explain the refusal.
-        let names_the_operation = |e: RpcError| {
+        let names_the_operation = |e: ApiError| {
             assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
             assert!(e.message().contains(&ops[0].id), "{}", e.message());
         };
