@@ -484,23 +484,23 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             format,
         );
     }
-    let Some((name, handler)) = actions::lookup_named(&verified.action) else {
+    let Some(spec) = actions::lookup(&verified.action) else {
         return fail(Gateway::InvalidActionNotFound.into(), format);
     };
-    if let Some(injected) = app.ctx.api_faults.fire(name, &verified) {
+    if let Some(injected) = app.ctx.api_faults.fire(spec.name, &verified) {
         if let Some(delay) = injected.delay {
             tokio::time::sleep(delay).await;
         }
         if let Some(error) = injected.error {
             let mut response = fail(error, format);
-            response.extensions_mut().insert(ActionLabel(name));
+            response.extensions_mut().insert(ActionLabel(spec.name));
             return response;
         }
     }
     let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();
-    let outcome = tokio::spawn(handler(ctx, verified).instrument(span)).await;
+    let outcome = tokio::spawn(spec.run(ctx, verified).instrument(span)).await;
     let mut response = match outcome {
         Ok(Ok(value)) => reply(
             encode_success(&action, &request_id, &value, format),
@@ -513,7 +513,7 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
             fail(Gateway::InternalError.into(), format)
         }
     };
-    response.extensions_mut().insert(ActionLabel(name));
+    response.extensions_mut().insert(ActionLabel(spec.name));
     response
 }
 

@@ -516,7 +516,8 @@ fn random_requests_to_every_action_never_panic_never_5xx_and_refusals_change_not
         .run(&strategy, |(params, (scheme, admin))| {
             rt.block_on(async {
                 let key = if admin { ADMIN } else { USER };
-                for (action, _) in ACTIONS {
+                for spec in ACTIONS {
+                    let action = &spec.name;
                     let before = h.snapshot().await;
                     let (status, body) = h.call(action, &params, scheme, key).await;
                     let code = match body.split_once("<Code>") {

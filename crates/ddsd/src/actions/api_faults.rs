@@ -230,12 +230,12 @@ fn invalid(name: &str, reason: impl std::fmt::Display) -> ApiError {
 
 /// A vendor action of the action table, or `*`.
 fn target_action(req: &Verified) -> Result<String, ApiError> {
-    let name = required(req, "TargetAction")?;
+    let name = required(&req.params, "TargetAction")?;
     if name == "*" {
         return Ok(name.into());
     }
-    match super::lookup_named(name) {
-        Some((table_name, _)) if !table_name.starts_with("Ddsd") => Ok(table_name.into()),
+    match super::lookup(name) {
+        Some(spec) if !spec.name.starts_with("Ddsd") => Ok(spec.name.into()),
         _ => Err(invalid(
             "TargetAction",
             format!(
@@ -248,9 +248,9 @@ fn target_action(req: &Verified) -> Result<String, ApiError> {
 
 /// The error to answer; `None` when the request gives no `ErrorCode` (a delay only).
 fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> {
-    let Some(code) = optional(req, "ErrorCode") else {
+    let Some(code) = optional(&req.params, "ErrorCode") else {
         for name in ["HttpStatus", "Message", "RetryAfterMs"] {
-            if optional(req, name).is_some() {
+            if optional(&req.params, name).is_some() {
                 return Err(ApiError::missing("ErrorCode"));
             }
         }
@@ -266,7 +266,7 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> 
             format!("Use at most {MAX_CODE_BYTES} letters, digits, '.', '_' or '-'."),
         ));
     }
-    let status = optional_u32(req, "HttpStatus", 599)?;
+    let status = optional_u32(&req.params, "HttpStatus", 599)?;
     if let Some(s) = status {
         if s < 400 {
             return Err(invalid(
@@ -275,7 +275,7 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> 
             ));
         }
     }
-    let message = optional(req, "Message");
+    let message = optional(&req.params, "Message");
     if let Some(m) = message {
         if m.len() > MAX_MESSAGE_BYTES || m.chars().any(char::is_control) {
             return Err(invalid(
@@ -314,21 +314,21 @@ pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Valu
     ctx.require_admin(&req)?;
     let target_action = target_action(&req)?;
     let error = error_row(&req)?;
-    let delay_ms = optional_u32(&req, "DelayMs", MAX_DELAY_MS)?
+    let delay_ms = optional_u32(&req.params, "DelayMs", MAX_DELAY_MS)?
         .filter(|&ms| ms > 0)
         .map(u64::from);
     if error.is_none() && delay_ms.is_none() {
         return Err(ApiError::MissingErrorCode);
     }
-    let count = optional_u32(&req, "Count", MAX_COUNT)?.unwrap_or(1);
+    let count = optional_u32(&req.params, "Count", MAX_COUNT)?.unwrap_or(1);
     if count == 0 {
         return Err(invalid("Count", format!("Use 1 to {MAX_COUNT}.")));
     }
-    let retry_after_ms =
-        optional_u32(&req, "RetryAfterMs", MAX_RETRY_AFTER_MS)?.map(|ms| u64::from(ms.max(1)));
-    let instance_id = match optional(&req, "DBInstanceId") {
+    let retry_after_ms = optional_u32(&req.params, "RetryAfterMs", MAX_RETRY_AFTER_MS)?
+        .map(|ms| u64::from(ms.max(1)));
+    let instance_id = match optional(&req.params, "DBInstanceId") {
         Some(id) => {
-            super::upgrade::load_instance(&ctx, id).await?;
+            super::rolling::load_instance(&ctx, id).await?;
             Some(id.to_string())
         }
         None => None,
@@ -369,7 +369,7 @@ pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Resul
 /// `DdsdClearApiFaults`.
 pub async fn ddsd_clear_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
-    let cleared = match optional(&req, "FaultId") {
+    let cleared = match optional(&req.params, "FaultId") {
         // One lookup under the lock: an id that is not a number matches no fault.
         Some(v) => match ctx.api_faults.clear(Some(v.parse().unwrap_or(0))) {
             0 => {

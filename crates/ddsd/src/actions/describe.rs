@@ -330,8 +330,8 @@ pub async fn describe_db_instance_attribute(
     ctx: Arc<Context>,
     req: Verified,
 ) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    if let Some(engine) = optional(&req, "Engine") {
+    let id = required(&req.params, "DBInstanceId")?;
+    if let Some(engine) = optional(&req.params, "Engine") {
         if engine != "MongoDB" {
             return Err(ApiError::invalid_parameter(
                 "Engine",
@@ -341,7 +341,7 @@ pub async fn describe_db_instance_attribute(
     }
     // Released instances are removed, not kept in a recycle bin: there is nothing to show for
     // IsDelete=true.
-    if optional_bool(&req, "IsDelete")? == Some(true) {
+    if optional_bool(&req.params, "IsDelete")? == Some(true) {
         return Err(ApiError::InstanceNotFound);
     }
     let instance = ctx
@@ -362,7 +362,7 @@ enum Query {
 }
 
 fn string_filter(req: &Verified, name: &str) -> Result<Option<String>, ApiError> {
-    match optional(req, name) {
+    match optional(&req.params, name) {
         Some(v) if v.len() > limits::MAX_FIELD_LEN => Err(ApiError::invalid_parameter(
             name,
             format!("At most {} characters.", limits::MAX_FIELD_LEN),
@@ -382,7 +382,7 @@ fn valid_expire_time(s: &str) -> bool {
 
 fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
     let mut nothing = false;
-    let instance_type = match optional(req, "DBInstanceType") {
+    let instance_type = match optional(&req.params, "DBInstanceType") {
         None | Some("replicate") => DbInstanceType::Replicate,
         Some("sharding") => DbInstanceType::Sharding,
         Some("serverless") => {
@@ -405,7 +405,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             return Err(ApiError::RegionNotFound);
         }
     }
-    let mut ids: Vec<String> = match optional(req, "DBInstanceId") {
+    let mut ids: Vec<String> = match optional(&req.params, "DBInstanceId") {
         None => Vec::new(),
         Some(v) => {
             let ids: Vec<String> = v
@@ -440,20 +440,20 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             _ => nothing = true,
         }
     }
-    let status = match optional(req, "DBInstanceStatus") {
+    let status = match optional(&req.params, "DBInstanceStatus") {
         None => None,
         Some(v) => Some(
             v.parse::<DbInstanceStatus>()
                 .map_err(|_| ApiError::StatusNotFound)?,
         ),
     };
-    let charge_type = match optional(req, "ChargeType") {
+    let charge_type = match optional(&req.params, "ChargeType") {
         None => None,
         Some(v) => Some(v.parse::<ChargeType>().map_err(|_| {
             ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?),
     };
-    let replication_factor = match optional(req, "ReplicationFactor") {
+    let replication_factor = match optional(&req.params, "ReplicationFactor") {
         None => None,
         Some(v) => {
             let n = parse_u32("ReplicationFactor", v, 7)?;
@@ -466,7 +466,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             Some(n)
         }
     };
-    if let Some(v) = optional(req, "DBNodeType") {
+    if let Some(v) = optional(&req.params, "DBNodeType") {
         if !["customized", "standard", "default"].contains(&v) {
             return Err(ApiError::invalid_parameter(
                 "DBNodeType",
@@ -475,10 +475,10 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
         }
     }
     // ddsd bills nothing, so no instance ever expires.
-    if optional_bool(req, "Expired")? == Some(true) {
+    if optional_bool(&req.params, "Expired")? == Some(true) {
         nothing = true;
     }
-    if let Some(v) = optional(req, "ExpireTime") {
+    if let Some(v) = optional(&req.params, "ExpireTime") {
         if !valid_expire_time(v) {
             return Err(ApiError::invalid_parameter(
                 "ExpireTime",
@@ -487,7 +487,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
         }
         nothing = true;
     }
-    let tags = tags(req, limits::MAX_TAGS)?
+    let tags = tags(&req.params, limits::MAX_TAGS)?
         .into_iter()
         .map(|(key, value)| TagFilter { key, value })
         .collect();
@@ -516,11 +516,11 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
 
 /// `PageNumber` (default 1) and `PageSize` (30 default, 50, 100).
 fn parse_page(req: &Verified) -> Result<(u32, u32), ApiError> {
-    let number = match optional(req, "PageNumber") {
+    let number = match optional(&req.params, "PageNumber") {
         None => 1,
         Some(v) => parse_u32_in("PageNumber", v, 1, MAX_PAGE_NUMBER)?,
     };
-    let size = match optional(req, "PageSize") {
+    let size = match optional(&req.params, "PageSize") {
         None => DEFAULT_PAGE_SIZE,
         Some(v) => {
             let n = v.parse::<u32>().ok().filter(|n| PAGE_SIZES.contains(n));

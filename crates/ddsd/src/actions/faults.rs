@@ -38,7 +38,7 @@ use dds_engine::sim::Fault;
 use serde_json::{json, Map, Value};
 
 use super::params::{clip, optional, optional_u32, required};
-use super::upgrade::load_instance;
+use super::rolling::load_instance;
 use super::Context;
 use crate::plane::{DataPlane, PlaneError};
 
@@ -96,7 +96,7 @@ fn members(instance: &Instance) -> Vec<&dds_engine::model::MemberSpec> {
 }
 
 fn mongod(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
-    let n = required(req, "NodeId")?;
+    let n = required(&req.params, "NodeId")?;
     members(instance)
         .iter()
         .find(|m| m.node_id == n)
@@ -107,7 +107,7 @@ fn mongod(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
 /// The replica set's name, from its node id, its name, a member's node id, or (replica-set instances) the
 /// instance id.
 fn replica_set(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
-    let n = optional(req, "NodeId").unwrap_or(instance.id.as_str());
+    let n = optional(&req.params, "NodeId").unwrap_or(instance.id.as_str());
     let sets = instance.topology.replica_sets();
     if let (Topology::ReplicaSet { replica_set }, true) = (&instance.topology, n == instance.id) {
         return Ok(replica_set.name.clone());
@@ -119,7 +119,7 @@ fn replica_set(req: &Verified, instance: &Instance) -> Result<String, ApiError> 
 }
 
 fn seconds(req: &Verified, name: &str) -> Result<Option<Millis>, ApiError> {
-    Ok(optional_u32(req, name, MAX_SECONDS)?.map(|s| u64::from(s) * 1_000))
+    Ok(optional_u32(&req.params, name, MAX_SECONDS)?.map(|s| u64::from(s) * 1_000))
 }
 
 fn required_seconds(req: &Verified, name: &str) -> Result<Millis, ApiError> {
@@ -132,7 +132,7 @@ pub fn fault_from_request(
     instance: &Instance,
     now: Millis,
 ) -> Result<Fault, ApiError> {
-    let kind = required(req, "FaultType")?;
+    let kind = required(&req.params, "FaultType")?;
     Ok(match kind {
         "StartFails" => Fault::StartFails {
             node_id: mongod(req, instance)?,
@@ -141,7 +141,7 @@ pub fn fault_from_request(
             node_id: mongod(req, instance)?,
         },
         "StuckInState" => {
-            let state = match required(req, "State")? {
+            let state = match required(&req.params, "State")? {
                 "STARTUP2" => MemberState::Startup2,
                 "RECOVERING" => MemberState::Recovering,
                 other => {
@@ -185,7 +185,7 @@ pub fn fault_from_request(
             window_ms: required_seconds(req, "WindowSeconds")?,
         },
         "MongosStartFails" => {
-            let n = required(req, "NodeId")?;
+            let n = required(&req.params, "NodeId")?;
             let node_id = instance
                 .topology
                 .mongos()
@@ -242,7 +242,7 @@ fn sim_plane(ctx: &Context, req: &Verified) -> Result<Arc<crate::plane::sim::Sim
 /// `DdsdArmFault`.
 pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     let instance = load_instance(&ctx, id).await?;
     let fault = fault_from_request(&req, &instance, sim.now_ms())?;
     let value = serde_json::to_value(&fault).map_err(|_| Gateway::InternalError)?;
@@ -256,7 +256,7 @@ pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, A
 /// `DdsdDescribeFaults`.
 pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     load_instance(&ctx, id).await?;
     let faults = sim.list_faults(id).await.map_err(plane_error)?;
     let list: Vec<Value> = faults.iter().map(fault_json).collect();
@@ -266,7 +266,7 @@ pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Va
 /// `DdsdClearFaults`.
 pub async fn ddsd_clear_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     load_instance(&ctx, id).await?;
     let armed = sim.list_faults(id).await.map_err(plane_error)?.len();
     sim.clear_faults(id).await.map_err(plane_error)?;

@@ -131,22 +131,22 @@ fn parse_common(
     req: &Verified,
     engine_required: bool,
 ) -> Result<CreateCommon, ApiError> {
-    let region_id = required(req, "RegionId")?;
+    let region_id = required(&req.params, "RegionId")?;
     let engine = if engine_required {
-        Some(required(req, "Engine")?)
+        Some(required(&req.params, "Engine")?)
     } else {
-        optional(req, "Engine")
+        optional(&req.params, "Engine")
     };
-    let engine_version = required(req, "EngineVersion")?;
+    let engine_version = required(&req.params, "EngineVersion")?;
     for name in UNSUPPORTED {
-        if optional(req, name).is_some() {
+        if optional(&req.params, name).is_some() {
             return Err(ApiError::invalid_parameter(
                 name,
                 "ddsd does not support cloning, restoring, dedicated clusters or custom keys.",
             ));
         }
     }
-    if optional_bool(req, "Encrypted")? == Some(true) {
+    if optional_bool(&req.params, "Encrypted")? == Some(true) {
         return Err(ApiError::invalid_parameter(
             "Encrypted",
             "ddsd does not support cloud disk encryption.",
@@ -156,7 +156,7 @@ fn parse_common(
         .regions
         .zones(region_id)
         .ok_or(ApiError::RegionNotFound)?;
-    let zone_id = match optional(req, "ZoneId") {
+    let zone_id = match optional(&req.params, "ZoneId") {
         Some(z) if zones.contains(&z) => z.to_string(),
         Some(_) => return Err(ApiError::ZoneNotFound),
         None => zones
@@ -165,20 +165,20 @@ fn parse_common(
             .ok_or(ApiError::ZoneNotFound)?,
     };
     for name in ["SecondaryZoneId", "HiddenZoneId"] {
-        if let Some(z) = optional(req, name) {
+        if let Some(z) = optional(&req.params, name) {
             if !zones.contains(&z) {
                 return Err(ApiError::ZoneNotFound);
             }
         }
     }
-    let charge_type = match optional(req, "ChargeType") {
+    let charge_type = match optional(&req.params, "ChargeType") {
         None => ChargeType::PostPaid,
         Some(v) => v.parse::<ChargeType>().map_err(|_| {
             ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?,
     };
     if charge_type == ChargeType::PrePaid {
-        let period = required(req, "Period")?;
+        let period = required(&req.params, "Period")?;
         let period = parse_u32("Period", period, 60)?;
         if !PERIODS.contains(&period) {
             return Err(ApiError::invalid_parameter(
@@ -187,14 +187,14 @@ fn parse_common(
             ));
         }
     }
-    if let Some(p) = optional(req, "AccountPassword") {
+    if let Some(p) = optional(&req.params, "AccountPassword") {
         check_password(p)?;
     }
-    if let Some(v) = optional(req, "ProvisionedIops") {
+    if let Some(v) = optional(&req.params, "ProvisionedIops") {
         parse_u32("ProvisionedIops", v, 50_000)?;
     }
-    optional_bool(req, "AutoRenew")?;
-    if let Some(token) = optional(req, "ClientToken") {
+    optional_bool(&req.params, "AutoRenew")?;
+    if let Some(token) = optional(&req.params, "ClientToken") {
         if token.len() > limits::MAX_CLIENT_TOKEN_LEN
             || !token.bytes().all(|b| b.is_ascii_graphic())
         {
@@ -205,7 +205,7 @@ fn parse_common(
         }
     }
     let mut tag_list: Vec<Tag> = Vec::new();
-    for (i, (key, value)) in tags(req, build::MAX_TAGS)?.into_iter().enumerate() {
+    for (i, (key, value)) in tags(&req.params, build::MAX_TAGS)?.into_iter().enumerate() {
         if tag_list.iter().any(|t| t.key == key) {
             return Err(ApiError::invalid_parameter(
                 &format!("Tag.{}.Key", i + 1),
@@ -217,10 +217,10 @@ fn parse_common(
             value: value.unwrap_or_default(),
         });
     }
-    let vpc_id = optional(req, "VpcId")
+    let vpc_id = optional(&req.params, "VpcId")
         .map(str::to_string)
         .unwrap_or_else(|| generated_id("vpc", region_id));
-    let vswitch_id = optional(req, "VSwitchId")
+    let vswitch_id = optional(&req.params, "VSwitchId")
         .map(str::to_string)
         .unwrap_or_else(|| generated_id("vsw", region_id));
     Ok(CreateCommon {
@@ -228,14 +228,14 @@ fn parse_common(
         zone_id,
         engine: engine.map(str::to_string),
         engine_version: engine_version.to_string(),
-        description: optional(req, "DBInstanceDescription").map(str::to_string),
-        storage_type: optional(req, "StorageType").map(str::to_string),
-        storage_engine: optional(req, "StorageEngine").map(str::to_string),
+        description: optional(&req.params, "DBInstanceDescription").map(str::to_string),
+        storage_type: optional(&req.params, "StorageType").map(str::to_string),
+        storage_engine: optional(&req.params, "StorageEngine").map(str::to_string),
         charge_type,
-        network_type: optional(req, "NetworkType").map(str::to_string),
+        network_type: optional(&req.params, "NetworkType").map(str::to_string),
         vpc_id: Some(vpc_id),
         vswitch_id: Some(vswitch_id),
-        resource_group_id: optional(req, "ResourceGroupId").map(str::to_string),
+        resource_group_id: optional(&req.params, "ResourceGroupId").map(str::to_string),
         tags: tag_list,
     })
 }
@@ -248,12 +248,12 @@ enum Plan {
 
 fn parse_replica_set(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
     // Presence first, in the vendor's order.
-    let class = required(req, "DBInstanceClass")?;
-    let storage = required(req, "DBInstanceStorage")?;
+    let class = required(&req.params, "DBInstanceClass")?;
+    let storage = required(&req.params, "DBInstanceStorage")?;
     let common = parse_common(ctx, req, false)?;
     let storage_gb = parse_u32("DBInstanceStorage", storage, u32::MAX)?;
-    let replication_factor = optional_u32(req, "ReplicationFactor", 1_000)?.unwrap_or(3);
-    let readonly_replicas = optional_u32(req, "ReadonlyReplicas", 1_000)?.unwrap_or(0);
+    let replication_factor = optional_u32(&req.params, "ReplicationFactor", 1_000)?.unwrap_or(3);
+    let readonly_replicas = optional_u32(&req.params, "ReadonlyReplicas", 1_000)?.unwrap_or(0);
     let role = if replication_factor == 1 {
         Role::Standalone
     } else {
@@ -306,13 +306,18 @@ fn entry_class<'a>(
 fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
     let max_shards = build::MAX_SHARDS;
     let shards = indexed_list(
-        req,
+        &req.params,
         "ReplicaSet",
         &["Class", "Storage", "ReadonlyReplicas"],
         max_shards,
     )?;
-    let config = indexed_list(req, "ConfigServer", &["Class", "Storage"], max_shards)?;
-    let mongos = indexed_list(req, "Mongos", &["Class"], build::MAX_MONGOS)?;
+    let config = indexed_list(
+        &req.params,
+        "ConfigServer",
+        &["Class", "Storage"],
+        max_shards,
+    )?;
+    let mongos = indexed_list(&req.params, "Mongos", &["Class"], build::MAX_MONGOS)?;
     for (list, name) in [
         (&shards, "ReplicaSet"),
         (&config, "ConfigServer"),
@@ -362,7 +367,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    if let Some(p) = optional(req, "ProtocolType") {
+    if let Some(p) = optional(&req.params, "ProtocolType") {
         if p != "mongodb" && p != "dynamodb" {
             return Err(ApiError::invalid_parameter(
                 "ProtocolType",
@@ -431,10 +436,10 @@ fn new_operation(state: OperationState) -> NewOperation {
 }
 
 fn idempotency(req: &Verified) -> Option<Idempotency> {
-    optional(req, "ClientToken").map(|token| Idempotency {
+    optional(&req.params, "ClientToken").map(|token| Idempotency {
         scope: format!("{}/{}", req.access_key_id, req.action),
         client_token: token.to_string(),
-        fingerprint: fingerprint(req),
+        fingerprint: fingerprint(&req.params),
         response: Value::Null,
     })
 }
@@ -462,7 +467,7 @@ async fn create(
     let catalog = ctx.kernels.snapshot();
     plan.validate(&catalog)?;
     let kernel = if pinned {
-        let k = required(&req, "KernelVersion")?;
+        let k = required(&req.params, "KernelVersion")?;
         match catalog.position(k) {
             Some((engine, _)) if engine == plan.engine_version() => Some(k.to_string()),
             _ => {
@@ -535,7 +540,7 @@ pub async fn ddsd_create_sharding_db_instance(
 
 /// `DeleteDBInstance`.
 pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     let idem = idempotency(&req).map(|mut i| {
         i.response = json!({});
         i
@@ -571,7 +576,7 @@ pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
 }
 
 fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, ApiError> {
-    let v = required(req, name)?;
+    let v = required(&req.params, name)?;
     v.parse::<UtcTimeOfDay>().map_err(|_| {
         ApiError::invalid_parameter(
             name,
@@ -585,7 +590,7 @@ pub async fn modify_db_instance_maintain_time(
     ctx: Arc<Context>,
     req: Verified,
 ) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     let start = time_of_day(&req, "MaintainStartTime")?;
     let end = time_of_day(&req, "MaintainEndTime")?;
     let window = MaintainWindow::new(start, end).ok_or_else(|| {

@@ -159,7 +159,7 @@ pub async fn describe_available_engine_version(
     ctx: Arc<Context>,
     req: Verified,
 ) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
+    let id = required(&req.params, "DBInstanceId")?;
     let instance = ctx
         .store
         .get_instance(id)
@@ -181,7 +181,7 @@ pub async fn describe_available_engine_version(
 
 /// `DescribeKernelReleaseNotes`.
 pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
-    let kernel = required(req, "KernelVersion")?;
+    let kernel = required(&req.params, "KernelVersion")?;
     if kernel.len() > MAX_KERNEL_VERSION_LEN {
         return Err(ApiError::InvalidKernelReleaseNotes);
     }
@@ -199,10 +199,10 @@ pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Va
 /// `ReleaseNote`, optional `ReleaseDate` (`YYYY-MM-DD`, default today in UTC).
 pub async fn publish_kernel_version(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
     ctx.require_admin(&req)?;
-    let engine_version = required(&req, "EngineVersion")?;
-    let kernel_version = required(&req, "KernelVersion")?;
-    let release_note = required(&req, "ReleaseNote")?;
-    let release_date = match optional(&req, "ReleaseDate") {
+    let engine_version = required(&req.params, "EngineVersion")?;
+    let kernel_version = required(&req.params, "KernelVersion")?;
+    let release_note = required(&req.params, "ReleaseNote")?;
+    let release_date = match optional(&req.params, "ReleaseDate") {
         Some(d) => d.to_string(),
         None => {
             let today = time::OffsetDateTime::now_utc().date();

@@ -44,7 +44,7 @@ use dds_engine::workflow::UpgradeConfig;
 use crate::plane::sim::SimPlane;
 use crate::plane::DataPlane;
 use crate::runtime::RuntimeHandle;
-use crate::store::Store;
+use crate::store::{Idempotency, Store};
 
 pub mod api_faults;
 pub mod classes;
@@ -58,6 +58,7 @@ pub mod params;
 pub mod plan;
 pub mod regions;
 pub mod restart;
+pub mod rolling;
 pub mod upgrade;
 
 #[cfg(test)]
@@ -120,93 +121,242 @@ impl Context {
     }
 }
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
-pub type Handler = fn(Arc<Context>, Verified) -> HandlerFuture;
-
-/// Every action ddsd answers, by its vendor name; `Ddsd*` rows are ddsd's operator extensions
-/// (docs/extensions.md).
-pub const ACTIONS: &[(&str, Handler)] = &[
-    ("DescribeRegions", |c, r| {
-        Box::pin(async move { regions::describe_regions(&c, &r) })
-    }),
-    ("CreateDBInstance", |c, r| {
-        Box::pin(instances::create_db_instance(c, r))
-    }),
-    ("CreateShardingDBInstance", |c, r| {
-        Box::pin(instances::create_sharding_db_instance(c, r))
-    }),
-    ("DeleteDBInstance", |c, r| {
-        Box::pin(instances::delete_db_instance(c, r))
-    }),
-    ("ModifyDBInstanceMaintainTime", |c, r| {
-        Box::pin(instances::modify_db_instance_maintain_time(c, r))
-    }),
-    ("DescribeDBInstances", |c, r| {
-        Box::pin(describe::describe_db_instances(c, r))
-    }),
-    ("DescribeDBInstanceAttribute", |c, r| {
-        Box::pin(describe::describe_db_instance_attribute(c, r))
-    }),
-    ("DescribeAvailableEngineVersion", |c, r| {
-        Box::pin(kernels::describe_available_engine_version(c, r))
-    }),
-    ("DescribeKernelReleaseNotes", |c, r| {
-        Box::pin(async move { kernels::describe_kernel_release_notes(&c, &r) })
-    }),
-    ("DdsdPublishKernelVersion", |c, r| {
-        Box::pin(kernels::publish_kernel_version(c, r))
-    }),
-    ("DdsdCreateDBInstance", |c, r| {
-        Box::pin(instances::ddsd_create_db_instance(c, r))
-    }),
-    ("DdsdCreateShardingDBInstance", |c, r| {
-        Box::pin(instances::ddsd_create_sharding_db_instance(c, r))
-    }),
-    ("UpgradeDBInstanceKernelVersion", |c, r| {
-        Box::pin(upgrade::upgrade_db_instance_kernel_version(c, r))
-    }),
-    ("RestartDBInstance", |c, r| {
-        Box::pin(restart::restart_db_instance(c, r))
-    }),
-    ("DdsdDescribeUpgradePlan", |c, r| {
-        Box::pin(plan::ddsd_describe_upgrade_plan(c, r))
-    }),
-    ("DdsdDescribeRestartPlan", |c, r| {
-        Box::pin(plan::ddsd_describe_restart_plan(c, r))
-    }),
-    ("DdsdArmFault", |c, r| {
-        Box::pin(faults::ddsd_arm_fault(c, r))
-    }),
-    ("DdsdDescribeFaults", |c, r| {
-        Box::pin(faults::ddsd_describe_faults(c, r))
-    }),
-    ("DdsdClearFaults", |c, r| {
-        Box::pin(faults::ddsd_clear_faults(c, r))
-    }),
-    ("DdsdDescribeOperations", |c, r| {
-        Box::pin(operations::ddsd_describe_operations(c, r))
-    }),
-    ("DdsdArmApiFault", |c, r| {
-        Box::pin(api_faults::ddsd_arm_api_fault(c, r))
-    }),
-    ("DdsdDescribeApiFaults", |c, r| {
-        Box::pin(api_faults::ddsd_describe_api_faults(c, r))
-    }),
-    ("DdsdClearApiFaults", |c, r| {
-        Box::pin(api_faults::ddsd_clear_api_faults(c, r))
-    }),
-];
-
-pub fn lookup(action: &str) -> Option<Handler> {
-    lookup_named(action).map(|(_, h)| h)
+/// Who may call an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any AccessKey the server knows.
+    AnyKey,
+    /// Only an admin AccessKey (`Forbidden.RAM` otherwise), checked before any parameter is read.
+    Admin,
 }
 
-/// The handler and the table's own (`'static`) spelling of the action's name.
-pub fn lookup_named(action: &str) -> Option<(&'static str, Handler)> {
-    ACTIONS
-        .iter()
-        .find(|(name, _)| *name == action)
-        .map(|(name, h)| (*name, *h))
+/// Whether an action changes state (records an operation, writes the catalog, arms a fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Reads,
+    Mutates,
+}
+
+/// Whether an action honours `ClientToken`: a retry with the same token and parameters replays the
+/// first answer instead of acting twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    Ignored,
+    ClientToken,
+}
+
+/// Which data planes an action serves, checked after the caller and before any parameter is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    Any,
+    /// Only the simulated plane (`OperationDenied.NotSimulated` otherwise): faults on demand.
+    Simulated,
+}
+
+/// The verified request's business parameters (protocol parameters removed).
+pub type Params = std::collections::BTreeMap<String, String>;
+
+/// A typed request: every parameter is read and bounded here, before the handler runs, so a
+/// request that fails here has touched nothing.
+pub trait FromParams: Sized {
+    fn from_params(params: &Params) -> Result<Self, ApiError>;
+}
+
+/// What a handler learns about the call besides its typed request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub action: &'static str,
+    pub access_key_id: String,
+    /// For [`Token::ClientToken`] actions sent a token: the record to store with the intent (the
+    /// handler fills in the `response` to replay).
+    pub idempotency: Option<Idempotency>,
+}
+
+impl Call {
+    fn new(action: &'static str, token: Token, req: &Verified) -> Self {
+        let idempotency = match token {
+            Token::ClientToken => {
+                params::optional(&req.params, "ClientToken").map(|t| Idempotency {
+                    scope: format!("{}/{action}", req.access_key_id),
+                    client_token: t.to_string(),
+                    fingerprint: params::fingerprint(&req.params),
+                    response: Value::Null,
+                })
+            }
+            Token::Ignored => None,
+        };
+        Self {
+            action,
+            access_key_id: req.access_key_id.clone(),
+            idempotency,
+        }
+    }
+}
+
+/// The answer `{}` (only the `RequestId` the server adds).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Empty {}
+
+/// One row of the table: the action's name, its columns, and how it runs.
+pub struct ActionSpec {
+    /// The vendor's `Action` name; `Ddsd*` rows are ddsd's operator extensions (docs/extensions.md).
+    pub name: &'static str,
+    pub access: Access,
+    pub effect: Effect,
+    pub token: Token,
+    pub plane: Plane,
+    run: Runner,
+}
+
+impl std::fmt::Debug for ActionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionSpec")
+            .field("name", &self.name)
+            .field("access", &self.access)
+            .field("effect", &self.effect)
+            .field("token", &self.token)
+            .field("plane", &self.plane)
+            .finish_non_exhaustive()
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
+type Runner = fn(Arc<Context>, Verified) -> HandlerFuture;
+
+/// The response struct as the envelope's fields; one that does not serialise is ddsd's bug.
+pub fn respond<T: serde::Serialize>(response: T) -> Result<Value, ApiError> {
+    serde_json::to_value(response).map_err(|e| {
+        tracing::error!("encoding the response: {e}");
+        ApiError::Gateway(acs_rpc::Gateway::InternalError)
+    })
+}
+
+/// One row: `name, access, effect, token, plane, Request => handler`, where the handler is
+/// `async fn(Arc<Context>, Request, Call) -> Result<impl Serialize, ApiError>`.
+macro_rules! action {
+    ($name:literal, $access:ident, $effect:ident, $token:ident, $plane:ident,
+     $request:ty => $handler:path) => {
+        ActionSpec {
+            name: $name,
+            access: Access::$access,
+            effect: Effect::$effect,
+            token: Token::$token,
+            plane: Plane::$plane,
+            run: |ctx, req| {
+                Box::pin(async move {
+                    let call = Call::new($name, Token::$token, &req);
+                    let request = <$request as FromParams>::from_params(&req.params)?;
+                    respond($handler(ctx, request, call).await?)
+                })
+            },
+        }
+    };
+    ($name:literal, $access:ident, $effect:ident, $token:ident, $plane:ident,
+     untyped $handler:path) => {
+        ActionSpec {
+            name: $name,
+            access: Access::$access,
+            effect: Effect::$effect,
+            token: Token::$token,
+            plane: Plane::$plane,
+            run: |ctx, req| Box::pin($handler(ctx, req)),
+        }
+    };
+    ($name:literal, $access:ident, $effect:ident, $token:ident, $plane:ident,
+     untyped sync $handler:path) => {
+        ActionSpec {
+            name: $name,
+            access: Access::$access,
+            effect: Effect::$effect,
+            token: Token::$token,
+            plane: Plane::$plane,
+            run: |ctx, req| Box::pin(async move { $handler(&ctx, &req) }),
+        }
+    };
+}
+
+/// Every action ddsd answers, by its vendor name.
+#[rustfmt::skip]
+pub static ACTIONS: &[ActionSpec] = &[
+    //       name                               who     effect   ClientToken  plane
+    action!("DescribeRegions",                  AnyKey, Reads,   Ignored,     Any,
+            untyped sync regions::describe_regions),
+    action!("CreateDBInstance",                 AnyKey, Mutates, ClientToken, Any,
+            untyped instances::create_db_instance),
+    action!("CreateShardingDBInstance",         AnyKey, Mutates, ClientToken, Any,
+            untyped instances::create_sharding_db_instance),
+    action!("DeleteDBInstance",                 AnyKey, Mutates, ClientToken, Any,
+            untyped instances::delete_db_instance),
+    action!("ModifyDBInstanceMaintainTime",     AnyKey, Mutates, Ignored,     Any,
+            untyped instances::modify_db_instance_maintain_time),
+    action!("DescribeDBInstances",              AnyKey, Reads,   Ignored,     Any,
+            untyped describe::describe_db_instances),
+    action!("DescribeDBInstanceAttribute",      AnyKey, Reads,   Ignored,     Any,
+            untyped describe::describe_db_instance_attribute),
+    action!("DescribeAvailableEngineVersion",   AnyKey, Reads,   Ignored,     Any,
+            untyped kernels::describe_available_engine_version),
+    action!("DescribeKernelReleaseNotes",       AnyKey, Reads,   Ignored,     Any,
+            untyped sync kernels::describe_kernel_release_notes),
+    action!("DdsdPublishKernelVersion",         Admin,  Mutates, Ignored,     Any,
+            untyped kernels::publish_kernel_version),
+    action!("DdsdCreateDBInstance",             Admin,  Mutates, ClientToken, Any,
+            untyped instances::ddsd_create_db_instance),
+    action!("DdsdCreateShardingDBInstance",     Admin,  Mutates, ClientToken, Any,
+            untyped instances::ddsd_create_sharding_db_instance),
+    action!("UpgradeDBInstanceKernelVersion",   AnyKey, Mutates, Ignored,     Any,
+            rolling::UpgradeRequest => upgrade::upgrade_db_instance_kernel_version),
+    action!("RestartDBInstance",                AnyKey, Mutates, Ignored,     Any,
+            rolling::RestartRequest => restart::restart_db_instance),
+    action!("DdsdDescribeUpgradePlan",          AnyKey, Reads,   Ignored,     Any,
+            rolling::UpgradeRequest => plan::ddsd_describe_upgrade_plan),
+    action!("DdsdDescribeRestartPlan",          AnyKey, Reads,   Ignored,     Any,
+            rolling::RestartRequest => plan::ddsd_describe_restart_plan),
+    action!("DdsdArmFault",                     Admin,  Mutates, Ignored,     Simulated,
+            untyped faults::ddsd_arm_fault),
+    action!("DdsdDescribeFaults",               Admin,  Reads,   Ignored,     Simulated,
+            untyped faults::ddsd_describe_faults),
+    action!("DdsdClearFaults",                  Admin,  Mutates, Ignored,     Simulated,
+            untyped faults::ddsd_clear_faults),
+    action!("DdsdDescribeOperations",           AnyKey, Reads,   Ignored,     Any,
+            untyped operations::ddsd_describe_operations),
+    action!("DdsdArmApiFault",                  Admin,  Mutates, Ignored,     Any,
+            untyped api_faults::ddsd_arm_api_fault),
+    action!("DdsdDescribeApiFaults",            Admin,  Reads,   Ignored,     Any,
+            untyped api_faults::ddsd_describe_api_faults),
+    action!("DdsdClearApiFaults",               Admin,  Mutates, Ignored,     Any,
+            untyped api_faults::ddsd_clear_api_faults),
+];
+
+/// The row of an action, by its exact name.
+pub fn lookup(action: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == action)
+}
+
+impl ActionSpec {
+    /// Runs the action for a verified request: who may call, which plane, then the request type's
+    /// parsing, then the handler.
+    pub fn run(&'static self, ctx: Arc<Context>, req: Verified) -> HandlerFuture {
+        let refused =
+            if self.access == Access::Admin && !ctx.admin_keys.contains(&req.access_key_id) {
+                Some(ApiError::ForbiddenRam)
+            } else if self.plane == Plane::Simulated && ctx.sim.is_none() {
+                Some(ApiError::NotSimulated)
+            } else {
+                None
+            };
+        match refused {
+            Some(e) => Box::pin(std::future::ready(Err(e))),
+            None => (self.run)(ctx, req),
+        }
+    }
+}
+
+/// Looks the action up and runs it as the server does (armed API faults aside).
+pub async fn call(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
+    match lookup(&req.action) {
+        Some(spec) => spec.run(ctx, req).await,
+        None => Err(acs_rpc::Gateway::InvalidActionNotFound.into()),
+    }
 }
 
 /// A [`Context`] over a fresh store in a temporary directory, for handler tests.

@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use super::errors::from_store;
 use super::params::{clip, optional, parse_u32_in, required};
-use super::upgrade::load_instance;
+use super::rolling::load_instance;
 use super::Context;
 use crate::plane::DataPlane;
 use crate::runtime::OperationState;
@@ -229,8 +229,8 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
 
 /// `DdsdDescribeOperations`.
 pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    let only = optional(&req, "OperationId");
+    let id = required(&req.params, "DBInstanceId")?;
+    let only = optional(&req.params, "OperationId");
     if let Some(o) = only {
         if o.len() > crate::store::limits::MAX_ID_LEN {
             return Err(ApiError::invalid_parameter(
@@ -239,7 +239,7 @@ pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Resul
             ));
         }
     }
-    let max = optional(&req, "MaxRecords")
+    let max = optional(&req.params, "MaxRecords")
         .map(|v| parse_u32_in("MaxRecords", v, 1, MAX_RECORDS))
         .transpose()?
         .unwrap_or(DEFAULT_MAX_RECORDS);

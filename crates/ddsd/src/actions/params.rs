@@ -5,20 +5,21 @@
 //! counts as absent everywhere.
 
 use crate::actions::errors::ApiError;
-use acs_rpc::Verified;
 use sha2::{Digest, Sha256};
 
+use super::Params;
+
 /// An optional parameter; an empty value counts as absent (legacy SDKs send empty optionals).
-pub fn optional<'a>(req: &'a Verified, name: &str) -> Option<&'a str> {
-    req.params
+pub fn optional<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
         .get(name)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
 }
 
 /// A required parameter, else `Missing<Name>` (400) as the POP gateway answers.
-pub fn required<'a>(req: &'a Verified, name: &str) -> Result<&'a str, ApiError> {
-    optional(req, name).ok_or_else(|| ApiError::missing(name))
+pub fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
+    optional(params, name).ok_or_else(|| ApiError::missing(name))
 }
 
 /// Client text echoed in a message is cut short and stripped of control characters.
@@ -57,15 +58,15 @@ pub fn parse_u32_in(name: &str, value: &str, min: u32, max: u32) -> Result<u32, 
 }
 
 /// An optional integer parameter.
-pub fn optional_u32(req: &Verified, name: &str, max: u32) -> Result<Option<u32>, ApiError> {
-    optional(req, name)
+pub fn optional_u32(params: &Params, name: &str, max: u32) -> Result<Option<u32>, ApiError> {
+    optional(params, name)
         .map(|v| parse_u32(name, v, max))
         .transpose()
 }
 
 /// `true` / `false` (any case), as the SDKs serialise booleans.
-pub fn optional_bool(req: &Verified, name: &str) -> Result<Option<bool>, ApiError> {
-    match optional(req, name) {
+pub fn optional_bool(params: &Params, name: &str) -> Result<Option<bool>, ApiError> {
+    match optional(params, name) {
         None => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
@@ -83,17 +84,17 @@ pub type ListEntry = acs_rpc::ListEntry;
 /// [`acs_rpc::indexed_list`]: `N` from 1 to `max_entries` without leading zeros, known fields
 /// only, no gaps, refusals are 400 `InvalidParameter` naming the parameter.
 pub fn indexed_list(
-    req: &Verified,
+    params: &Params,
     prefix: &str,
     fields: &[&str],
     max_entries: usize,
 ) -> Result<Vec<ListEntry>, ApiError> {
-    acs_rpc::indexed_list(&req.params, prefix, fields, max_entries).map_err(ApiError::from)
+    acs_rpc::indexed_list(params, prefix, fields, max_entries).map_err(ApiError::from)
 }
 
 /// `Tag.N.Key` / `Tag.N.Value`, N from 1 to `max`; a value without a key is refused.
-pub fn tags(req: &Verified, max: usize) -> Result<Vec<(String, Option<String>)>, ApiError> {
-    let list = indexed_list(req, "Tag", &["Key", "Value"], max)?;
+pub fn tags(params: &Params, max: usize) -> Result<Vec<(String, Option<String>)>, ApiError> {
+    let list = indexed_list(params, "Tag", &["Key", "Value"], max)?;
     list.into_iter()
         .enumerate()
         .map(|(i, mut e)| {
@@ -120,9 +121,9 @@ const IGNORED: &[&str] = &[
 
 /// A digest of the request's business parameters (sorted, empty values dropped, ignorable ones
 /// left out), so a retried request matches its original whichever SDK or signature sent it.
-pub fn fingerprint(req: &Verified) -> String {
+pub fn fingerprint(params: &Params) -> String {
     let mut h = Sha256::new();
-    for (k, v) in &req.params {
+    for (k, v) in params {
         if v.is_empty() || IGNORED.contains(&k.as_str()) {
             continue;
         }
@@ -137,7 +138,7 @@ pub fn fingerprint(req: &Verified) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use acs_rpc::{Format, Scheme};
+    use acs_rpc::{Format, Scheme, Verified};
 
     pub(crate) fn req(action: &str, params: &[(&str, &str)]) -> Verified {
         req_as(action, "testid", params)
@@ -181,16 +182,18 @@ pub(crate) mod tests {
                 ("Other", "x"),
             ],
         );
-        let l = indexed_list(&r, "ReplicaSet", FIELDS, 32).unwrap();
+        let l = indexed_list(&r.params, "ReplicaSet", FIELDS, 32).unwrap();
         assert_eq!(l.len(), 10);
         assert_eq!(l[0]["Class"], "a");
         assert_eq!(l[0]["Storage"], "20");
         assert_eq!(l[1].get("ReadonlyReplicas"), None);
         // Numeric, not lexicographic, order: entry 10 is last.
         assert_eq!(l[9]["Class"], "j");
-        assert!(indexed_list(&req("X", &[]), "ReplicaSet", FIELDS, 32)
-            .unwrap()
-            .is_empty());
+        assert!(
+            indexed_list(&req("X", &[]).params, "ReplicaSet", FIELDS, 32)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -209,7 +212,7 @@ pub(crate) mod tests {
                 "ReplicaSet.2",
             ),
         ] {
-            let e = indexed_list(&req("X", &params), "ReplicaSet", FIELDS, 32).unwrap_err();
+            let e = indexed_list(&req("X", &params).params, "ReplicaSet", FIELDS, 32).unwrap_err();
             assert_eq!(
                 (e.code(), e.status()),
                 ("InvalidParameter", 400),
@@ -246,10 +249,12 @@ pub(crate) mod tests {
             assert!(e.message().contains("from 1 to 100"), "{}", e.message());
         }
         let r = req("X", &[("A", "TRUE"), ("B", "false"), ("C", "yes")]);
-        assert_eq!(optional_bool(&r, "A").unwrap(), Some(true));
-        assert_eq!(optional_bool(&r, "B").unwrap(), Some(false));
-        assert_eq!(optional_bool(&r, "D").unwrap(), None);
-        assert!(optional_bool(&r, "C").is_err());
+        assert_eq!(optional_bool(&r.params, "A").unwrap(), Some(true));
+        assert_eq!(optional_bool(&r.params, "B").unwrap(), Some(false));
+        assert_eq!(optional_bool(&r.params, "D").unwrap(), None);
+        let e = optional_bool(&r.params, "C").unwrap_err();
+        assert_eq!((e.code(), e.status()), ("InvalidParameter", 400));
+        assert!(e.message().contains("\"C\""), "{}", e.message());
     }
 
     #[test]
@@ -260,9 +265,9 @@ pub(crate) mod tests {
         // Boundaries between names and values count: plain concatenation would make these equal.
         let d = req("X", &[("A", "1"), ("B", "2")]);
         let e = req("X", &[("A", "1B2")]);
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
-        assert_ne!(fingerprint(&d), fingerprint(&e));
-        assert_eq!(fingerprint(&a).len(), 64);
+        assert_eq!(fingerprint(&a.params), fingerprint(&b.params));
+        assert_ne!(fingerprint(&a.params), fingerprint(&c.params));
+        assert_ne!(fingerprint(&d.params), fingerprint(&e.params));
+        assert_eq!(fingerprint(&a.params).len(), 64);
     }
 }

@@ -7,7 +7,9 @@
 //! where they are decided from the record (unknown instance, standalone, already on the newest kernel, an
 //! unknown `NodeId`); the live checks against the deployment are left to the real call.
 //!
-//! Request: `DBInstanceId`; the restart plan also takes `NodeId` as `RestartDBInstance` does.
+//! Request: the real action's (`rolling::UpgradeRequest` / `rolling::RestartRequest`), read the same way;
+//! parameters that only matter when the operation runs (`SwitchMode`, `ParallelRestartMongos`) are
+//! checked and otherwise ignored.
 //!
 //! Response: `DBInstanceId`, `CurrentKernelVersion`, `TargetKernelVersion` (upgrade), `Steps.Step[]`
 //! (`Index` from 1, `Command`, and `ReplicaSet` / `NodeId` / `KernelVersion` where they apply), `StepCount`,
@@ -23,19 +25,17 @@
 
 use std::sync::Arc;
 
-use crate::actions::errors::ApiError;
-use acs_rpc::{Gateway, Verified};
-use dds_engine::model::{Instance, Topology};
+use dds_engine::model::Instance;
 use dds_engine::sim::SimParams;
 use dds_engine::workflow::{
     plan_restart_steps, plan_restart_steps_observed, plan_steps, plan_steps_observed, PlannedStep,
-    RestartScope, RollingOperation, StepPlan, UpgradeConfig,
+    RestartScope, StepPlan, UpgradeConfig,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use super::params::{clip, optional, required};
-use super::upgrade::{load_instance, preflight_error};
-use super::Context;
+use super::errors::ApiError;
+use super::rolling::{Planned, RestartRequest, UpgradeRequest};
+use super::{Call, Context};
 
 fn mean(min: u64, max: u64) -> u64 {
     min / 2 + max / 2
@@ -75,149 +75,171 @@ pub fn estimate_ms(plan: &StepPlan, sim: &SimParams, cfg: &UpgradeConfig) -> u64
         .sum()
 }
 
-fn step_json(index: usize, step: &PlannedStep) -> Value {
-    let (command, rs, node, kernel) = match step {
-        PlannedStep::StopBalancer => ("StopBalancer", None, None, None),
-        PlannedStep::StartBalancer => ("StartBalancer", None, None, None),
-        PlannedStep::StopMember {
-            replica_set,
-            node_id,
-        } => ("StopMember", Some(replica_set), Some(node_id), None),
-        PlannedStep::StartMember {
-            replica_set,
-            node_id,
-            kernel_version,
-        } => (
-            "StartMember",
-            Some(replica_set),
-            Some(node_id),
-            Some(kernel_version),
-        ),
-        PlannedStep::StepDown {
-            replica_set,
-            node_id,
-        } => ("StepDown", Some(replica_set), Some(node_id), None),
-        PlannedStep::StopMongos { node_id } => ("StopMongos", None, Some(node_id), None),
-        PlannedStep::StartMongos {
-            node_id,
-            kernel_version,
-        } => ("StartMongos", None, Some(node_id), Some(kernel_version)),
-    };
-    let mut o = serde_json::Map::new();
-    o.insert("Index".into(), json!(index + 1));
-    o.insert("Command".into(), json!(command));
-    if let Some(rs) = rs {
-        o.insert("ReplicaSet".into(), json!(rs));
-    }
-    if let Some(n) = node {
-        o.insert("NodeId".into(), json!(n));
-    }
-    if let Some(k) = kernel {
-        o.insert("KernelVersion".into(), json!(k));
-    }
-    Value::Object(o)
+/// One command of the plan, numbered from 1.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Step {
+    pub index: usize,
+    pub command: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_set: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
 }
 
-fn plan_json(
-    ctx: &Context,
-    instance: &Instance,
-    plan: &StepPlan,
-) -> serde_json::Map<String, Value> {
-    let catalog = ctx.kernels.snapshot();
-    let current = instance.current_kernel_version(|k| catalog.position(k).map(|(_, i)| i));
-    let sets = instance.topology.replica_sets();
-    let replica_sets: Vec<Value> = plan
-        .expected_elections
-        .iter()
-        .map(|(name, n)| {
-            let node = sets
-                .iter()
-                .find(|r| &r.name == name)
-                .map(|r| r.node_id.clone());
-            json!({"Name": name, "NodeId": node, "ExpectedElections": n})
-        })
-        .collect();
-    let params = ctx
-        .sim
-        .as_ref()
-        .map_or_else(SimParams::default, |s| s.params().clone());
-    let estimate = estimate_ms(plan, &params, &ctx.rolling);
-    let mut o = serde_json::Map::new();
-    o.insert("DBInstanceId".into(), json!(instance.id));
-    o.insert("CurrentKernelVersion".into(), json!(current));
-    o.insert(
-        "Steps".into(),
-        json!({"Step": plan.steps.iter().enumerate().map(|(i, s)| step_json(i, s)).collect::<Vec<_>>()}),
-    );
-    o.insert("StepCount".into(), json!(plan.steps.len()));
-    o.insert(
-        "ExpectedElections".into(),
-        json!(plan
-            .expected_elections
-            .iter()
-            .map(|(_, n)| u64::from(*n))
-            .sum::<u64>()),
-    );
-    o.insert("ReplicaSets".into(), json!({ "ReplicaSet": replica_sets }));
-    o.insert("EstimatedDurationMs".into(), json!(estimate));
-    if let Some(sim) = &ctx.sim {
-        o.insert("SimSpeed".into(), json!(sim.speed()));
-        o.insert(
-            "EstimatedWallMs".into(),
-            json!((estimate as f64 / sim.speed()).round() as u64),
-        );
+impl Step {
+    fn new(index: usize, step: &PlannedStep) -> Self {
+        let (command, rs, node, kernel) = match step {
+            PlannedStep::StopBalancer => ("StopBalancer", None, None, None),
+            PlannedStep::StartBalancer => ("StartBalancer", None, None, None),
+            PlannedStep::StopMember {
+                replica_set,
+                node_id,
+            } => ("StopMember", Some(replica_set), Some(node_id), None),
+            PlannedStep::StartMember {
+                replica_set,
+                node_id,
+                kernel_version,
+            } => (
+                "StartMember",
+                Some(replica_set),
+                Some(node_id),
+                Some(kernel_version),
+            ),
+            PlannedStep::StepDown {
+                replica_set,
+                node_id,
+            } => ("StepDown", Some(replica_set), Some(node_id), None),
+            PlannedStep::StopMongos { node_id } => ("StopMongos", None, Some(node_id), None),
+            PlannedStep::StartMongos {
+                node_id,
+                kernel_version,
+            } => ("StartMongos", None, Some(node_id), Some(kernel_version)),
+        };
+        Self {
+            index: index + 1,
+            command,
+            replica_set: rs.cloned(),
+            node_id: node.cloned(),
+            kernel_version: kernel.cloned(),
+        }
     }
-    o
+}
+
+#[derive(Debug, Serialize)]
+pub struct Steps {
+    #[serde(rename = "Step")]
+    pub step: Vec<Step>,
+}
+
+/// The elections a replica set is expected to go through.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicaSetPlan {
+    pub name: String,
+    pub node_id: Option<String>,
+    pub expected_elections: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicaSets {
+    #[serde(rename = "ReplicaSet")]
+    pub replica_set: Vec<ReplicaSetPlan>,
+}
+
+/// The answer of both dry runs (`TargetKernelVersion` for an upgrade, `NodeId` for a restart of one
+/// node).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PlanResponse {
+    #[serde(rename = "DBInstanceId")]
+    pub db_instance_id: String,
+    pub current_kernel_version: Option<String>,
+    pub steps: Steps,
+    pub step_count: usize,
+    pub expected_elections: u64,
+    pub replica_sets: ReplicaSets,
+    pub estimated_duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim_speed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wall_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_kernel_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+}
+
+impl PlanResponse {
+    fn new(ctx: &Context, instance: &Instance, plan: &StepPlan) -> Self {
+        let catalog = ctx.kernels.snapshot();
+        let sets = instance.topology.replica_sets();
+        let params = ctx
+            .sim
+            .as_ref()
+            .map_or_else(SimParams::default, |s| s.params().clone());
+        let estimate = estimate_ms(plan, &params, &ctx.rolling);
+        Self {
+            db_instance_id: instance.id.clone(),
+            current_kernel_version: instance
+                .current_kernel_version(|k| catalog.position(k).map(|(_, i)| i)),
+            steps: Steps {
+                step: plan
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| Step::new(i, s))
+                    .collect(),
+            },
+            step_count: plan.steps.len(),
+            expected_elections: plan
+                .expected_elections
+                .iter()
+                .map(|(_, n)| u64::from(*n))
+                .sum(),
+            replica_sets: ReplicaSets {
+                replica_set: plan
+                    .expected_elections
+                    .iter()
+                    .map(|(name, n)| ReplicaSetPlan {
+                        name: name.clone(),
+                        node_id: sets
+                            .iter()
+                            .find(|r| &r.name == name)
+                            .map(|r| r.node_id.clone()),
+                        expected_elections: *n,
+                    })
+                    .collect(),
+            },
+            estimated_duration_ms: estimate,
+            sim_speed: ctx.sim.as_ref().map(|s| s.speed()),
+            estimated_wall_ms: ctx
+                .sim
+                .as_ref()
+                .map(|s| (estimate as f64 / s.speed()).round() as u64),
+            target_kernel_version: None,
+            node_id: None,
+        }
+    }
 }
 
 /// `DdsdDescribeUpgradePlan`.
 pub async fn ddsd_describe_upgrade_plan(
     ctx: Arc<Context>,
-    req: Verified,
-) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    let instance = load_instance(&ctx, id).await?;
-    let catalog = ctx.kernels.snapshot();
-    let Some(target) = catalog.newest(&instance.engine_version) else {
-        tracing::error!(instance_id = %id, engine_version = %instance.engine_version, "engine version not in the kernel catalog");
-        return Err(Gateway::InternalError.into());
-    };
-    let target = target.kernel_version.clone();
+    req: UpgradeRequest,
+    _call: Call,
+) -> Result<PlanResponse, ApiError> {
     // The same record-level refusals as the real call (standalone, already latest, ...).
-    RollingOperation::plan_upgrade(&instance, &target, ctx.rolling.clone())
-        .map_err(preflight_error)?;
+    let (Planned { instance, .. }, target) = req.plan(&ctx).await?;
     let plan = match observe(&ctx, &instance.id).await {
         Some(obs) => plan_steps_observed(&instance, &target, &obs),
         None => plan_steps(&instance, &target),
     };
-    let mut o = plan_json(&ctx, &instance, &plan);
-    o.insert("TargetKernelVersion".into(), json!(target));
-    Ok(Value::Object(o))
-}
-
-/// `NodeId` read as `RestartDBInstance` reads it: absent, or on a replica-set instance its own id (or its
-/// replica set's node id or name), means the whole instance.
-fn restart_scope(req: &Verified, instance: &Instance) -> Result<RestartScope, ApiError> {
-    let node_id = optional(req, "NodeId");
-    if let Some(n) = node_id.filter(|n| n.len() > MAX_NODE_PARAM_LEN) {
-        return Err(ApiError::invalid_parameter(
-            "NodeId",
-            format!(
-                "At most {MAX_NODE_PARAM_LEN} characters, got \"{}…\".",
-                clip(n)
-            ),
-        ));
-    }
-    Ok(match (node_id, &instance.topology) {
-        (None, _) => RestartScope::Instance,
-        (Some(n), Topology::ReplicaSet { replica_set })
-            if n == instance.id || n == replica_set.node_id || n == replica_set.name =>
-        {
-            RestartScope::Instance
-        }
-        (Some(n), _) => RestartScope::Node {
-            node_id: n.to_string(),
-        },
+    Ok(PlanResponse {
+        target_kernel_version: Some(target),
+        ..PlanResponse::new(&ctx, &instance, &plan)
     })
 }
 
@@ -237,28 +259,25 @@ async fn observe(
     }
 }
 
-/// Longest `NodeId` accepted, as `RestartDBInstance`.
-const MAX_NODE_PARAM_LEN: usize = 64;
-
 /// `DdsdDescribeRestartPlan`.
 pub async fn ddsd_describe_restart_plan(
     ctx: Arc<Context>,
-    req: Verified,
-) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    let instance = load_instance(&ctx, id).await?;
-    let scope = restart_scope(&req, &instance)?;
-    RollingOperation::plan_restart(&instance, scope.clone(), ctx.rolling.clone())
-        .map_err(preflight_error)?;
+    req: RestartRequest,
+    _call: Call,
+) -> Result<PlanResponse, ApiError> {
+    let (Planned { instance, .. }, scope) = req.plan(&ctx).await?;
     let plan = match observe(&ctx, &instance.id).await {
         Some(obs) => plan_restart_steps_observed(&instance, &scope, &obs),
         None => plan_restart_steps(&instance, &scope),
     };
-    let mut o = plan_json(&ctx, &instance, &plan);
-    if let RestartScope::Node { node_id } = &scope {
-        o.insert("NodeId".into(), json!(node_id));
-    }
-    Ok(Value::Object(o))
+    let node_id = match scope {
+        RestartScope::Node { node_id } => Some(node_id),
+        RestartScope::Instance => None,
+    };
+    Ok(PlanResponse {
+        node_id,
+        ..PlanResponse::new(&ctx, &instance, &plan)
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +287,7 @@ mod tests {
     use crate::actions::upgrade::test_support::{env, kernels, req};
     use crate::store::Store;
     use dds_engine::build::fixtures;
+    use serde_json::json;
 
     #[test]
     fn the_estimate_matches_the_simulation_benchmark_for_a_replica_set() {
@@ -289,7 +309,7 @@ mod tests {
         let id = env
             .running_instance("dds-plan1", fixtures::sharded(2, 2, &older), "4.4")
             .await;
-        let v = ddsd_describe_upgrade_plan(
+        let v = crate::actions::call(
             env.ctx.clone(),
             req("DdsdDescribeUpgradePlan", &[("DBInstanceId", &id)]),
         )
@@ -315,7 +335,7 @@ mod tests {
             dds_engine::model::DbInstanceStatus::Running
         );
 
-        let v = ddsd_describe_restart_plan(
+        let v = crate::actions::call(
             env.ctx.clone(),
             req("DdsdDescribeRestartPlan", &[("DBInstanceId", &id)]),
         )
@@ -356,12 +376,10 @@ mod tests {
         ] {
             let mut r = req("DdsdDescribeUpgradePlan", &params);
             r.access_key_id = ADMIN.into();
-            let e = ddsd_describe_upgrade_plan(env.ctx.clone(), r)
-                .await
-                .unwrap_err();
+            let e = crate::actions::call(env.ctx.clone(), r).await.unwrap_err();
             assert_eq!(e.code(), code, "{params:?}");
         }
-        let e = ddsd_describe_restart_plan(
+        let e = crate::actions::call(
             env.ctx.clone(),
             req(
                 "DdsdDescribeRestartPlan",

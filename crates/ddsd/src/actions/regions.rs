@@ -93,7 +93,7 @@ enum Language {
 }
 
 fn language(req: &Verified) -> Result<Language, ApiError> {
-    match optional(req, "AcceptLanguage") {
+    match optional(&req.params, "AcceptLanguage") {
         None => Ok(Language::Zh),
         Some(v) => {
             let base = v.split(['-', '_']).next().unwrap_or("");
@@ -120,7 +120,7 @@ fn name(n: &Names, lang: Language) -> &str {
 
 pub fn describe_regions(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
     let lang = language(req)?;
-    let filter = optional(req, "RegionId");
+    let filter = optional(&req.params, "RegionId");
     if let Some(id) = filter {
         if !ctx.regions.contains(id) {
             return Err(ApiError::RegionNotFound);

@@ -15,67 +15,22 @@
 //! the mongos in batches that still leave one serving. `NodeType` is accepted and checked for length only
 //! (its values are undocumented). A standalone is refused with `OperationDenied.DBInstanceType`: ddsd only
 //! restarts online, and a standalone has nobody to hand its work to. The other refusals and the acceptance
-//! are those of `UpgradeDBInstanceKernelVersion` (see `upgrade.rs`).
+//! are those of `UpgradeDBInstanceKernelVersion` (see `upgrade.rs`); request and scope are read in `rolling.rs`.
 
 use std::sync::Arc;
 
-use crate::actions::errors::ApiError;
-use acs_rpc::Verified;
-use dds_engine::model::Topology;
-use dds_engine::workflow::{RestartScope, RollingOperation};
-use serde_json::Value;
-
-use super::params::{clip, optional, optional_bool, required};
-use super::upgrade::{accept, load_instance, preflight_error, switch_mode};
-use super::Context;
-
-/// Longest `NodeId` / `NodeType` accepted (vendor node ids are about 20 characters).
-const MAX_NODE_PARAM_LEN: usize = 64;
-
-fn bounded<'a>(req: &'a Verified, name: &str) -> Result<Option<&'a str>, ApiError> {
-    match optional(req, name) {
-        Some(v) if v.len() > MAX_NODE_PARAM_LEN => Err(ApiError::invalid_parameter(
-            name,
-            format!(
-                "At most {MAX_NODE_PARAM_LEN} characters, got \"{}…\".",
-                clip(v)
-            ),
-        )),
-        other => Ok(other),
-    }
-}
+use super::errors::ApiError;
+use super::rolling::{accept, RestartRequest};
+use super::{Call, Context, Empty};
 
 /// `RestartDBInstance`.
-pub async fn restart_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    let node_id = bounded(&req, "NodeId")?;
-    bounded(&req, "NodeType")?;
-    let parallel_mongos = optional_bool(&req, "ParallelRestartMongos")?.unwrap_or(false);
-    let deferred = switch_mode(&req)?;
-    let instance = load_instance(&ctx, id).await?;
-    let scope = match (node_id, &instance.topology) {
-        (None, _) => RestartScope::Instance,
-        (Some(n), Topology::ReplicaSet { replica_set })
-            if n == instance.id || n == replica_set.node_id || n == replica_set.name =>
-        {
-            RestartScope::Instance
-        }
-        (Some(n), _) => RestartScope::Node {
-            node_id: n.to_string(),
-        },
-    };
-    let mut cfg = ctx.rolling.clone();
-    if parallel_mongos {
-        // The workflow caps a batch so that one mongos keeps serving.
-        cfg.mongos_batch = u32::try_from(instance.topology.mongos().len())
-            .unwrap_or(u32::MAX)
-            .max(1);
-    }
-    let mut op = RollingOperation::plan_restart(&instance, scope, cfg).map_err(preflight_error)?;
-    if deferred {
-        op = op.with_maintain_window(instance.maintain_window);
-    }
-    accept(&ctx, &instance, op, deferred).await
+pub async fn restart_db_instance(
+    ctx: Arc<Context>,
+    req: RestartRequest,
+    _call: Call,
+) -> Result<Empty, ApiError> {
+    let (planned, _scope) = req.plan(&ctx).await?;
+    accept(&ctx, planned, req.deferred).await
 }
 
 #[cfg(test)]
@@ -90,9 +45,10 @@ mod tests {
     use dds_engine::build::fixtures;
     use dds_engine::model::DbInstanceStatus;
     use serde_json::json;
+    use serde_json::Value;
 
     async fn call(t: &Env, params: &[(&str, &str)]) -> Result<Value, ApiError> {
-        restart_db_instance(t.ctx.clone(), req("RestartDBInstance", params)).await
+        crate::actions::call(t.ctx.clone(), req("RestartDBInstance", params)).await
     }
 
     /// Restarts per process over the last operation, from the simulation's ground truth.

@@ -1,4 +1,4 @@
-//! `UpgradeDBInstanceKernelVersion`, and the acceptance path it shares with `RestartDBInstance`.
+//! `UpgradeDBInstanceKernelVersion` (its request, target choice and acceptance path are in `rolling.rs`).
 //!
 //! The handler records intent; the runtime does the rolling upgrade (`dds_engine::workflow::RollingOperation`).
 //! Refusals, checked in this order, each change nothing:
@@ -24,130 +24,18 @@
 
 use std::sync::Arc;
 
-use crate::actions::errors::ApiError;
-use acs_rpc::{Gateway, Verified};
-use dds_engine::model::Instance;
-use dds_engine::workflow::{PreflightError, RollingOperation};
-use serde_json::{json, Value};
-
-use super::errors::from_store;
-use super::params::{clip, optional, required};
-use super::Context;
-use crate::runtime::operation::busy_status;
-use crate::runtime::OperationState;
-use crate::store::Accepted;
-use dds_engine::model::DbInstanceStatus;
-
-/// `SwitchMode`: `0` (default) now, `1` in the maintenance window.
-pub(crate) fn switch_mode(req: &Verified) -> Result<bool, ApiError> {
-    match optional(req, "SwitchMode") {
-        None | Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(v) => Err(ApiError::invalid_parameter(
-            "SwitchMode",
-            format!(
-                "Valid values are 0 (immediately) and 1 (in the maintenance window), got \"{}\".",
-                clip(v)
-            ),
-        )),
-    }
-}
-
-/// A refusal from the engine's preflight, as the vendor error (with what exactly failed appended).
-pub(crate) fn preflight_error(e: PreflightError) -> ApiError {
-    ApiError::from_preflight(&e)
-}
-
-/// Loads the instance or answers `InvalidDBInstanceId.NotFound`.
-pub(crate) async fn load_instance(ctx: &Context, id: &str) -> Result<Instance, ApiError> {
-    ctx.store
-        .get_instance(id)
-        .await
-        .map_err(from_store)?
-        .ok_or(ApiError::InstanceNotFound)
-}
-
-/// Records a planned rolling operation: refuses while another operation is unfinished or the deployment fails
-/// the live preflight, then status + operation in one transaction. `deferred` (`SwitchMode=1`) keeps the
-/// instance `Running` until the runtime actually starts the operation inside the maintenance window.
-pub(crate) async fn accept(
-    ctx: &Context,
-    instance: &Instance,
-    op: RollingOperation,
-    deferred: bool,
-) -> Result<Value, ApiError> {
-    let id = instance.id.as_str();
-    // Checked before the live preflight so that "another operation is running" is reported as such, not as
-    // whatever that operation is doing to the deployment right now.
-    let newest = ctx.store.list_operations(id, 1).await.map_err(from_store)?;
-    if let Some(o) = newest.first().filter(|o| !o.status.is_finished()) {
-        return Err(ApiError::OperationUnfinished {
-            operation_id: o.id.clone(),
-        });
-    }
-    if let Some(plane) = &ctx.plane {
-        match plane.observe(id).await {
-            Ok(Some(obs)) => op.preflight(&obs).map_err(preflight_error)?,
-            Ok(None) => {
-                return Err(ApiError::incorrect_state(
-                    "The instance has no running deployment.",
-                ))
-            }
-            Err(e) => {
-                tracing::error!(instance_id = %id, error = %e, "cannot observe the deployment");
-                return Err(Gateway::ServiceUnavailable.into());
-            }
-        }
-    }
-    let new_status = if deferred {
-        DbInstanceStatus::Running
-    } else {
-        busy_status(&op)
-    };
-    let state = OperationState::rolling(op);
-    let operation_id = uuid::Uuid::new_v4().to_string();
-    match ctx
-        .store
-        .begin_operation(
-            id,
-            &[DbInstanceStatus::Running],
-            new_status,
-            state.new_operation(operation_id.clone()),
-            None,
-        )
-        .await
-        .map_err(from_store)?
-    {
-        Accepted::New { .. } => {
-            ctx.operation_recorded();
-            tracing::info!(instance_id = %id, operation_id = %operation_id, kind = %state.kind(), deferred, "operation accepted");
-            Ok(json!({}))
-        }
-        // No idempotency record was passed, so nothing can be replayed.
-        Accepted::Replayed { response } => Ok(response),
-    }
-}
+use super::errors::ApiError;
+use super::rolling::{accept, UpgradeRequest};
+use super::{Call, Context, Empty};
 
 /// `UpgradeDBInstanceKernelVersion`.
 pub async fn upgrade_db_instance_kernel_version(
     ctx: Arc<Context>,
-    req: Verified,
-) -> Result<Value, ApiError> {
-    let id = required(&req, "DBInstanceId")?;
-    let deferred = switch_mode(&req)?;
-    let instance = load_instance(&ctx, id).await?;
-    let catalog = ctx.kernels.snapshot();
-    let Some(target) = catalog.newest(&instance.engine_version) else {
-        tracing::error!(instance_id = %id, engine_version = %instance.engine_version, "engine version not in the kernel catalog");
-        return Err(Gateway::InternalError.into());
-    };
-    let target = target.kernel_version.clone();
-    let mut op = RollingOperation::plan_upgrade(&instance, &target, ctx.rolling.clone())
-        .map_err(preflight_error)?;
-    if deferred {
-        op = op.with_maintain_window(instance.maintain_window);
-    }
-    accept(&ctx, &instance, op, deferred).await
+    req: UpgradeRequest,
+    _call: Call,
+) -> Result<Empty, ApiError> {
+    let (planned, _target) = req.plan(&ctx).await?;
+    accept(&ctx, planned, req.deferred).await
 }
 
 /// A handler context over the real pieces: a SQLite store in a temporary directory, the simulated plane on
@@ -157,11 +45,14 @@ pub(crate) mod test_support {
     use super::*;
     use crate::actions::{kernels::KernelCatalog, regions::RegionCatalog};
     use crate::plane::sim::{SimPlane, SimPlaneConfig};
+    use crate::runtime::OperationState;
     use crate::runtime::{Runtime, RuntimeConfig};
     use crate::store::fixtures::TempDir;
     use crate::store::{SqliteOptions, SqliteStore, Store};
+    use acs_rpc::Verified;
     use acs_rpc::{Format, Scheme};
     use dds_engine::build::fixtures;
+    use dds_engine::model::DbInstanceStatus;
     use dds_engine::model::Topology;
     use dds_engine::workflow::UpgradeConfig;
     use std::collections::BTreeMap;
@@ -330,10 +221,13 @@ mod tests {
     use super::*;
     use crate::actions::operations::ddsd_describe_operations;
     use crate::plane::DataPlane;
+    use crate::runtime::OperationState;
     use crate::store::{OperationKind, Store};
     use dds_engine::build::fixtures;
+    use dds_engine::model::DbInstanceStatus;
     use dds_engine::model::Topology;
     use dds_engine::sim::Fault;
+    use serde_json::{json, Value};
 
     const ACTION: &str = "UpgradeDBInstanceKernelVersion";
 
@@ -402,7 +296,7 @@ mod tests {
     }
 
     async fn call(ctx: &Arc<Context>, params: &[(&str, &str)]) -> Result<Value, ApiError> {
-        upgrade_db_instance_kernel_version(ctx.clone(), req(ACTION, params)).await
+        crate::actions::call(ctx.clone(), req(ACTION, params)).await
     }
 
     #[tokio::test]
@@ -527,20 +421,14 @@ mod tests {
         }
         let only_id = [("DBInstanceId", id.as_str())];
         names_the_operation(
-            crate::actions::restart::restart_db_instance(
-                t.ctx.clone(),
-                req("RestartDBInstance", &only_id),
-            )
-            .await
-            .unwrap_err(),
+            crate::actions::call(t.ctx.clone(), req("RestartDBInstance", &only_id))
+                .await
+                .unwrap_err(),
         );
         names_the_operation(
-            crate::actions::instances::delete_db_instance(
-                t.ctx.clone(),
-                req("DeleteDBInstance", &only_id),
-            )
-            .await
-            .unwrap_err(),
+            crate::actions::call(t.ctx.clone(), req("DeleteDBInstance", &only_id))
+                .await
+                .unwrap_err(),
         );
     }
 
