@@ -17,14 +17,13 @@
 use std::sync::{Arc, RwLock};
 
 use crate::actions::errors::ApiError;
-use acs_rpc::Verified;
 use dds_engine::catalog::{Catalog, CatalogError, KernelRelease, MAX_KERNEL_VERSION_LEN};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::errors::from_store;
-use super::params::{optional, required};
-use super::Context;
+use super::params::{optional, required, InstanceRequest};
+use super::rolling::load_instance;
+use super::{Call, Context, FromParams, Params};
 use crate::store::Store;
 
 /// The store setting holding the published kernels.
@@ -154,78 +153,156 @@ impl KernelCatalog {
     }
 }
 
+#[derive(Debug, Serialize)]
+pub struct EngineVersions {
+    #[serde(rename = "EngineVersion")]
+    pub engine_version: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeAvailableEngineVersionResponse {
+    pub engine_versions: EngineVersions,
+}
+
 /// `DescribeAvailableEngineVersion`.
 pub async fn describe_available_engine_version(
     ctx: Arc<Context>,
-    req: Verified,
-) -> Result<Value, ApiError> {
-    let id = required(&req.params, "DBInstanceId")?;
-    let instance = ctx
-        .store
-        .get_instance(id)
-        .await
-        .map_err(from_store)?
-        .ok_or(ApiError::InstanceNotFound)?;
+    req: InstanceRequest,
+    _call: Call,
+) -> Result<DescribeAvailableEngineVersionResponse, ApiError> {
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
     let catalog = ctx.kernels.snapshot();
-    let later: Vec<&str> = if instance.is_standalone() {
+    let engine_version = if instance.is_standalone() {
         Vec::new()
     } else {
         catalog
             .engine_versions()
             .skip_while(|v| *v != instance.engine_version)
             .skip(1)
+            .map(str::to_string)
             .collect()
     };
-    Ok(json!({"EngineVersions": {"EngineVersion": later}}))
+    Ok(DescribeAvailableEngineVersionResponse {
+        engine_versions: EngineVersions { engine_version },
+    })
+}
+
+/// `DescribeKernelReleaseNotes`: `KernelVersion`.
+#[derive(Debug, Clone)]
+pub struct ReleaseNotesRequest {
+    pub kernel_version: String,
+}
+
+impl FromParams for ReleaseNotesRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let kernel = required(params, "KernelVersion")?;
+        if kernel.len() > MAX_KERNEL_VERSION_LEN {
+            return Err(ApiError::InvalidKernelReleaseNotes);
+        }
+        Ok(Self {
+            kernel_version: kernel.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReleaseNote {
+    pub kernel_version: String,
+    pub release_note: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseNotes {
+    #[serde(rename = "ReleaseNote")]
+    pub release_note: Vec<ReleaseNote>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeKernelReleaseNotesResponse {
+    pub release_notes: ReleaseNotes,
 }
 
 /// `DescribeKernelReleaseNotes`.
-pub fn describe_kernel_release_notes(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
-    let kernel = required(&req.params, "KernelVersion")?;
-    if kernel.len() > MAX_KERNEL_VERSION_LEN {
-        return Err(ApiError::InvalidKernelReleaseNotes);
-    }
+pub async fn describe_kernel_release_notes(
+    ctx: Arc<Context>,
+    req: ReleaseNotesRequest,
+    _call: Call,
+) -> Result<DescribeKernelReleaseNotesResponse, ApiError> {
     let catalog = ctx.kernels.snapshot();
-    let notes: Vec<Value> = catalog
-        .releases_after(kernel)
+    let release_note = catalog
+        .releases_after(&req.kernel_version)
         .map_err(|_| ApiError::InvalidKernelReleaseNotes)?
         .into_iter()
-        .map(|k| json!({"KernelVersion": k.kernel_version, "ReleaseNote": k.release_note}))
+        .map(|k| ReleaseNote {
+            kernel_version: k.kernel_version.clone(),
+            release_note: k.release_note.clone(),
+        })
         .collect();
-    Ok(json!({"ReleaseNotes": {"ReleaseNote": notes}}))
+    Ok(DescribeKernelReleaseNotesResponse {
+        release_notes: ReleaseNotes { release_note },
+    })
 }
 
 /// `DdsdPublishKernelVersion` (operator extension): `EngineVersion`, `KernelVersion`,
-/// `ReleaseNote`, optional `ReleaseDate` (`YYYY-MM-DD`, default today in UTC).
-pub async fn publish_kernel_version(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    ctx.require_admin(&req)?;
-    let engine_version = required(&req.params, "EngineVersion")?;
-    let kernel_version = required(&req.params, "KernelVersion")?;
-    let release_note = required(&req.params, "ReleaseNote")?;
-    let release_date = match optional(&req.params, "ReleaseDate") {
-        Some(d) => d.to_string(),
-        None => {
-            let today = time::OffsetDateTime::now_utc().date();
-            format!(
-                "{:04}-{:02}-{:02}",
-                today.year(),
-                u8::from(today.month()),
-                today.day()
-            )
-        }
-    };
+/// `ReleaseNote`, optional `ReleaseDate` (`YYYY-MM-DD`, default today in UTC). The catalog checks
+/// the values themselves when publishing.
+#[derive(Debug, Clone)]
+pub struct PublishKernelRequest {
+    pub engine_version: String,
+    pub kernel_version: String,
+    pub release_note: String,
+    pub release_date: Option<String>,
+}
+
+impl FromParams for PublishKernelRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            engine_version: required(params, "EngineVersion")?.to_string(),
+            kernel_version: required(params, "KernelVersion")?.to_string(),
+            release_note: required(params, "ReleaseNote")?.to_string(),
+            release_date: optional(params, "ReleaseDate").map(str::to_string),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishKernelResponse {
+    pub engine_version: String,
+    pub kernel_version: String,
+    pub release_date: String,
+}
+
+/// `DdsdPublishKernelVersion`.
+pub async fn publish_kernel_version(
+    ctx: Arc<Context>,
+    req: PublishKernelRequest,
+    _call: Call,
+) -> Result<PublishKernelResponse, ApiError> {
+    let release_date = req.release_date.unwrap_or_else(|| {
+        let today = time::OffsetDateTime::now_utc().date();
+        format!(
+            "{:04}-{:02}-{:02}",
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        )
+    });
     let release = KernelRelease {
-        kernel_version: kernel_version.to_string(),
+        kernel_version: req.kernel_version.clone(),
         release_date: release_date.clone(),
-        release_note: release_note.to_string(),
+        release_note: req.release_note,
     };
     ctx.kernels
-        .publish(&*ctx.store, engine_version, release)
+        .publish(&*ctx.store, &req.engine_version, release)
         .await?;
-    tracing::info!(engine_version, kernel_version, "published a kernel version");
-    Ok(json!({
-        "EngineVersion": engine_version,
-        "KernelVersion": kernel_version,
-        "ReleaseDate": release_date,
-    }))
+    tracing::info!(engine_version = %req.engine_version, kernel_version = %req.kernel_version, "published a kernel version");
+    Ok(PublishKernelResponse {
+        engine_version: req.engine_version,
+        kernel_version: req.kernel_version,
+        release_date,
+    })
 }

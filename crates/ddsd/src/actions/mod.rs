@@ -64,7 +64,7 @@ pub mod upgrade;
 #[cfg(test)]
 mod tests;
 
-pub use params::{optional, required};
+pub use params::{optional, required, InstanceRequest};
 
 /// The only API version ddsd serves.
 pub const API_VERSION: &str = "2015-12-01";
@@ -280,7 +280,7 @@ macro_rules! action {
 pub static ACTIONS: &[ActionSpec] = &[
     //       name                               who     effect   ClientToken  plane
     action!("DescribeRegions",                  AnyKey, Reads,   Ignored,     Any,
-            untyped sync regions::describe_regions),
+            regions::DescribeRegionsRequest => regions::describe_regions),
     action!("CreateDBInstance",                 AnyKey, Mutates, ClientToken, Any,
             untyped instances::create_db_instance),
     action!("CreateShardingDBInstance",         AnyKey, Mutates, ClientToken, Any,
@@ -294,11 +294,11 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!("DescribeDBInstanceAttribute",      AnyKey, Reads,   Ignored,     Any,
             untyped describe::describe_db_instance_attribute),
     action!("DescribeAvailableEngineVersion",   AnyKey, Reads,   Ignored,     Any,
-            untyped kernels::describe_available_engine_version),
+            InstanceRequest => kernels::describe_available_engine_version),
     action!("DescribeKernelReleaseNotes",       AnyKey, Reads,   Ignored,     Any,
-            untyped sync kernels::describe_kernel_release_notes),
+            kernels::ReleaseNotesRequest => kernels::describe_kernel_release_notes),
     action!("DdsdPublishKernelVersion",         Admin,  Mutates, Ignored,     Any,
-            untyped kernels::publish_kernel_version),
+            kernels::PublishKernelRequest => kernels::publish_kernel_version),
     action!("DdsdCreateDBInstance",             Admin,  Mutates, ClientToken, Any,
             untyped instances::ddsd_create_db_instance),
     action!("DdsdCreateShardingDBInstance",     Admin,  Mutates, ClientToken, Any,
@@ -379,6 +379,15 @@ pub(crate) mod testing {
         fn deref(&self) -> &Context {
             &self.ctx
         }
+    }
+
+    /// Runs one request through the table to its end, from a synchronous test.
+    pub fn call_now(ctx: &TestCtx, req: Verified) -> Result<Value, ApiError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+            .block_on(super::call(ctx.ctx.clone(), req))
     }
 
     pub fn ctx() -> TestCtx {

@@ -22,6 +22,20 @@ pub fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError>
     optional(params, name).ok_or_else(|| ApiError::missing(name))
 }
 
+/// The request of the actions that take only `DBInstanceId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRequest {
+    pub db_instance_id: String,
+}
+
+impl super::FromParams for InstanceRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            db_instance_id: required(params, "DBInstanceId")?.to_string(),
+        })
+    }
+}
+
 /// Client text echoed in a message is cut short and stripped of control characters.
 pub fn clip(s: &str) -> String {
     s.chars()

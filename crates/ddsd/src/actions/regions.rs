@@ -7,13 +7,13 @@
 
 use std::path::Path;
 
-use crate::actions::errors::ApiError;
-use acs_rpc::Verified;
-use anyhow::{bail, Context as _};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use std::sync::Arc;
 
-use super::{optional, Context};
+use crate::actions::errors::ApiError;
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use super::{optional, Call, Context, FromParams, Params};
 
 const EMBEDDED: &str = include_str!("../../data/regions.json");
 
@@ -86,14 +86,14 @@ impl RegionCatalog {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Language {
     Zh,
     En,
 }
 
-fn language(req: &Verified) -> Result<Language, ApiError> {
-    match optional(&req.params, "AcceptLanguage") {
+fn language(params: &Params) -> Result<Language, ApiError> {
+    match optional(params, "AcceptLanguage") {
         None => Ok(Language::Zh),
         Some(v) => {
             let base = v.split(['-', '_']).next().unwrap_or("");
@@ -118,40 +118,102 @@ fn name(n: &Names, lang: Language) -> &str {
     }
 }
 
-pub fn describe_regions(ctx: &Context, req: &Verified) -> Result<Value, ApiError> {
-    let lang = language(req)?;
-    let filter = optional(&req.params, "RegionId");
+/// `DescribeRegions`: `RegionId` (one region, else all), `AcceptLanguage`.
+#[derive(Debug, Clone)]
+pub struct DescribeRegionsRequest {
+    region_id: Option<String>,
+    language: Language,
+}
+
+impl FromParams for DescribeRegionsRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            language: language(params)?,
+            region_id: optional(params, "RegionId").map(str::to_string),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeRegionsResponse {
+    pub regions: DdsRegions,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DdsRegions {
+    #[serde(rename = "DdsRegion")]
+    pub dds_region: Vec<DdsRegion>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DdsRegion {
+    pub end_point: String,
+    pub region_id: String,
+    pub region_name: String,
+    pub zones: Zones,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Zones {
+    #[serde(rename = "Zone")]
+    pub zone: Vec<ZoneItem>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ZoneItem {
+    pub vpc_enabled: bool,
+    pub zone_id: String,
+    pub zone_name: String,
+}
+
+/// `DescribeRegions`.
+pub async fn describe_regions(
+    ctx: Arc<Context>,
+    req: DescribeRegionsRequest,
+    _call: Call,
+) -> Result<DescribeRegionsResponse, ApiError> {
+    let filter = req.region_id.as_deref();
     if let Some(id) = filter {
         if !ctx.regions.contains(id) {
             return Err(ApiError::RegionNotFound);
         }
     }
-    let regions: Vec<Value> = ctx
+    let lang = req.language;
+    let dds_region = ctx
         .regions
         .regions
         .iter()
         .filter(|r| filter.is_none_or(|id| r.region_id == id))
-        .map(|r| {
-            let zones: Vec<Value> = r
-                .zones
-                .iter()
-                .map(|z| json!({"VpcEnabled": z.vpc_enabled, "ZoneId": z.zone_id, "ZoneName": name(&z.zone_name, lang)}))
-                .collect();
-            json!({
-                "EndPoint": r.end_point,
-                "RegionId": r.region_id,
-                "RegionName": name(&r.region_name, lang),
-                "Zones": {"Zone": zones},
-            })
+        .map(|r| DdsRegion {
+            end_point: r.end_point.clone(),
+            region_id: r.region_id.clone(),
+            region_name: name(&r.region_name, lang).to_string(),
+            zones: Zones {
+                zone: r
+                    .zones
+                    .iter()
+                    .map(|z| ZoneItem {
+                        vpc_enabled: z.vpc_enabled,
+                        zone_id: z.zone_id.clone(),
+                        zone_name: name(&z.zone_name, lang).to_string(),
+                    })
+                    .collect(),
+            },
         })
         .collect();
-    Ok(json!({"Regions": {"DdsRegion": regions}}))
+    Ok(DescribeRegionsResponse {
+        regions: DdsRegions { dds_region },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use acs_rpc::{Format, Scheme};
+    use crate::actions::testing::call_now;
+    use acs_rpc::{Format, Scheme, Verified};
     use std::collections::BTreeMap;
 
     fn req(params: &[(&str, &str)]) -> Verified {
@@ -206,7 +268,7 @@ mod tests {
 
     #[test]
     fn all_regions_in_chinese_by_default() {
-        let v = describe_regions(&ctx(), &req(&[])).unwrap();
+        let v = call_now(&ctx(), req(&[])).unwrap();
         let list = v["Regions"]["DdsRegion"].as_array().unwrap();
         assert_eq!(list.len(), RegionCatalog::embedded().regions.len());
         let hz = list
@@ -222,21 +284,21 @@ mod tests {
 
     #[test]
     fn filter_and_english_names() {
-        let v = describe_regions(
+        let v = call_now(
             &ctx(),
-            &req(&[("RegionId", "us-east-1"), ("AcceptLanguage", "en")]),
+            req(&[("RegionId", "us-east-1"), ("AcceptLanguage", "en")]),
         )
         .unwrap();
         let list = v["Regions"]["DdsRegion"].as_array().unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0]["RegionName"], "US (Virginia)");
         assert_eq!(list[0]["Zones"]["Zone"][0]["ZoneName"], "Virginia Zone A");
-        let e = describe_regions(&ctx(), &req(&[("RegionId", "mars-1")])).unwrap_err();
+        let e = call_now(&ctx(), req(&[("RegionId", "mars-1")])).unwrap_err();
         assert_eq!((e.code(), e.status()), ("InvalidRegion.NotFound", 404));
-        let e = describe_regions(&ctx(), &req(&[("AcceptLanguage", "fr")])).unwrap_err();
+        let e = call_now(&ctx(), req(&[("AcceptLanguage", "fr")])).unwrap_err();
         assert_eq!((e.code(), e.status()), ("InvalidParameter", 400));
         // An empty RegionId (legacy SDKs send empty optionals) means "all".
-        let v = describe_regions(&ctx(), &req(&[("RegionId", "")])).unwrap();
+        let v = call_now(&ctx(), req(&[("RegionId", "")])).unwrap();
         assert!(v["Regions"]["DdsRegion"].as_array().unwrap().len() > 1);
     }
 }
