@@ -22,7 +22,7 @@ use acs_rpc::Verified;
 use serde_json::{json, Value};
 
 use super::params::{clip, optional, optional_u32, required};
-use super::Context;
+use super::{Call, Context, FromParams, NoParams, Params};
 
 /// Faults kept at once, spent ones included.
 pub const MAX_API_FAULTS: usize = 64;
@@ -229,8 +229,8 @@ fn invalid(name: &str, reason: impl std::fmt::Display) -> ApiError {
 }
 
 /// A vendor action of the action table, or `*`.
-fn target_action(req: &Verified) -> Result<String, ApiError> {
-    let name = required(&req.params, "TargetAction")?;
+fn target_action(params: &Params) -> Result<String, ApiError> {
+    let name = required(params, "TargetAction")?;
     if name == "*" {
         return Ok(name.into());
     }
@@ -247,10 +247,10 @@ fn target_action(req: &Verified) -> Result<String, ApiError> {
 }
 
 /// The error to answer; `None` when the request gives no `ErrorCode` (a delay only).
-fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> {
-    let Some(code) = optional(&req.params, "ErrorCode") else {
+fn error_row(params: &Params) -> Result<Option<(String, u16, String)>, ApiError> {
+    let Some(code) = optional(params, "ErrorCode") else {
         for name in ["HttpStatus", "Message", "RetryAfterMs"] {
-            if optional(&req.params, name).is_some() {
+            if optional(params, name).is_some() {
                 return Err(ApiError::missing("ErrorCode"));
             }
         }
@@ -266,7 +266,7 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> 
             format!("Use at most {MAX_CODE_BYTES} letters, digits, '.', '_' or '-'."),
         ));
     }
-    let status = optional_u32(&req.params, "HttpStatus", 599)?;
+    let status = optional_u32(params, "HttpStatus", 599)?;
     if let Some(s) = status {
         if s < 400 {
             return Err(invalid(
@@ -275,7 +275,7 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> 
             ));
         }
     }
-    let message = optional(&req.params, "Message");
+    let message = optional(params, "Message");
     if let Some(m) = message {
         if m.len() > MAX_MESSAGE_BYTES || m.chars().any(char::is_control) {
             return Err(invalid(
@@ -310,36 +310,62 @@ fn error_row(req: &Verified) -> Result<Option<(String, u16, String)>, ApiError> 
 }
 
 /// `DdsdArmApiFault`.
-pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    ctx.require_admin(&req)?;
-    let target_action = target_action(&req)?;
-    let error = error_row(&req)?;
-    let delay_ms = optional_u32(&req.params, "DelayMs", MAX_DELAY_MS)?
-        .filter(|&ms| ms > 0)
-        .map(u64::from);
-    if error.is_none() && delay_ms.is_none() {
-        return Err(ApiError::MissingErrorCode);
-    }
-    let count = optional_u32(&req.params, "Count", MAX_COUNT)?.unwrap_or(1);
-    if count == 0 {
-        return Err(invalid("Count", format!("Use 1 to {MAX_COUNT}.")));
-    }
-    let retry_after_ms = optional_u32(&req.params, "RetryAfterMs", MAX_RETRY_AFTER_MS)?
-        .map(|ms| u64::from(ms.max(1)));
-    let instance_id = match optional(&req.params, "DBInstanceId") {
-        Some(id) => {
-            super::rolling::load_instance(&ctx, id).await?;
-            Some(id.to_string())
+/// `DdsdArmApiFault`: `TargetAction`, `ErrorCode` / `HttpStatus` / `Message`, `DelayMs`, `Count`,
+/// `RetryAfterMs`, `DBInstanceId` (the instance must exist, checked by the handler).
+#[derive(Debug, Clone)]
+pub struct ArmApiFaultRequest {
+    target_action: String,
+    error: Option<(String, u16, String)>,
+    delay_ms: Option<u64>,
+    count: u32,
+    retry_after_ms: Option<u64>,
+    db_instance_id: Option<String>,
+}
+
+impl FromParams for ArmApiFaultRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let target_action = target_action(params)?;
+        let error = error_row(params)?;
+        let delay_ms = optional_u32(params, "DelayMs", MAX_DELAY_MS)?
+            .filter(|&ms| ms > 0)
+            .map(u64::from);
+        if error.is_none() && delay_ms.is_none() {
+            return Err(ApiError::MissingErrorCode);
         }
-        None => None,
-    };
+        let count = optional_u32(params, "Count", MAX_COUNT)?.unwrap_or(1);
+        if count == 0 {
+            return Err(invalid("Count", format!("Use 1 to {MAX_COUNT}.")));
+        }
+        let retry_after_ms = optional_u32(params, "RetryAfterMs", MAX_RETRY_AFTER_MS)?
+            .map(|ms| u64::from(ms.max(1)));
+        Ok(Self {
+            target_action,
+            error,
+            delay_ms,
+            count,
+            retry_after_ms,
+            db_instance_id: optional(params, "DBInstanceId").map(str::to_string),
+        })
+    }
+}
+
+/// `DdsdArmApiFault`.
+pub async fn ddsd_arm_api_fault(
+    ctx: Arc<Context>,
+    req: ArmApiFaultRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    if let Some(id) = &req.db_instance_id {
+        super::rolling::load_instance(&ctx, id).await?;
+    }
+    let count = req.count;
     let fault = ctx.api_faults.arm(ApiFault {
         id: 0,
-        target_action,
-        instance_id,
-        error,
-        retry_after_ms,
-        delay_ms,
+        target_action: req.target_action,
+        instance_id: req.db_instance_id,
+        error: req.error,
+        retry_after_ms: req.retry_after_ms,
+        delay_ms: req.delay_ms,
         remaining: count,
         fired: 0,
     })?;
@@ -355,8 +381,11 @@ pub async fn ddsd_arm_api_fault(ctx: Arc<Context>, req: Verified) -> Result<Valu
 }
 
 /// `DdsdDescribeApiFaults`.
-pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    ctx.require_admin(&req)?;
+pub async fn ddsd_describe_api_faults(
+    ctx: Arc<Context>,
+    _req: NoParams,
+    _call: Call,
+) -> Result<Value, ApiError> {
     let list: Vec<Value> = ctx
         .api_faults
         .list()
@@ -366,10 +395,27 @@ pub async fn ddsd_describe_api_faults(ctx: Arc<Context>, req: Verified) -> Resul
     Ok(json!({"ApiFaults": {"ApiFault": list}}))
 }
 
+/// `DdsdClearApiFaults`: `FaultId` (one fault, else all).
+#[derive(Debug, Clone)]
+pub struct ClearApiFaultsRequest {
+    fault_id: Option<String>,
+}
+
+impl FromParams for ClearApiFaultsRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            fault_id: optional(params, "FaultId").map(str::to_string),
+        })
+    }
+}
+
 /// `DdsdClearApiFaults`.
-pub async fn ddsd_clear_api_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    ctx.require_admin(&req)?;
-    let cleared = match optional(&req.params, "FaultId") {
+pub async fn ddsd_clear_api_faults(
+    ctx: Arc<Context>,
+    req: ClearApiFaultsRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let cleared = match req.fault_id.as_deref() {
         // One lookup under the lock: an id that is not a number matches no fault.
         Some(v) => match ctx.api_faults.clear(Some(v.parse().unwrap_or(0))) {
             0 => {
@@ -395,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn an_armed_fault_answers_count_calls_of_its_action_then_stops() {
         let t = testing::ctx();
-        let armed = ddsd_arm_api_fault(
+        let armed = crate::actions::call(
             t.ctx.clone(),
             admin(
                 "DdsdArmApiFault",
@@ -430,7 +476,7 @@ mod tests {
     async fn instance_filter_wildcard_custom_codes_and_extensions_untouched() {
         let t = testing::ctx();
         let arm = |params: &[(&str, &str)]| {
-            ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdArmApiFault", params))
         };
         // Naming an instance that does not exist is refused.
         let e = arm(&[
@@ -470,7 +516,7 @@ mod tests {
                 &admin("DdsdDescribeApiFaults", &[])
             )
             .is_none());
-        let listed = ddsd_describe_api_faults(t.ctx.clone(), admin("DdsdDescribeApiFaults", &[]))
+        let listed = crate::actions::call(t.ctx.clone(), admin("DdsdDescribeApiFaults", &[]))
             .await
             .unwrap();
         assert_eq!(listed["ApiFaults"]["ApiFault"][0]["Remaining"], 2);
@@ -481,7 +527,7 @@ mod tests {
     async fn a_delay_alone_lets_the_action_run_and_a_delay_with_an_error_answers_it_late() {
         let t = testing::ctx();
         let arm = |params: &[(&str, &str)]| {
-            ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdArmApiFault", params))
         };
         let slow = arm(&[("TargetAction", "DescribeRegions"), ("DelayMs", "1500")])
             .await
@@ -587,13 +633,13 @@ mod tests {
             ),
         ];
         for (params, code) in cases {
-            let e = ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", params))
+            let e = crate::actions::call(t.ctx.clone(), admin("DdsdArmApiFault", params))
                 .await
                 .unwrap_err();
             assert_eq!(e.code(), *code, "{params:?}");
         }
         // Not an admin key.
-        let e = ddsd_arm_api_fault(
+        let e = crate::actions::call(
             t.ctx.clone(),
             req(
                 "DdsdArmApiFault",
@@ -614,30 +660,30 @@ mod tests {
             ("ErrorCode", "Throttling"),
         ];
         for _ in 0..MAX_API_FAULTS {
-            ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", &params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdArmApiFault", &params))
                 .await
                 .unwrap();
         }
-        let e = ddsd_arm_api_fault(t.ctx.clone(), admin("DdsdArmApiFault", &params))
+        let e = crate::actions::call(t.ctx.clone(), admin("DdsdArmApiFault", &params))
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.status()), ("QuotaExceeded.ApiFaults", 400));
         let first = t.api_faults.list()[0].id.to_string();
-        let r = ddsd_clear_api_faults(
+        let r = crate::actions::call(
             t.ctx.clone(),
             admin("DdsdClearApiFaults", &[("FaultId", &first)]),
         )
         .await
         .unwrap();
         assert_eq!(r["ClearedApiFaults"], 1);
-        let e = ddsd_clear_api_faults(
+        let e = crate::actions::call(
             t.ctx.clone(),
             admin("DdsdClearApiFaults", &[("FaultId", &first)]),
         )
         .await
         .unwrap_err();
         assert_eq!(e.code(), "InvalidParameter");
-        let r = ddsd_clear_api_faults(t.ctx.clone(), admin("DdsdClearApiFaults", &[]))
+        let r = crate::actions::call(t.ctx.clone(), admin("DdsdClearApiFaults", &[]))
             .await
             .unwrap();
         assert_eq!(r["ClearedApiFaults"], MAX_API_FAULTS - 1);

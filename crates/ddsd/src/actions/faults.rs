@@ -31,15 +31,15 @@
 use std::sync::Arc;
 
 use crate::actions::errors::ApiError;
-use acs_rpc::{Gateway, Verified};
+use acs_rpc::Gateway;
 use dds_engine::model::{Instance, Topology};
 use dds_engine::plane::{MemberState, Millis};
 use dds_engine::sim::Fault;
 use serde_json::{json, Map, Value};
 
-use super::params::{clip, optional, optional_u32, required};
+use super::params::{clip, optional, optional_u32, required, InstanceRequest};
 use super::rolling::load_instance;
-use super::Context;
+use super::{Call, Context, FromParams, Params};
 use crate::plane::{DataPlane, PlaneError};
 
 /// Longest duration parameter accepted: 30 simulated days.
@@ -95,8 +95,8 @@ fn members(instance: &Instance) -> Vec<&dds_engine::model::MemberSpec> {
     }
 }
 
-fn mongod(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
-    let n = required(&req.params, "NodeId")?;
+fn mongod(params: &Params, instance: &Instance) -> Result<String, ApiError> {
+    let n = required(params, "NodeId")?;
     members(instance)
         .iter()
         .find(|m| m.node_id == n)
@@ -106,8 +106,8 @@ fn mongod(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
 
 /// The replica set's name, from its node id, its name, a member's node id, or (replica-set instances) the
 /// instance id.
-fn replica_set(req: &Verified, instance: &Instance) -> Result<String, ApiError> {
-    let n = optional(&req.params, "NodeId").unwrap_or(instance.id.as_str());
+fn replica_set(params: &Params, instance: &Instance) -> Result<String, ApiError> {
+    let n = optional(params, "NodeId").unwrap_or(instance.id.as_str());
     let sets = instance.topology.replica_sets();
     if let (Topology::ReplicaSet { replica_set }, true) = (&instance.topology, n == instance.id) {
         return Ok(replica_set.name.clone());
@@ -118,30 +118,30 @@ fn replica_set(req: &Verified, instance: &Instance) -> Result<String, ApiError> 
         .ok_or_else(|| bad_node(n, "a replica set"))
 }
 
-fn seconds(req: &Verified, name: &str) -> Result<Option<Millis>, ApiError> {
-    Ok(optional_u32(&req.params, name, MAX_SECONDS)?.map(|s| u64::from(s) * 1_000))
+fn seconds(params: &Params, name: &str) -> Result<Option<Millis>, ApiError> {
+    Ok(optional_u32(params, name, MAX_SECONDS)?.map(|s| u64::from(s) * 1_000))
 }
 
-fn required_seconds(req: &Verified, name: &str) -> Result<Millis, ApiError> {
-    seconds(req, name)?.ok_or_else(|| ApiError::missing(name))
+fn required_seconds(params: &Params, name: &str) -> Result<Millis, ApiError> {
+    seconds(params, name)?.ok_or_else(|| ApiError::missing(name))
 }
 
 /// Builds the fault from the request; `now` is plane time.
 pub fn fault_from_request(
-    req: &Verified,
+    params: &Params,
     instance: &Instance,
     now: Millis,
 ) -> Result<Fault, ApiError> {
-    let kind = required(&req.params, "FaultType")?;
+    let kind = required(params, "FaultType")?;
     Ok(match kind {
         "StartFails" => Fault::StartFails {
-            node_id: mongod(req, instance)?,
+            node_id: mongod(params, instance)?,
         },
         "NeverCatchesUp" => Fault::NeverCatchesUp {
-            node_id: mongod(req, instance)?,
+            node_id: mongod(params, instance)?,
         },
         "StuckInState" => {
-            let state = match required(&req.params, "State")? {
+            let state = match required(params, "State")? {
                 "STARTUP2" => MemberState::Startup2,
                 "RECOVERING" => MemberState::Recovering,
                 other => {
@@ -155,37 +155,37 @@ pub fn fault_from_request(
                 }
             };
             Fault::StuckInState {
-                node_id: mongod(req, instance)?,
+                node_id: mongod(params, instance)?,
                 state,
             }
         }
         "SlowStart" => Fault::SlowStart {
-            node_id: mongod(req, instance)?,
-            extra_ms: required_seconds(req, "ExtraSeconds")?,
+            node_id: mongod(params, instance)?,
+            extra_ms: required_seconds(params, "ExtraSeconds")?,
         },
         "Crash" => Fault::Crash {
-            node_id: mongod(req, instance)?,
-            at_ms: now + seconds(req, "DelaySeconds")?.unwrap_or(0),
-            recover_after_ms: seconds(req, "RecoverAfterSeconds")?,
+            node_id: mongod(params, instance)?,
+            at_ms: now + seconds(params, "DelaySeconds")?.unwrap_or(0),
+            recover_after_ms: seconds(params, "RecoverAfterSeconds")?,
         },
         "StepDownRefused" => Fault::StepDownRefused {
-            replica_set: replica_set(req, instance)?,
-            until_ms: seconds(req, "DurationSeconds")?.map(|d| now + d),
+            replica_set: replica_set(params, instance)?,
+            until_ms: seconds(params, "DurationSeconds")?.map(|d| now + d),
         },
         "NoNewPrimary" => Fault::NoNewPrimary {
-            replica_set: replica_set(req, instance)?,
-            until_ms: seconds(req, "DurationSeconds")?.map(|d| now + d),
+            replica_set: replica_set(params, instance)?,
+            until_ms: seconds(params, "DurationSeconds")?.map(|d| now + d),
         },
         "PrimaryChange" => Fault::PrimaryChange {
-            replica_set: replica_set(req, instance)?,
-            at_ms: now + seconds(req, "DelaySeconds")?.unwrap_or(0),
+            replica_set: replica_set(params, instance)?,
+            at_ms: now + seconds(params, "DelaySeconds")?.unwrap_or(0),
         },
         "OplogWindow" => Fault::OplogWindow {
-            replica_set: replica_set(req, instance)?,
-            window_ms: required_seconds(req, "WindowSeconds")?,
+            replica_set: replica_set(params, instance)?,
+            window_ms: required_seconds(params, "WindowSeconds")?,
         },
         "MongosStartFails" => {
-            let n = required(&req.params, "NodeId")?;
+            let n = required(params, "NodeId")?;
             let node_id = instance
                 .topology
                 .mongos()
@@ -203,7 +203,7 @@ pub fn fault_from_request(
                 ));
             }
             Fault::BalancerRound {
-                until_ms: now + required_seconds(req, "DurationSeconds")?,
+                until_ms: now + required_seconds(params, "DurationSeconds")?,
             }
         }
         other => {
@@ -233,18 +233,39 @@ pub fn fault_json(fault: &Value) -> Value {
     Value::Object(o)
 }
 
-/// The simulated plane, after the admin check; refusals before anything is read.
-fn sim_plane(ctx: &Context, req: &Verified) -> Result<Arc<crate::plane::sim::SimPlane>, ApiError> {
-    ctx.require_admin(req)?;
+/// The simulated plane; the row's `Simulated` column has refused the others already.
+fn sim_plane(ctx: &Context) -> Result<Arc<crate::plane::sim::SimPlane>, ApiError> {
     ctx.sim.clone().ok_or(ApiError::NotSimulated)
 }
 
+/// `DdsdArmFault`: `DBInstanceId`, `FaultType` and the type's own parameters. Those name nodes of
+/// the instance and times relative to plane time, so they are resolved against the instance
+/// ([`fault_from_request`]) once it is loaded.
+#[derive(Debug, Clone)]
+pub struct ArmFaultRequest {
+    pub db_instance_id: String,
+    pub params: Params,
+}
+
+impl FromParams for ArmFaultRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            db_instance_id: required(params, "DBInstanceId")?.to_string(),
+            params: params.clone(),
+        })
+    }
+}
+
 /// `DdsdArmFault`.
-pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req.params, "DBInstanceId")?;
+pub async fn ddsd_arm_fault(
+    ctx: Arc<Context>,
+    req: ArmFaultRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let sim = sim_plane(&ctx)?;
+    let id = req.db_instance_id.as_str();
     let instance = load_instance(&ctx, id).await?;
-    let fault = fault_from_request(&req, &instance, sim.now_ms())?;
+    let fault = fault_from_request(&req.params, &instance, sim.now_ms())?;
     let value = serde_json::to_value(&fault).map_err(|_| Gateway::InternalError)?;
     sim.arm_fault(id, value.clone())
         .await
@@ -254,9 +275,13 @@ pub async fn ddsd_arm_fault(ctx: Arc<Context>, req: Verified) -> Result<Value, A
 }
 
 /// `DdsdDescribeFaults`.
-pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req.params, "DBInstanceId")?;
+pub async fn ddsd_describe_faults(
+    ctx: Arc<Context>,
+    req: InstanceRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let sim = sim_plane(&ctx)?;
+    let id = req.db_instance_id.as_str();
     load_instance(&ctx, id).await?;
     let faults = sim.list_faults(id).await.map_err(plane_error)?;
     let list: Vec<Value> = faults.iter().map(fault_json).collect();
@@ -264,9 +289,13 @@ pub async fn ddsd_describe_faults(ctx: Arc<Context>, req: Verified) -> Result<Va
 }
 
 /// `DdsdClearFaults`.
-pub async fn ddsd_clear_faults(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let sim = sim_plane(&ctx, &req)?;
-    let id = required(&req.params, "DBInstanceId")?;
+pub async fn ddsd_clear_faults(
+    ctx: Arc<Context>,
+    req: InstanceRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let sim = sim_plane(&ctx)?;
+    let id = req.db_instance_id.as_str();
     load_instance(&ctx, id).await?;
     let armed = sim.list_faults(id).await.map_err(plane_error)?.len();
     sim.clear_faults(id).await.map_err(plane_error)?;
@@ -294,7 +323,7 @@ mod tests {
             unreachable!()
         };
         let member = shards[1].members[0].node_id.clone();
-        let v = ddsd_arm_fault(
+        let v = crate::actions::call(
             env.ctx.clone(),
             admin(
                 "DdsdArmFault",
@@ -313,7 +342,7 @@ mod tests {
         );
         // A replica set named by one of its members; a timed fault in plane time.
         let now = env.ctx.sim.as_ref().unwrap().now_ms();
-        let v = ddsd_arm_fault(
+        let v = crate::actions::call(
             env.ctx.clone(),
             admin(
                 "DdsdArmFault",
@@ -330,7 +359,7 @@ mod tests {
         assert_eq!(v["Fault"]["ReplicaSet"], json!(shards[1].name));
         let until = v["Fault"]["UntilMs"].as_u64().unwrap();
         assert!(until >= now + 60_000 && until < now + 120_000, "{until}");
-        ddsd_arm_fault(
+        crate::actions::call(
             env.ctx.clone(),
             admin(
                 "DdsdArmFault",
@@ -343,7 +372,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let list = ddsd_describe_faults(
+        let list = crate::actions::call(
             env.ctx.clone(),
             admin("DdsdDescribeFaults", &[("DBInstanceId", &id)]),
         )
@@ -356,14 +385,14 @@ mod tests {
             .map(|f| f["FaultType"].as_str().unwrap())
             .collect();
         assert_eq!(kinds, ["StartFails", "StepDownRefused", "MongosStartFails"]);
-        let v = ddsd_clear_faults(
+        let v = crate::actions::call(
             env.ctx.clone(),
             admin("DdsdClearFaults", &[("DBInstanceId", &id)]),
         )
         .await
         .unwrap();
         assert_eq!(v["ClearedFaults"], json!(3));
-        let list = ddsd_describe_faults(
+        let list = crate::actions::call(
             env.ctx.clone(),
             admin("DdsdDescribeFaults", &[("DBInstanceId", &id)]),
         )
@@ -458,14 +487,14 @@ mod tests {
             ),
         ];
         for (params, code) in cases {
-            let e = ddsd_arm_fault(env.ctx.clone(), admin("DdsdArmFault", &params))
+            let e = crate::actions::call(env.ctx.clone(), admin("DdsdArmFault", &params))
                 .await
                 .unwrap_err();
             assert_eq!(e.code(), code, "{params:?}");
             assert!(e.status() < 500);
         }
         // Not an admin key.
-        let e = ddsd_arm_fault(
+        let e = crate::actions::call(
             env.ctx.clone(),
             req(
                 "DdsdArmFault",
@@ -501,17 +530,17 @@ mod tests {
         };
         let params = [("DBInstanceId", "dds-x"), ("FaultType", "StartFails")];
         check(
-            ddsd_arm_fault(t.ctx.clone(), admin("DdsdArmFault", &params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdArmFault", &params))
                 .await
                 .unwrap_err(),
         );
         check(
-            ddsd_describe_faults(t.ctx.clone(), admin("DdsdDescribeFaults", &params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdDescribeFaults", &params))
                 .await
                 .unwrap_err(),
         );
         check(
-            ddsd_clear_faults(t.ctx.clone(), admin("DdsdClearFaults", &params))
+            crate::actions::call(t.ctx.clone(), admin("DdsdClearFaults", &params))
                 .await
                 .unwrap_err(),
         );

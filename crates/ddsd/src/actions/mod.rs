@@ -193,6 +193,16 @@ impl Call {
     }
 }
 
+/// The request of actions without parameters of their own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoParams;
+
+impl FromParams for NoParams {
+    fn from_params(_: &Params) -> Result<Self, ApiError> {
+        Ok(Self)
+    }
+}
+
 /// The answer `{}` (only the `RequestId` the server adds).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Empty {}
@@ -312,19 +322,19 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!("DdsdDescribeRestartPlan",          AnyKey, Reads,   Ignored,     Any,
             rolling::RestartRequest => plan::ddsd_describe_restart_plan),
     action!("DdsdArmFault",                     Admin,  Mutates, Ignored,     Simulated,
-            untyped faults::ddsd_arm_fault),
+            faults::ArmFaultRequest => faults::ddsd_arm_fault),
     action!("DdsdDescribeFaults",               Admin,  Reads,   Ignored,     Simulated,
-            untyped faults::ddsd_describe_faults),
+            InstanceRequest => faults::ddsd_describe_faults),
     action!("DdsdClearFaults",                  Admin,  Mutates, Ignored,     Simulated,
-            untyped faults::ddsd_clear_faults),
+            InstanceRequest => faults::ddsd_clear_faults),
     action!("DdsdDescribeOperations",           AnyKey, Reads,   Ignored,     Any,
-            untyped operations::ddsd_describe_operations),
+            operations::DescribeOperationsRequest => operations::ddsd_describe_operations),
     action!("DdsdArmApiFault",                  Admin,  Mutates, Ignored,     Any,
-            untyped api_faults::ddsd_arm_api_fault),
+            api_faults::ArmApiFaultRequest => api_faults::ddsd_arm_api_fault),
     action!("DdsdDescribeApiFaults",            Admin,  Reads,   Ignored,     Any,
-            untyped api_faults::ddsd_describe_api_faults),
+            NoParams => api_faults::ddsd_describe_api_faults),
     action!("DdsdClearApiFaults",               Admin,  Mutates, Ignored,     Any,
-            untyped api_faults::ddsd_clear_api_faults),
+            api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
 ];
 
 /// The row of an action, by its exact name.

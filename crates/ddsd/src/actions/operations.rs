@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use crate::actions::errors::ApiError;
-use acs_rpc::{format_timestamp, Verified};
+use acs_rpc::format_timestamp;
 use dds_engine::plane::Millis;
 use dds_engine::sim::Truth;
 use dds_engine::workflow::{OperationKind as FlowKind, RestartScope, RollingOperation};
@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use super::errors::from_store;
 use super::params::{clip, optional, parse_u32_in, required};
 use super::rolling::load_instance;
-use super::Context;
+use super::{Call, Context, FromParams, Params};
 use crate::plane::DataPlane;
 use crate::runtime::OperationState;
 use crate::store::{Operation, OperationKind, OperationStatus};
@@ -228,23 +228,47 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
 }
 
 /// `DdsdDescribeOperations`.
-pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let id = required(&req.params, "DBInstanceId")?;
-    let only = optional(&req.params, "OperationId");
-    if let Some(o) = only {
-        if o.len() > crate::store::limits::MAX_ID_LEN {
-            return Err(ApiError::invalid_parameter(
-                "OperationId",
-                format!("Unknown operation \"{}…\".", clip(o)),
-            ));
+/// `DdsdDescribeOperations`: `DBInstanceId`, `OperationId` (one operation), `MaxRecords`.
+#[derive(Debug, Clone)]
+pub struct DescribeOperationsRequest {
+    pub db_instance_id: String,
+    pub operation_id: Option<String>,
+    pub max_records: u32,
+}
+
+impl FromParams for DescribeOperationsRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        let operation_id = optional(params, "OperationId");
+        if let Some(o) = operation_id {
+            if o.len() > crate::store::limits::MAX_ID_LEN {
+                return Err(ApiError::invalid_parameter(
+                    "OperationId",
+                    format!("Unknown operation \"{}…\".", clip(o)),
+                ));
+            }
         }
+        let max_records = optional(params, "MaxRecords")
+            .map(|v| parse_u32_in("MaxRecords", v, 1, MAX_RECORDS))
+            .transpose()?
+            .unwrap_or(DEFAULT_MAX_RECORDS);
+        Ok(Self {
+            db_instance_id,
+            operation_id: operation_id.map(str::to_string),
+            max_records,
+        })
     }
-    let max = optional(&req.params, "MaxRecords")
-        .map(|v| parse_u32_in("MaxRecords", v, 1, MAX_RECORDS))
-        .transpose()?
-        .unwrap_or(DEFAULT_MAX_RECORDS);
+}
+
+/// `DdsdDescribeOperations`.
+pub async fn ddsd_describe_operations(
+    ctx: Arc<Context>,
+    req: DescribeOperationsRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let id = req.db_instance_id.as_str();
     load_instance(&ctx, id).await?;
-    let ops = match only {
+    let ops = match req.operation_id.as_deref() {
         Some(op_id) => {
             let op = ctx
                 .store
@@ -257,7 +281,7 @@ pub async fn ddsd_describe_operations(ctx: Arc<Context>, req: Verified) -> Resul
         }
         None => ctx
             .store
-            .list_operations(id, max)
+            .list_operations(id, req.max_records)
             .await
             .map_err(from_store)?,
     };

@@ -39,7 +39,6 @@ mod tests {
     type Refusal<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
 
     use super::*;
-    use crate::actions::operations::ddsd_describe_operations;
     use crate::actions::upgrade::test_support::{env, kernels, req, Env};
     use crate::store::Store;
     use dds_engine::build::fixtures;
@@ -53,7 +52,7 @@ mod tests {
 
     /// Restarts per process over the last operation, from the simulation's ground truth.
     async fn restarts(t: &Env, id: &str) -> Vec<(String, u64)> {
-        let v = ddsd_describe_operations(
+        let v = crate::actions::call(
             t.ctx.clone(),
             req(
                 "DdsdDescribeOperations",

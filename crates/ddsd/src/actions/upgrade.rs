@@ -219,7 +219,6 @@ mod tests {
 
     use super::test_support::{env, kernels, req};
     use super::*;
-    use crate::actions::operations::ddsd_describe_operations;
     use crate::plane::DataPlane;
     use crate::runtime::OperationState;
     use crate::store::{OperationKind, Store};
@@ -337,7 +336,7 @@ mod tests {
             "{inst:?}"
         );
 
-        let v = ddsd_describe_operations(
+        let v = crate::actions::call(
             t.ctx.clone(),
             req("DdsdDescribeOperations", &[("DBInstanceId", &id)]),
         )
@@ -556,7 +555,7 @@ mod tests {
         call(&t.ctx, &[("DBInstanceId", &id)]).await.unwrap();
         t.settled(&id, 30_000).await;
 
-        let v = ddsd_describe_operations(
+        let v = crate::actions::call(
             t.ctx.clone(),
             req(
                 "DdsdDescribeOperations",
@@ -684,7 +683,7 @@ mod tests {
         let op_id = t.store.list_operations(&id, 1).await.unwrap()[0].id.clone();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let blocked = loop {
-            let v = ddsd_describe_operations(
+            let v = crate::actions::call(
                 t.ctx.clone(),
                 req(
                     "DdsdDescribeOperations",
