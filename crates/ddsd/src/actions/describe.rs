@@ -21,7 +21,6 @@
 use std::sync::Arc;
 
 use crate::actions::errors::ApiError;
-use acs_rpc::Verified;
 use dds_engine::catalog::Catalog;
 use dds_engine::model::{
     ChargeType, DbInstanceStatus, DbInstanceType, Instance, MemberKind, ReplicaSetSpec, Topology,
@@ -31,7 +30,8 @@ use serde_json::{json, Map, Value};
 use super::classes;
 use super::errors::from_store;
 use super::params::{clip, optional, optional_bool, parse_u32, parse_u32_in, required, tags};
-use super::Context;
+use super::rolling::load_instance;
+use super::{Call, Context, FromParams, Params};
 use crate::store::{limits, InstanceFilter, Page, TagFilter};
 
 /// `PageSize` values the vendor accepts.
@@ -325,31 +325,39 @@ fn replica_set_endpoint(i: &Instance, host: &str, role: &str) -> Value {
     })
 }
 
+/// `DescribeDBInstanceAttribute`: `DBInstanceId`, `Engine` (MongoDB only), `IsDelete`.
+#[derive(Debug, Clone)]
+pub struct AttributeRequest {
+    pub db_instance_id: String,
+}
+
+impl FromParams for AttributeRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        if let Some(engine) = optional(params, "Engine") {
+            if engine != "MongoDB" {
+                return Err(ApiError::invalid_parameter(
+                    "Engine",
+                    "The value must be MongoDB.",
+                ));
+            }
+        }
+        // Released instances are removed, not kept in a recycle bin: there is nothing to show for
+        // IsDelete=true.
+        if optional_bool(params, "IsDelete")? == Some(true) {
+            return Err(ApiError::InstanceNotFound);
+        }
+        Ok(Self { db_instance_id })
+    }
+}
+
 /// `DescribeDBInstanceAttribute`.
 pub async fn describe_db_instance_attribute(
     ctx: Arc<Context>,
-    req: Verified,
+    req: AttributeRequest,
+    _call: Call,
 ) -> Result<Value, ApiError> {
-    let id = required(&req.params, "DBInstanceId")?;
-    if let Some(engine) = optional(&req.params, "Engine") {
-        if engine != "MongoDB" {
-            return Err(ApiError::invalid_parameter(
-                "Engine",
-                "The value must be MongoDB.",
-            ));
-        }
-    }
-    // Released instances are removed, not kept in a recycle bin: there is nothing to show for
-    // IsDelete=true.
-    if optional_bool(&req.params, "IsDelete")? == Some(true) {
-        return Err(ApiError::InstanceNotFound);
-    }
-    let instance = ctx
-        .store
-        .get_instance(id)
-        .await
-        .map_err(from_store)?
-        .ok_or(ApiError::InstanceNotFound)?;
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
     let catalog = ctx.kernels.snapshot();
     Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog)]}}))
 }
@@ -361,8 +369,8 @@ enum Query {
     Filter(Box<InstanceFilter>),
 }
 
-fn string_filter(req: &Verified, name: &str) -> Result<Option<String>, ApiError> {
-    match optional(&req.params, name) {
+fn string_filter(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    match optional(params, name) {
         Some(v) if v.len() > limits::MAX_FIELD_LEN => Err(ApiError::invalid_parameter(
             name,
             format!("At most {} characters.", limits::MAX_FIELD_LEN),
@@ -380,9 +388,9 @@ fn valid_expire_time(s: &str) -> bool {
         || time::PrimitiveDateTime::parse(s, without).is_ok()
 }
 
-fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
+fn parse_query(ctx: &Context, params: &Params) -> Result<Query, ApiError> {
     let mut nothing = false;
-    let instance_type = match optional(&req.params, "DBInstanceType") {
+    let instance_type = match optional(params, "DBInstanceType") {
         None | Some("replicate") => DbInstanceType::Replicate,
         Some("sharding") => DbInstanceType::Sharding,
         Some("serverless") => {
@@ -399,13 +407,13 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             ))
         }
     };
-    let region_id = string_filter(req, "RegionId")?;
+    let region_id = string_filter(params, "RegionId")?;
     if let Some(r) = &region_id {
         if !ctx.regions.contains(r) {
             return Err(ApiError::RegionNotFound);
         }
     }
-    let mut ids: Vec<String> = match optional(&req.params, "DBInstanceId") {
+    let mut ids: Vec<String> = match optional(params, "DBInstanceId") {
         None => Vec::new(),
         Some(v) => {
             let ids: Vec<String> = v
@@ -428,7 +436,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             ids
         }
     };
-    if let Some(domain) = string_filter(req, "ConnectionDomain")? {
+    if let Some(domain) = string_filter(params, "ConnectionDomain")? {
         // ddsd's replica set endpoints are `<DBInstanceId><n>.mongodb.rds.aliyuncs.com`.
         let host = domain.split('.').next().unwrap_or("");
         let owner = host
@@ -440,20 +448,20 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             _ => nothing = true,
         }
     }
-    let status = match optional(&req.params, "DBInstanceStatus") {
+    let status = match optional(params, "DBInstanceStatus") {
         None => None,
         Some(v) => Some(
             v.parse::<DbInstanceStatus>()
                 .map_err(|_| ApiError::StatusNotFound)?,
         ),
     };
-    let charge_type = match optional(&req.params, "ChargeType") {
+    let charge_type = match optional(params, "ChargeType") {
         None => None,
         Some(v) => Some(v.parse::<ChargeType>().map_err(|_| {
             ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?),
     };
-    let replication_factor = match optional(&req.params, "ReplicationFactor") {
+    let replication_factor = match optional(params, "ReplicationFactor") {
         None => None,
         Some(v) => {
             let n = parse_u32("ReplicationFactor", v, 7)?;
@@ -466,7 +474,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
             Some(n)
         }
     };
-    if let Some(v) = optional(&req.params, "DBNodeType") {
+    if let Some(v) = optional(params, "DBNodeType") {
         if !["customized", "standard", "default"].contains(&v) {
             return Err(ApiError::invalid_parameter(
                 "DBNodeType",
@@ -475,10 +483,10 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
         }
     }
     // ddsd bills nothing, so no instance ever expires.
-    if optional_bool(&req.params, "Expired")? == Some(true) {
+    if optional_bool(params, "Expired")? == Some(true) {
         nothing = true;
     }
-    if let Some(v) = optional(&req.params, "ExpireTime") {
+    if let Some(v) = optional(params, "ExpireTime") {
         if !valid_expire_time(v) {
             return Err(ApiError::invalid_parameter(
                 "ExpireTime",
@@ -487,7 +495,7 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
         }
         nothing = true;
     }
-    let tags = tags(&req.params, limits::MAX_TAGS)?
+    let tags = tags(params, limits::MAX_TAGS)?
         .into_iter()
         .map(|(key, value)| TagFilter { key, value })
         .collect();
@@ -499,28 +507,28 @@ fn parse_query(ctx: &Context, req: &Verified) -> Result<Query, ApiError> {
         region_id,
         ids,
         status,
-        engine: string_filter(req, "Engine")?,
-        engine_version: string_filter(req, "EngineVersion")?,
-        class: string_filter(req, "DBInstanceClass")?,
-        description: string_filter(req, "DBInstanceDescription")?,
+        engine: string_filter(params, "Engine")?,
+        engine_version: string_filter(params, "EngineVersion")?,
+        class: string_filter(params, "DBInstanceClass")?,
+        description: string_filter(params, "DBInstanceDescription")?,
         charge_type,
-        zone_id: string_filter(req, "ZoneId")?,
-        vpc_id: string_filter(req, "VpcId")?,
-        vswitch_id: string_filter(req, "VSwitchId")?,
-        network_type: string_filter(req, "NetworkType")?,
-        resource_group_id: string_filter(req, "ResourceGroupId")?,
+        zone_id: string_filter(params, "ZoneId")?,
+        vpc_id: string_filter(params, "VpcId")?,
+        vswitch_id: string_filter(params, "VSwitchId")?,
+        network_type: string_filter(params, "NetworkType")?,
+        resource_group_id: string_filter(params, "ResourceGroupId")?,
         replication_factor,
         tags,
     })))
 }
 
 /// `PageNumber` (default 1) and `PageSize` (30 default, 50, 100).
-fn parse_page(req: &Verified) -> Result<(u32, u32), ApiError> {
-    let number = match optional(&req.params, "PageNumber") {
+fn parse_page(params: &Params) -> Result<(u32, u32), ApiError> {
+    let number = match optional(params, "PageNumber") {
         None => 1,
         Some(v) => parse_u32_in("PageNumber", v, 1, MAX_PAGE_NUMBER)?,
     };
-    let size = match optional(&req.params, "PageSize") {
+    let size = match optional(params, "PageSize") {
         None => DEFAULT_PAGE_SIZE,
         Some(v) => {
             let n = v.parse::<u32>().ok().filter(|n| PAGE_SIZES.contains(n));
@@ -535,10 +543,34 @@ fn parse_page(req: &Verified) -> Result<(u32, u32), ApiError> {
     Ok((number, size))
 }
 
+/// `DescribeDBInstances`: the page (`PageNumber`, `PageSize`) and the filters. The filters are checked
+/// against the region catalog, so the handler reads them (`parse_query`) before the store is asked.
+#[derive(Debug, Clone)]
+pub struct DescribeInstancesRequest {
+    pub page_number: u32,
+    pub page_size: u32,
+    params: Params,
+}
+
+impl FromParams for DescribeInstancesRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let (page_number, page_size) = parse_page(params)?;
+        Ok(Self {
+            page_number,
+            page_size,
+            params: params.clone(),
+        })
+    }
+}
+
 /// `DescribeDBInstances`.
-pub async fn describe_db_instances(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let (number, size) = parse_page(&req)?;
-    let query = parse_query(&ctx, &req)?;
+pub async fn describe_db_instances(
+    ctx: Arc<Context>,
+    req: DescribeInstancesRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let (number, size) = (req.page_number, req.page_size);
+    let query = parse_query(&ctx, &req.params)?;
     let (items, total): (Vec<Value>, u64) = match query {
         Query::Nothing => (Vec::new(), 0),
         Query::Filter(filter) => {

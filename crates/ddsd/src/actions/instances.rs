@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use crate::actions::errors::ApiError;
-use acs_rpc::{format_timestamp, Gateway, Verified};
+use acs_rpc::{format_timestamp, Gateway};
 use dds_engine::build::{
     self, BuildError, CreateCommon, CreateConfigServer, CreateMongos, CreateReplicaSet,
     CreateShard, CreateSharded,
@@ -32,17 +32,17 @@ use dds_engine::model::{
     ChargeType, DbInstanceStatus, Instance, MaintainWindow, Tag, Topology, UtcTimeOfDay,
 };
 use rand::Rng as _;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::classes::{self, Role};
 use super::errors::from_store;
 use super::params::{
-    clip, fingerprint, indexed_list, optional, optional_bool, optional_u32, parse_u32, required,
-    tags, ListEntry,
+    clip, indexed_list, optional, optional_bool, optional_u32, parse_u32, required, tags, ListEntry,
 };
-use super::Context;
+use super::{respond, Call, Context, Empty, FromParams, InstanceRequest, Params};
 use crate::runtime::OperationState;
-use crate::store::{limits, Accepted, Idempotency, InstancePatch, NewOperation, StoreError};
+use crate::store::{limits, Accepted, InstancePatch, NewOperation, StoreError};
 
 /// Parameters the vendor accepts for cloning or restoring, or for features ddsd does not model:
 /// refused rather than silently ignored, so nobody believes they got a clone or an encrypted disk.
@@ -128,25 +128,25 @@ fn generated_id(prefix: &str, region: &str) -> String {
 /// then values.
 fn parse_common(
     ctx: &Context,
-    req: &Verified,
+    params: &Params,
     engine_required: bool,
 ) -> Result<CreateCommon, ApiError> {
-    let region_id = required(&req.params, "RegionId")?;
+    let region_id = required(params, "RegionId")?;
     let engine = if engine_required {
-        Some(required(&req.params, "Engine")?)
+        Some(required(params, "Engine")?)
     } else {
-        optional(&req.params, "Engine")
+        optional(params, "Engine")
     };
-    let engine_version = required(&req.params, "EngineVersion")?;
+    let engine_version = required(params, "EngineVersion")?;
     for name in UNSUPPORTED {
-        if optional(&req.params, name).is_some() {
+        if optional(params, name).is_some() {
             return Err(ApiError::invalid_parameter(
                 name,
                 "ddsd does not support cloning, restoring, dedicated clusters or custom keys.",
             ));
         }
     }
-    if optional_bool(&req.params, "Encrypted")? == Some(true) {
+    if optional_bool(params, "Encrypted")? == Some(true) {
         return Err(ApiError::invalid_parameter(
             "Encrypted",
             "ddsd does not support cloud disk encryption.",
@@ -156,7 +156,7 @@ fn parse_common(
         .regions
         .zones(region_id)
         .ok_or(ApiError::RegionNotFound)?;
-    let zone_id = match optional(&req.params, "ZoneId") {
+    let zone_id = match optional(params, "ZoneId") {
         Some(z) if zones.contains(&z) => z.to_string(),
         Some(_) => return Err(ApiError::ZoneNotFound),
         None => zones
@@ -165,20 +165,20 @@ fn parse_common(
             .ok_or(ApiError::ZoneNotFound)?,
     };
     for name in ["SecondaryZoneId", "HiddenZoneId"] {
-        if let Some(z) = optional(&req.params, name) {
+        if let Some(z) = optional(params, name) {
             if !zones.contains(&z) {
                 return Err(ApiError::ZoneNotFound);
             }
         }
     }
-    let charge_type = match optional(&req.params, "ChargeType") {
+    let charge_type = match optional(params, "ChargeType") {
         None => ChargeType::PostPaid,
         Some(v) => v.parse::<ChargeType>().map_err(|_| {
             ApiError::invalid_parameter("ChargeType", "Valid values are PostPaid and PrePaid.")
         })?,
     };
     if charge_type == ChargeType::PrePaid {
-        let period = required(&req.params, "Period")?;
+        let period = required(params, "Period")?;
         let period = parse_u32("Period", period, 60)?;
         if !PERIODS.contains(&period) {
             return Err(ApiError::invalid_parameter(
@@ -187,14 +187,14 @@ fn parse_common(
             ));
         }
     }
-    if let Some(p) = optional(&req.params, "AccountPassword") {
+    if let Some(p) = optional(params, "AccountPassword") {
         check_password(p)?;
     }
-    if let Some(v) = optional(&req.params, "ProvisionedIops") {
+    if let Some(v) = optional(params, "ProvisionedIops") {
         parse_u32("ProvisionedIops", v, 50_000)?;
     }
-    optional_bool(&req.params, "AutoRenew")?;
-    if let Some(token) = optional(&req.params, "ClientToken") {
+    optional_bool(params, "AutoRenew")?;
+    if let Some(token) = optional(params, "ClientToken") {
         if token.len() > limits::MAX_CLIENT_TOKEN_LEN
             || !token.bytes().all(|b| b.is_ascii_graphic())
         {
@@ -205,7 +205,7 @@ fn parse_common(
         }
     }
     let mut tag_list: Vec<Tag> = Vec::new();
-    for (i, (key, value)) in tags(&req.params, build::MAX_TAGS)?.into_iter().enumerate() {
+    for (i, (key, value)) in tags(params, build::MAX_TAGS)?.into_iter().enumerate() {
         if tag_list.iter().any(|t| t.key == key) {
             return Err(ApiError::invalid_parameter(
                 &format!("Tag.{}.Key", i + 1),
@@ -217,10 +217,10 @@ fn parse_common(
             value: value.unwrap_or_default(),
         });
     }
-    let vpc_id = optional(&req.params, "VpcId")
+    let vpc_id = optional(params, "VpcId")
         .map(str::to_string)
         .unwrap_or_else(|| generated_id("vpc", region_id));
-    let vswitch_id = optional(&req.params, "VSwitchId")
+    let vswitch_id = optional(params, "VSwitchId")
         .map(str::to_string)
         .unwrap_or_else(|| generated_id("vsw", region_id));
     Ok(CreateCommon {
@@ -228,14 +228,14 @@ fn parse_common(
         zone_id,
         engine: engine.map(str::to_string),
         engine_version: engine_version.to_string(),
-        description: optional(&req.params, "DBInstanceDescription").map(str::to_string),
-        storage_type: optional(&req.params, "StorageType").map(str::to_string),
-        storage_engine: optional(&req.params, "StorageEngine").map(str::to_string),
+        description: optional(params, "DBInstanceDescription").map(str::to_string),
+        storage_type: optional(params, "StorageType").map(str::to_string),
+        storage_engine: optional(params, "StorageEngine").map(str::to_string),
         charge_type,
-        network_type: optional(&req.params, "NetworkType").map(str::to_string),
+        network_type: optional(params, "NetworkType").map(str::to_string),
         vpc_id: Some(vpc_id),
         vswitch_id: Some(vswitch_id),
-        resource_group_id: optional(&req.params, "ResourceGroupId").map(str::to_string),
+        resource_group_id: optional(params, "ResourceGroupId").map(str::to_string),
         tags: tag_list,
     })
 }
@@ -246,14 +246,14 @@ enum Plan {
     Sharded(CreateSharded),
 }
 
-fn parse_replica_set(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
+fn parse_replica_set(ctx: &Context, params: &Params) -> Result<Plan, ApiError> {
     // Presence first, in the vendor's order.
-    let class = required(&req.params, "DBInstanceClass")?;
-    let storage = required(&req.params, "DBInstanceStorage")?;
-    let common = parse_common(ctx, req, false)?;
+    let class = required(params, "DBInstanceClass")?;
+    let storage = required(params, "DBInstanceStorage")?;
+    let common = parse_common(ctx, params, false)?;
     let storage_gb = parse_u32("DBInstanceStorage", storage, u32::MAX)?;
-    let replication_factor = optional_u32(&req.params, "ReplicationFactor", 1_000)?.unwrap_or(3);
-    let readonly_replicas = optional_u32(&req.params, "ReadonlyReplicas", 1_000)?.unwrap_or(0);
+    let replication_factor = optional_u32(params, "ReplicationFactor", 1_000)?.unwrap_or(3);
+    let readonly_replicas = optional_u32(params, "ReadonlyReplicas", 1_000)?.unwrap_or(0);
     let role = if replication_factor == 1 {
         Role::Standalone
     } else {
@@ -303,21 +303,16 @@ fn entry_class<'a>(
     Ok(class)
 }
 
-fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
+fn parse_sharded(ctx: &Context, params: &Params) -> Result<Plan, ApiError> {
     let max_shards = build::MAX_SHARDS;
     let shards = indexed_list(
-        &req.params,
+        params,
         "ReplicaSet",
         &["Class", "Storage", "ReadonlyReplicas"],
         max_shards,
     )?;
-    let config = indexed_list(
-        &req.params,
-        "ConfigServer",
-        &["Class", "Storage"],
-        max_shards,
-    )?;
-    let mongos = indexed_list(&req.params, "Mongos", &["Class"], build::MAX_MONGOS)?;
+    let config = indexed_list(params, "ConfigServer", &["Class", "Storage"], max_shards)?;
+    let mongos = indexed_list(params, "Mongos", &["Class"], build::MAX_MONGOS)?;
     for (list, name) in [
         (&shards, "ReplicaSet"),
         (&config, "ConfigServer"),
@@ -327,7 +322,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
             return Err(ApiError::missing(&format!("{name}.1.Class")));
         }
     }
-    let common = parse_common(ctx, req, true)?;
+    let common = parse_common(ctx, params, true)?;
     let shards = shards
         .iter()
         .enumerate()
@@ -367,7 +362,7 @@ fn parse_sharded(ctx: &Context, req: &Verified) -> Result<Plan, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    if let Some(p) = optional(&req.params, "ProtocolType") {
+    if let Some(p) = optional(params, "ProtocolType") {
         if p != "mongodb" && p != "dynamodb" {
             return Err(ApiError::invalid_parameter(
                 "ProtocolType",
@@ -435,39 +430,54 @@ fn new_operation(state: OperationState) -> NewOperation {
     state.new_operation(uuid::Uuid::new_v4().to_string())
 }
 
-fn idempotency(req: &Verified) -> Option<Idempotency> {
-    optional(&req.params, "ClientToken").map(|token| Idempotency {
-        scope: format!("{}/{}", req.access_key_id, req.action),
-        client_token: token.to_string(),
-        fingerprint: fingerprint(&req.params),
-        response: Value::Null,
-    })
-}
-
 /// A vendor-like 15-digit order number.
 fn order_id() -> String {
     let n: u64 = rand::thread_rng().gen_range(100_000_000_000_000..1_000_000_000_000_000);
     n.to_string()
 }
 
+/// The creates' parameters. Reading them needs the region catalog (`RegionId`, `ZoneId`) and the
+/// kernel catalog, so `create` reads them (`parse_replica_set` / `parse_sharded`) before it
+/// writes anything.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    params: Params,
+}
+
+impl FromParams for CreateRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            params: params.clone(),
+        })
+    }
+}
+
+/// `DBInstanceId` and the vendor's order number.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateResponse {
+    #[serde(rename = "DBInstanceId")]
+    pub db_instance_id: String,
+    #[serde(rename = "OrderId")]
+    pub order_id: String,
+}
+
 async fn create(
     ctx: Arc<Context>,
-    req: Verified,
+    req: CreateRequest,
+    call: Call,
     sharded: bool,
     pinned: bool,
 ) -> Result<Value, ApiError> {
-    if pinned {
-        ctx.require_admin(&req)?;
-    }
+    let params = &req.params;
     let plan = if sharded {
-        parse_sharded(&ctx, &req)?
+        parse_sharded(&ctx, params)?
     } else {
-        parse_replica_set(&ctx, &req)?
+        parse_replica_set(&ctx, params)?
     };
     let catalog = ctx.kernels.snapshot();
     plan.validate(&catalog)?;
     let kernel = if pinned {
-        let k = required(&req.params, "KernelVersion")?;
+        let k = required(params, "KernelVersion")?;
         match catalog.position(k) {
             Some((engine, _)) if engine == plan.engine_version() => Some(k.to_string()),
             _ => {
@@ -480,7 +490,7 @@ async fn create(
     } else {
         None
     };
-    let idem = idempotency(&req);
+    let idem = call.idempotency;
     for _ in 0..ID_ATTEMPTS {
         let creation_time = format_timestamp(time::OffsetDateTime::now_utc());
         let mut instance = plan.build(&catalog, &creation_time)?;
@@ -488,7 +498,10 @@ async fn create(
             pin_kernel(&mut instance, k);
         }
         let id = instance.id.clone();
-        let response = json!({"DBInstanceId": id, "OrderId": order_id()});
+        let response = respond(CreateResponse {
+            db_instance_id: id.clone(),
+            order_id: order_id(),
+        })?;
         let idem = idem.clone().map(|mut i| {
             i.response = response.clone();
             i
@@ -513,35 +526,49 @@ async fn create(
 }
 
 /// `CreateDBInstance`.
-pub async fn create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    create(ctx, req, false, false).await
+pub async fn create_db_instance(
+    ctx: Arc<Context>,
+    req: CreateRequest,
+    call: Call,
+) -> Result<Value, ApiError> {
+    create(ctx, req, call, false, false).await
 }
 
 /// `CreateShardingDBInstance`.
 pub async fn create_sharding_db_instance(
     ctx: Arc<Context>,
-    req: Verified,
+    req: CreateRequest,
+    call: Call,
 ) -> Result<Value, ApiError> {
-    create(ctx, req, true, false).await
+    create(ctx, req, call, true, false).await
 }
 
 /// `DdsdCreateDBInstance` (operator extension): `CreateDBInstance` + `KernelVersion`.
-pub async fn ddsd_create_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    create(ctx, req, false, true).await
+pub async fn ddsd_create_db_instance(
+    ctx: Arc<Context>,
+    req: CreateRequest,
+    call: Call,
+) -> Result<Value, ApiError> {
+    create(ctx, req, call, false, true).await
 }
 
 /// `DdsdCreateShardingDBInstance` (operator extension): `CreateShardingDBInstance` + `KernelVersion`.
 pub async fn ddsd_create_sharding_db_instance(
     ctx: Arc<Context>,
-    req: Verified,
+    req: CreateRequest,
+    call: Call,
 ) -> Result<Value, ApiError> {
-    create(ctx, req, true, true).await
+    create(ctx, req, call, true, true).await
 }
 
 /// `DeleteDBInstance`.
-pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Value, ApiError> {
-    let id = required(&req.params, "DBInstanceId")?;
-    let idem = idempotency(&req).map(|mut i| {
+pub async fn delete_db_instance(
+    ctx: Arc<Context>,
+    req: InstanceRequest,
+    call: Call,
+) -> Result<Empty, ApiError> {
+    let id = req.db_instance_id.as_str();
+    let idem = call.idempotency.map(|mut i| {
         i.response = json!({});
         i
     });
@@ -569,14 +596,15 @@ pub async fn delete_db_instance(ctx: Arc<Context>, req: Verified) -> Result<Valu
         Accepted::New { .. } => {
             ctx.operation_recorded();
             tracing::info!(instance_id = %id, "instance accepted for deletion");
-            Ok(json!({}))
+            Ok(Empty {})
         }
-        Accepted::Replayed { response } => Ok(response),
+        // What was stored is `{}`.
+        Accepted::Replayed { .. } => Ok(Empty {}),
     }
 }
 
-fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, ApiError> {
-    let v = required(&req.params, name)?;
+fn time_of_day(params: &Params, name: &str) -> Result<UtcTimeOfDay, ApiError> {
+    let v = required(params, name)?;
     v.parse::<UtcTimeOfDay>().map_err(|_| {
         ApiError::invalid_parameter(
             name,
@@ -585,29 +613,46 @@ fn time_of_day(req: &Verified, name: &str) -> Result<UtcTimeOfDay, ApiError> {
     })
 }
 
+/// `ModifyDBInstanceMaintainTime`: `DBInstanceId`, `MaintainStartTime`, `MaintainEndTime`.
+#[derive(Debug, Clone)]
+pub struct MaintainTimeRequest {
+    pub db_instance_id: String,
+    pub window: MaintainWindow,
+}
+
+impl FromParams for MaintainTimeRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        let start = time_of_day(params, "MaintainStartTime")?;
+        let end = time_of_day(params, "MaintainEndTime")?;
+        let window = MaintainWindow::new(start, end).ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "MaintainEndTime",
+                format!("The end time must be later than the start time ({start})."),
+            )
+        })?;
+        Ok(Self {
+            db_instance_id,
+            window,
+        })
+    }
+}
+
 /// `ModifyDBInstanceMaintainTime`.
 pub async fn modify_db_instance_maintain_time(
     ctx: Arc<Context>,
-    req: Verified,
-) -> Result<Value, ApiError> {
-    let id = required(&req.params, "DBInstanceId")?;
-    let start = time_of_day(&req, "MaintainStartTime")?;
-    let end = time_of_day(&req, "MaintainEndTime")?;
-    let window = MaintainWindow::new(start, end).ok_or_else(|| {
-        ApiError::invalid_parameter(
-            "MaintainEndTime",
-            format!("The end time must be later than the start time ({start})."),
-        )
-    })?;
+    req: MaintainTimeRequest,
+    _call: Call,
+) -> Result<Empty, ApiError> {
     ctx.store
         .modify_instance(
-            id,
+            &req.db_instance_id,
             InstancePatch {
-                maintain_window: Some(window),
+                maintain_window: Some(req.window),
                 ..InstancePatch::default()
             },
         )
         .await
         .map_err(from_store)?;
-    Ok(json!({}))
+    Ok(Empty {})
 }

@@ -1,11 +1,25 @@
-//! The action table: `Action` name → handler.
+//! The declared API: every action ddsd answers, its typed request, its handler, and the errors.
 //!
-//! A handler is an async function of the shared [`Context`] and the verified request, returning
-//! the response fields (without `RequestId`, which the server adds) or an [`ApiError`]. Handlers
-//! validate everything before touching the store, and a request that is refused changes nothing.
-//! Handlers record intent (an instance status plus an operation, in one store transaction); the
-//! runtime moves operations, handlers never touch a node. Adding an action = a handler in a module
-//! + one row in [`ACTIONS`].
+//! Used by the HTTP server (`crate::server`), which verifies a request and hands it to
+//! [`ActionSpec::run`], and by tests ([`call`]); nothing else calls handlers. Handlers record intent
+//! (an instance status plus an operation, in one store transaction); the runtime moves operations,
+//! handlers never touch a node. A refused request changes nothing.
+//!
+//! [`ACTIONS`] is the table: one row per action with its columns — who may call it ([`Access`]),
+//! whether it changes state ([`Effect`]), whether it honours `ClientToken` ([`Token`]), which data
+//! plane it serves ([`Plane`]) — its request type and its handler. The dispatch checks the caller
+//! and the plane from the row, parses the request type ([`FromParams`]: presence, formats, bounds),
+//! runs the handler and serialises its response (structs in the vendor's PascalCase field names, in
+//! the vendor's order). Every error is an [`errors::ApiError`] row.
+//!
+//! Adding an action = one row, one request type, one handler:
+//! ```text
+//! action!("DdsdDescribeUpgradePlan", AnyKey, Reads, Ignored, Any,
+//!         rolling::UpgradeRequest => plan::ddsd_describe_upgrade_plan),
+//! ```
+//! with `impl FromParams for UpgradeRequest` reading `DBInstanceId` / `SwitchMode`, and
+//! `async fn ddsd_describe_upgrade_plan(ctx: Arc<Context>, req: UpgradeRequest, call: Call)
+//! -> Result<PlanResponse, ApiError>`.
 //!
 //! Modules:
 //! - [`regions`]: `DescribeRegions` and the region/zone catalog;
@@ -17,8 +31,9 @@
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
 //! - [`params`]: typed reading of request parameters (ints, flattened `Name.N.Field` lists);
-//! - [`errors`]: the vendor's error rows and the store-error mapping;
-//! - [`upgrade`]: `UpgradeDBInstanceKernelVersion` and the acceptance path of rolling operations;
+//! - [`errors`]: the product's error table ([`errors::ApiError`]), the preflight and store mappings;
+//! - [`rolling`]: what upgrades, restarts and their dry runs share: requests, target, acceptance;
+//! - [`upgrade`]: the handler of `UpgradeDBInstanceKernelVersion` and its tests;
 //! - [`restart`]: `RestartDBInstance` (whole instance, one shard / config server, one mongos);
 //! - [`operations`]: the extension `DdsdDescribeOperations` (progress and reports of an instance's
 //!   operations, docs/operations.md);
@@ -104,15 +119,6 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// `Forbidden.RAM` (403) unless the request was signed with an admin AccessKey.
-    pub fn require_admin(&self, req: &Verified) -> Result<(), ApiError> {
-        if self.admin_keys.contains(&req.access_key_id) {
-            Ok(())
-        } else {
-            Err(ApiError::ForbiddenRam)
-        }
-    }
-
     /// Wakes the runtime after an operation was recorded.
     pub fn operation_recorded(&self) {
         if let Some(r) = &self.runtime {
@@ -261,28 +267,6 @@ macro_rules! action {
             },
         }
     };
-    ($name:literal, $access:ident, $effect:ident, $token:ident, $plane:ident,
-     untyped $handler:path) => {
-        ActionSpec {
-            name: $name,
-            access: Access::$access,
-            effect: Effect::$effect,
-            token: Token::$token,
-            plane: Plane::$plane,
-            run: |ctx, req| Box::pin($handler(ctx, req)),
-        }
-    };
-    ($name:literal, $access:ident, $effect:ident, $token:ident, $plane:ident,
-     untyped sync $handler:path) => {
-        ActionSpec {
-            name: $name,
-            access: Access::$access,
-            effect: Effect::$effect,
-            token: Token::$token,
-            plane: Plane::$plane,
-            run: |ctx, req| Box::pin(async move { $handler(&ctx, &req) }),
-        }
-    };
 }
 
 /// Every action ddsd answers, by its vendor name.
@@ -292,17 +276,17 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!("DescribeRegions",                  AnyKey, Reads,   Ignored,     Any,
             regions::DescribeRegionsRequest => regions::describe_regions),
     action!("CreateDBInstance",                 AnyKey, Mutates, ClientToken, Any,
-            untyped instances::create_db_instance),
+            instances::CreateRequest => instances::create_db_instance),
     action!("CreateShardingDBInstance",         AnyKey, Mutates, ClientToken, Any,
-            untyped instances::create_sharding_db_instance),
+            instances::CreateRequest => instances::create_sharding_db_instance),
     action!("DeleteDBInstance",                 AnyKey, Mutates, ClientToken, Any,
-            untyped instances::delete_db_instance),
+            InstanceRequest => instances::delete_db_instance),
     action!("ModifyDBInstanceMaintainTime",     AnyKey, Mutates, Ignored,     Any,
-            untyped instances::modify_db_instance_maintain_time),
+            instances::MaintainTimeRequest => instances::modify_db_instance_maintain_time),
     action!("DescribeDBInstances",              AnyKey, Reads,   Ignored,     Any,
-            untyped describe::describe_db_instances),
+            describe::DescribeInstancesRequest => describe::describe_db_instances),
     action!("DescribeDBInstanceAttribute",      AnyKey, Reads,   Ignored,     Any,
-            untyped describe::describe_db_instance_attribute),
+            describe::AttributeRequest => describe::describe_db_instance_attribute),
     action!("DescribeAvailableEngineVersion",   AnyKey, Reads,   Ignored,     Any,
             InstanceRequest => kernels::describe_available_engine_version),
     action!("DescribeKernelReleaseNotes",       AnyKey, Reads,   Ignored,     Any,
@@ -310,9 +294,9 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!("DdsdPublishKernelVersion",         Admin,  Mutates, Ignored,     Any,
             kernels::PublishKernelRequest => kernels::publish_kernel_version),
     action!("DdsdCreateDBInstance",             Admin,  Mutates, ClientToken, Any,
-            untyped instances::ddsd_create_db_instance),
+            instances::CreateRequest => instances::ddsd_create_db_instance),
     action!("DdsdCreateShardingDBInstance",     Admin,  Mutates, ClientToken, Any,
-            untyped instances::ddsd_create_sharding_db_instance),
+            instances::CreateRequest => instances::ddsd_create_sharding_db_instance),
     action!("UpgradeDBInstanceKernelVersion",   AnyKey, Mutates, Ignored,     Any,
             rolling::UpgradeRequest => upgrade::upgrade_db_instance_kernel_version),
     action!("RestartDBInstance",                AnyKey, Mutates, Ignored,     Any,

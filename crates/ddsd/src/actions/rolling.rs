@@ -4,7 +4,7 @@
 //! that records the intent.
 //!
 //! An action and its dry run read the same request type and plan through the same function here, so
-//! the dry run refuses exactly what the action refuses from the record; only [`accept`] (the live
+//! the dry run refuses exactly what the action refuses from the record; only `accept` (the live
 //! preflight and the store transaction) is the action's alone.
 
 use dds_engine::model::{DbInstanceStatus, Instance, Topology};

@@ -279,7 +279,7 @@ mod tests {
 
     /// `ModifyDBInstanceMaintainTime`, which must be accepted.
     async fn set_window(ctx: &Arc<Context>, id: &str, start: &str, end: &str) {
-        crate::actions::instances::modify_db_instance_maintain_time(
+        crate::actions::call(
             ctx.clone(),
             req(
                 "ModifyDBInstanceMaintainTime",
