@@ -1,7 +1,7 @@
 //! The live progress of an upgrade or restart, as `ddsd upgrade --wait` / `ddsd restart --wait` show it.
 //!
 //! The input is one operation of `DdsdDescribeOperations` (its `Status` and `Progress`, see
-//! docs/operations.md); [`View::from_operation`] reduces it to what is shown: per replica set (config
+//! docs/operations.md), read as [`OperationProgress`]; [`View::from_operation`] reduces it to what is shown: per replica set (config
 //! servers, then each shard, or the instance's one set) members done of total, the member being worked on
 //! and the gate it waits for, its elections so far; the same for the mongos; the phase, elections in total
 //! and the failure.
@@ -16,6 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// One replica set's (or the mongos') line.
@@ -71,24 +72,89 @@ pub struct View {
     pub failure_located: bool,
 }
 
+/// The part of one `DdsdDescribeOperations` operation the progress display reads (docs/operations.md).
+/// Workflow enums (`Phase`, `WaitingOn`, `Reason`) stay JSON: they are rendered generically, so a
+/// variant the CLI does not know yet still shows.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct OperationProgress {
+    pub status: Option<String>,
+    pub switch_mode: Option<String>,
+    pub progress: Progress,
+}
+
+/// `Progress` of an operation.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Progress {
+    pub phase: Value,
+    pub replica_sets: Vec<ReplicaSetProgress>,
+    pub mongos: MongosProgress,
+    pub elections: u64,
+    pub failure: Option<Failure>,
+    pub start_blocked: Option<StartBlocked>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReplicaSetProgress {
+    pub name: String,
+    pub node_id: String,
+    /// `ConfigServer`, `Shard`, or the instance's own set.
+    pub kind: Option<String>,
+    pub members_done: u64,
+    pub members_total: u64,
+    pub status: Option<String>,
+    pub current: Option<Work>,
+    pub elections: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MongosProgress {
+    pub done: u64,
+    pub total: u64,
+    pub current: Vec<Work>,
+}
+
+/// The process being worked on and what it waits for.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Work {
+    pub node_id: Option<String>,
+    pub waiting_on: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Failure {
+    pub node_id: Option<String>,
+    pub replica_set: Option<String>,
+    pub reason: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StartBlocked {
+    pub message: Option<String>,
+}
+
 impl View {
     pub fn from_operation(op: &Value) -> View {
-        let progress = &op["Progress"];
-        let mut parts: Vec<PartView> = progress["ReplicaSets"]
-            .as_array()
-            .map(|sets| sets.iter().map(replica_set_part).collect())
-            .unwrap_or_default();
-        let mongos = &progress["Mongos"];
-        let total = mongos["Total"].as_u64().unwrap_or(0);
+        // A shape the display cannot read shows as an operation with no progress yet.
+        let op: OperationProgress = serde_json::from_value(op.clone()).unwrap_or_default();
+        let progress = &op.progress;
+        let mut parts: Vec<PartView> = progress.replica_sets.iter().map(replica_set_part).collect();
+        let mongos = &progress.mongos;
+        let total = mongos.total;
         if total > 0 {
-            let done = mongos["Done"].as_u64().unwrap_or(0);
-            let current: Vec<String> = mongos["Current"]
-                .as_array()
-                .map(|c| c.iter().map(current_work).collect())
-                .unwrap_or_default();
+            let done = mongos.done;
+            let current: Vec<String> = mongos.current.iter().map(current_work).collect();
             // A failing process outside any replica set is a mongos (instance-level failures name none).
-            let failed = progress["Failure"]["NodeId"].is_string()
-                && progress["Failure"]["ReplicaSet"].is_null();
+            let failed = progress
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.node_id.is_some() && f.replica_set.is_none());
             parts.push(PartView {
                 key: "mongos".into(),
                 label: "mongos".into(),
@@ -107,28 +173,33 @@ impl View {
                 elections: 0,
             });
         }
-        let mut phase = phase_text(&progress["Phase"]);
+        let mut phase = phase_text(&progress.phase);
+        let preflight = progress.phase == "Preflight";
         // A SwitchMode=1 operation that has not started is waiting for the instance's window, possibly for
         // hours; "waiting to start" would read like a stuck operation.
-        if progress["Phase"] == "Preflight" && op["SwitchMode"] == "1" {
+        if preflight && op.switch_mode.as_deref() == Some("1") {
             phase = "waiting for the maintenance window".into();
         }
         // Accepted, in its window if it has one, but the deployment is not settled yet (e.g. an election).
-        if progress["Phase"] == "Preflight" && !progress["StartBlocked"].is_null() {
+        if let Some(blocked) = progress.start_blocked.as_ref().filter(|_| preflight) {
             phase = format!(
                 "waiting to start: {}",
-                progress["StartBlocked"]["Message"]
-                    .as_str()
+                blocked
+                    .message
+                    .as_deref()
                     .unwrap_or("the deployment is not settled")
             );
         }
         View {
-            status: op["Status"].as_str().unwrap_or("Unknown").to_string(),
+            status: op.status.clone().unwrap_or_else(|| "Unknown".into()),
             phase,
             parts,
-            elections: progress["Elections"].as_u64().unwrap_or(0),
-            failure: failure_text(&progress["Failure"]),
-            failure_located: progress["Failure"]["NodeId"].is_string(),
+            elections: progress.elections,
+            failure: progress.failure.as_ref().map(failure_text),
+            failure_located: progress
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.node_id.is_some()),
         }
     }
 
@@ -157,28 +228,27 @@ impl View {
     }
 }
 
-fn replica_set_part(rs: &Value) -> PartView {
-    let node = rs["NodeId"].as_str().unwrap_or_default().to_string();
-    let name = rs["Name"].as_str().unwrap_or_default();
-    let label = match rs["Kind"].as_str() {
+fn replica_set_part(rs: &ReplicaSetProgress) -> PartView {
+    let node = rs.node_id.clone();
+    let label = match rs.kind.as_deref() {
         Some("ConfigServer") => format!("config servers {node}"),
         Some("Shard") => format!("shard {node}"),
-        _ => format!("replica set {name}"),
+        _ => format!("replica set {}", rs.name),
     };
     PartView {
         key: node,
         label,
-        done: rs["MembersDone"].as_u64().unwrap_or(0),
-        total: rs["MembersTotal"].as_u64().unwrap_or(0),
-        status: rs["Status"].as_str().unwrap_or("Pending").to_string(),
-        current: (!rs["Current"].is_null()).then(|| current_work(&rs["Current"])),
-        elections: rs["Elections"].as_u64().unwrap_or(0),
+        done: rs.members_done,
+        total: rs.members_total,
+        status: rs.status.clone().unwrap_or_else(|| "Pending".into()),
+        current: rs.current.as_ref().map(current_work),
+        elections: rs.elections,
     }
 }
 
-fn current_work(c: &Value) -> String {
-    let node = c["NodeId"].as_str().unwrap_or("?");
-    format!("{node}: {}", waiting_text(&c["WaitingOn"]))
+fn current_work(c: &Work) -> String {
+    let node = c.node_id.as_deref().unwrap_or("?");
+    format!("{node}: {}", waiting_text(&c.waiting_on))
 }
 
 /// `{"Variant": {fields}}` or `"Variant"` → (variant, fields).
@@ -328,16 +398,13 @@ pub fn reason_text(reason: &Value) -> String {
     }
 }
 
-fn failure_text(f: &Value) -> Option<String> {
-    if f.is_null() {
-        return None;
-    }
-    let reason = reason_text(&f["Reason"]);
-    Some(match (f["NodeId"].as_str(), f["ReplicaSet"].as_str()) {
+fn failure_text(f: &Failure) -> String {
+    let reason = reason_text(&f.reason);
+    match (f.node_id.as_deref(), f.replica_set.as_deref()) {
         (Some(n), Some(rs)) => format!("member {n} (replica set {rs}): {reason}"),
         (Some(n), None) => format!("{n}: {reason}"),
         _ => reason,
-    })
+    }
 }
 
 /// `mm:ss`, or `h:mm:ss` past an hour.
