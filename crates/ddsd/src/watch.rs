@@ -1,10 +1,10 @@
 //! The live progress of an upgrade or restart, as `ddsd upgrade --wait` / `ddsd restart --wait` show it.
 //!
 //! The input is one operation of `DdsdDescribeOperations` (its `Status` and `Progress`, see
-//! docs/operations.md), read as [`OperationProgress`]; [`View::from_operation`] reduces it to what is shown: per replica set (config
-//! servers, then each shard, or the instance's one set) members done of total, the member being worked on
-//! and the gate it waits for, its elections so far; the same for the mongos; the phase, elections in total
-//! and the failure.
+//! docs/operations.md), read as [`OperationProgress`]; [`View::from_operation`] reduces it to what
+//! is shown: per replica set (config servers, then each shard, or the instance's one set) members
+//! done of total, the member being worked on and the gate it waits for, its elections so far; the
+//! same for the mongos; the phase, elections in total and the failure.
 //!
 //! Two renderers:
 //! - [`Bars`] (a terminal): one `indicatif` bar per replica set and one for the mongos under a header line

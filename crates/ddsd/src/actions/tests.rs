@@ -1325,3 +1325,22 @@ async fn pinned_creates_start_on_an_older_catalogued_kernel() {
         );
     }
 }
+
+#[test]
+fn every_row_is_documented_with_who_may_call_it() {
+    let doc = include_str!("../../../../docs/actions.md");
+    for spec in super::ACTIONS {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", spec.name)))
+            .unwrap_or_else(|| panic!("docs/actions.md has no row for {}", spec.name));
+        let who = row.split('|').nth(2).unwrap_or_default();
+        assert_eq!(
+            who.contains("admin"),
+            spec.access == super::Access::Admin,
+            "{}: documented as {who:?}, the table says {:?}",
+            spec.name,
+            spec.access
+        );
+    }
+}
