@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddsd::client::{Client, ClientError, Credentials, Signature};
+use ddsd::client::rpc::{Client, ClientError, Credentials, Signature};
 use serde_json::Value;
 
 struct Server {

@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use acs_rpc::Secret;
-use ddsd::client::{Client, ClientError, Credentials, Signature};
+use ddsd::client::rpc::{Client, ClientError, Credentials, Signature};
 
 struct Server(Child);
 

@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use acs_rpc::{BoundedNonceGuard, Format, Limits, MemoryKeyStore, Secret};
 use dds_engine::model::DbInstanceStatus;
-use ddsd::actions::kernels::KernelCatalog;
-use ddsd::actions::regions::RegionCatalog;
-use ddsd::actions::Context;
-use ddsd::client::{Client, Credentials, Signature};
-use ddsd::server::{router, App};
-use ddsd::store::{
+use ddsd::client::rpc::{Client, Credentials, Signature};
+use ddsd::server::actions::kernels::KernelCatalog;
+use ddsd::server::actions::regions::RegionCatalog;
+use ddsd::server::actions::Context;
+use ddsd::server::store::{
     InstanceChange, InstanceUpdate, OperationFinish, OperationOutcome, SqliteOptions, SqliteStore,
     Store,
 };
+use ddsd::server::{router, App};
 use serde_json::Value;
 
 const ADMIN_ID: &str = "LTAIgoldenadmin00000000";
@@ -80,8 +80,8 @@ async fn harness() -> Harness {
         max_body_bytes: 1 << 20,
         body_read_timeout: Duration::from_secs(10),
         endpoint: "mongodb.aliyuncs.com".into(),
-        metrics_access: ddsd::metrics::MetricsAccess::Off,
-        limiter: ddsd::limits::Limiter::unlimited(),
+        metrics_access: ddsd::server::metrics::MetricsAccess::Off,
+        limiter: ddsd::server::limits::Limiter::unlimited(),
     });
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     let creds = Credentials {

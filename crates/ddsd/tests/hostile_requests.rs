@@ -21,15 +21,15 @@ use acs_rpc::{
 use axum::body::Body;
 use axum::http::Request;
 use dds_engine::model::{DbInstanceStatus, DbInstanceType};
-use ddsd::actions::kernels::KernelCatalog;
-use ddsd::actions::regions::RegionCatalog;
-use ddsd::actions::{Context, ACTIONS};
-use ddsd::limits::Limiter;
-use ddsd::server::{router, App};
-use ddsd::store::{
+use ddsd::server::actions::kernels::KernelCatalog;
+use ddsd::server::actions::regions::RegionCatalog;
+use ddsd::server::actions::{Context, ACTIONS};
+use ddsd::server::limits::Limiter;
+use ddsd::server::store::{
     InstanceChange, InstanceFilter, InstanceUpdate, OperationFinish, OperationOutcome, Page,
     SqliteOptions, SqliteStore, Store,
 };
+use ddsd::server::{router, App};
 use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -90,7 +90,7 @@ async fn harness() -> Harness {
         body_read_timeout: Duration::from_secs(10),
         endpoint: "127.0.0.1:1".into(),
         limiter: Limiter::unlimited(),
-        metrics_access: ddsd::metrics::MetricsAccess::Off,
+        metrics_access: ddsd::server::metrics::MetricsAccess::Off,
     });
     let router = router(app);
     let mut h = Harness {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddsd::client::{Client, Credentials, Signature};
+use ddsd::client::rpc::{Client, Credentials, Signature};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 

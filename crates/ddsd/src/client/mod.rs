@@ -1,0 +1,18 @@
+//! The client wing: the operator CLI.
+//!
+//! - `cli`: the clap definitions and the dispatch of client subcommands; `cli_ops`: the
+//!   upgrade/restart/plan/watch/operations/fault subcommands;
+//! - `profile`: where client subcommands find endpoint, AccessKey and signature;
+//! - `watch`: live progress of an operation (bars on a terminal, plain lines otherwise);
+//! - `demo`: `serve --demo`, a client of its own server that sets up a ready fleet;
+//! - `rpc`: the signed RPC client.
+//!
+//! May use: the signed RPC client and the server's plain configuration types. Must not be used
+//! by `crate::server`.
+
+pub mod cli;
+pub mod cli_ops;
+pub mod demo;
+pub mod profile;
+pub mod rpc;
+pub mod watch;
