@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::server::config::{Config, LogFormat};
+use crate::server::config::{ConfigOverrides, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -238,48 +238,41 @@ pub struct ServeArgs {
     pub tls_self_signed: bool,
 }
 
-pub fn run() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+impl ServeArgs {
+    /// The plain values the server's configuration is built from.
+    pub fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            config: self.config.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            region: self.region.clone(),
+            log_format: self.log_format,
+            sim_speed: self.sim_speed,
+            demo: self.demo,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_self_signed: self.tls_self_signed,
+        }
+    }
+}
+
+/// Runs a client subcommand (`serve` and `bench` are dispatched by the binary to their wings).
+pub fn run(command: Command) -> ExitCode {
+    match command {
         Command::Call(args) => client_command(|| call(args)),
         Command::Kernel(KernelCommand::Publish(args)) => client_command(|| kernel_publish(args)),
         Command::Instance(InstanceCommand::Create(args)) => {
             client_command(|| instance_create(args))
         }
-        Command::Bench(args) => client_command(|| crate::tools::bench::run(args)),
         Command::Upgrade(args) => client_command(|| crate::client::cli_ops::upgrade(args)),
         Command::Restart(args) => client_command(|| crate::client::cli_ops::restart(args)),
         Command::Plan(args) => client_command(|| crate::client::cli_ops::plan(args)),
         Command::Watch(args) => client_command(|| crate::client::cli_ops::watch(args)),
         Command::Operations(args) => client_command(|| crate::client::cli_ops::operations(args)),
         Command::Fault(cmd) => client_command(|| crate::client::cli_ops::fault(cmd)),
-        Command::Serve(args) => {
-            let config = match Config::resolve(&args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("ddsd: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            crate::server::logging::init(config.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("ddsd: starting the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(crate::server::serve(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("ddsd stopped: {e:#}");
-                    eprintln!("ddsd: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Serve(_) | Command::Bench(_) => {
+            eprintln!("ddsd: serve and bench are not client subcommands");
+            ExitCode::from(2)
         }
     }
 }
@@ -313,7 +306,8 @@ impl From<crate::client::rpc::ClientError> for Failure {
 
 pub type ClientFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Failure>>>>;
 
-fn client_command(make: impl FnOnce() -> ClientFuture) -> ExitCode {
+/// Runs one client future on its own runtime and maps its [`Failure`] to the exit status.
+pub fn client_command(make: impl FnOnce() -> ClientFuture) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -562,6 +556,41 @@ fn instance_create(args: InstanceCreateArgs) -> ClientFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_takes_a_tls_cert_and_key_together_or_self_signed() {
+        use clap::error::ErrorKind;
+        let kind = |list: &[&str]| Cli::try_parse_from(list).map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(
+            kind(&["ddsd", "serve", "--tls-cert", "c.pem"]),
+            Err(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            kind(&["ddsd", "serve", "--tls-key", "k.pem"]),
+            Err(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            kind(&[
+                "ddsd",
+                "serve",
+                "--tls-self-signed",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ]),
+            Err(ErrorKind::ArgumentConflict)
+        );
+        let Command::Serve(a) =
+            Cli::try_parse_from(["ddsd", "serve", "--tls-self-signed", "--demo"])
+                .unwrap()
+                .command
+        else {
+            panic!("not serve")
+        };
+        let o = a.overrides();
+        assert!(o.tls_self_signed && o.demo && o.tls_cert.is_none());
+    }
 
     fn create_args(list: &[&str]) -> InstanceCreateArgs {
         let mut argv = vec!["ddsd", "instance", "create"];

@@ -41,9 +41,7 @@ use crate::client::rpc::{Client, Credentials, Signature};
 use crate::server::actions::kernels::KernelCatalog;
 use crate::server::store::Store;
 
-pub const DEMO_DATA_DIR: &str = "./data-demo";
-/// 30× real time: the demo's sharded cluster (11 processes) upgrades in about 15 s.
-pub const DEMO_SIM_SPEED: f64 = 30.0;
+pub use crate::server::config::{DEMO_DATA_DIR, DEMO_SIM_SPEED};
 const SETTING: &str = "demo.fleet";
 const UPGRADE_ENGINE: &str = "4.4";
 const STANDALONE_ENGINE: &str = "4.0";
@@ -108,6 +106,29 @@ fn older_kernel(catalog: &dds_engine::catalog::Catalog, engine: &str) -> anyhow:
         bail!("engine {engine} has a single kernel: nothing to upgrade to");
     }
     Ok(ks[ks.len() - 2].kernel_version.clone())
+}
+
+/// The server's [`OnListening`](crate::server::OnListening) hook of `serve --demo`: sets the
+/// fleet up in the background; a failure is reported, and the server keeps serving.
+pub fn start(l: crate::server::Listening) {
+    let demo = Demo {
+        store: l.store,
+        kernels: l.kernels,
+        endpoint: l.endpoint,
+        credentials: Credentials {
+            access_key_id: l.access_key_id,
+            secret: l.secret,
+        },
+        data_dir: l.data_dir,
+        region: l.region,
+        speed: l.sim_speed,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = demo.run().await {
+            tracing::error!("demo fleet: {e:#}");
+            eprintln!("ddsd: the demo fleet could not be set up: {e:#}");
+        }
+    });
 }
 
 impl Demo {

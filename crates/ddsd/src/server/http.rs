@@ -85,8 +85,25 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(rpc).with_state(app)
 }
 
+/// What a started server hands to a co-located client such as the demo fleet: the store and
+/// kernel catalog it shares the process with, where it listens and the admin key to sign with.
+pub struct Listening {
+    pub store: Arc<dyn Store>,
+    pub kernels: Arc<KernelCatalog>,
+    /// `http://IP:PORT` the process listens on (a wildcard address replaced by loopback).
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret: acs_rpc::Secret,
+    pub data_dir: std::path::PathBuf,
+    pub region: String,
+    pub sim_speed: f64,
+}
+
+/// Called once the listener is bound and the startup lines are printed (it must not block).
+pub type OnListening = Box<dyn FnOnce(Listening) + Send>;
+
 /// Binds, prints the startup lines, serves until SIGINT/SIGTERM, then drains in-flight requests.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow::Result<()> {
     let regions = match &config.regions_file {
         Some(path) => RegionCatalog::from_file(path)?,
         None => RegionCatalog::embedded(),
@@ -186,29 +203,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!(listen = %local, region = %config.region, data_dir = %config.data_dir.display(), "ddsd serving");
 
-    if config.demo {
+    if let Some(hook) = on_listening {
         let ip = if local.ip().is_unspecified() {
             std::net::IpAddr::from([127, 0, 0, 1])
         } else {
             local.ip()
         };
-        let demo = crate::client::demo::Demo {
+        hook(Listening {
             store: app.ctx.store.clone(),
             kernels: app.ctx.kernels.clone(),
             endpoint: format!("http://{}", std::net::SocketAddr::new(ip, local.port())),
-            credentials: crate::client::rpc::Credentials {
-                access_key_id: admin.access_key_id.clone(),
-                secret: admin.secret.clone(),
-            },
+            access_key_id: admin.access_key_id.clone(),
+            secret: admin.secret.clone(),
             data_dir: config.data_dir.clone(),
             region: config.region.clone(),
-            speed: config.sim_speed,
-        };
-        tokio::spawn(async move {
-            if let Err(e) = demo.run().await {
-                tracing::error!("demo fleet: {e:#}");
-                eprintln!("ddsd: the demo fleet could not be set up: {e:#}");
-            }
+            sim_speed: config.sim_speed,
         });
     }
 

@@ -25,3 +25,38 @@ pub mod store;
 pub mod tls;
 
 pub use http::*;
+
+/// `ddsd serve`: resolves the configuration, starts logging and the runtime, serves until a signal.
+/// `on_listening` (the demo fleet, when asked for) runs once the listener is bound.
+pub fn run(
+    overrides: &config::ConfigOverrides,
+    on_listening: Option<OnListening>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let config = match config::Config::resolve(overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ddsd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ddsd: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, on_listening)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("ddsd stopped: {e:#}");
+            eprintln!("ddsd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
