@@ -855,7 +855,7 @@ fn json_logs_put_the_request_id_on_every_line_a_request_logs() {
             .to_string();
         // Everything the request path logs: the server's per-request lines and every handler's.
         let of_a_request = target.starts_with("ddsd::server::actions")
-            || (target == "ddsd::server" && message.starts_with("request"));
+            || (target == "ddsd::server::http" && message.starts_with("request"));
         if !of_a_request {
             continue;
         }
