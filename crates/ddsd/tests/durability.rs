@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddsd::client::rpc::{Client, ClientError, Credentials, Signature};
+use ddsd_client::{Client, ClientError, Credentials, Signature};
 use serde_json::Value;
 
 struct Server {
@@ -66,7 +66,7 @@ impl Server {
         let creds = Credentials::from_data_dir(&data_dir).unwrap();
         Server {
             child,
-            client: Client::new(&endpoint, creds, Signature::V3).unwrap(),
+            client: Client::with_signature(&endpoint, creds, Signature::V3).unwrap(),
         }
     }
 

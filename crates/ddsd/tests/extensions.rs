@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use acs_rpc::Secret;
-use ddsd::client::rpc::{Client, ClientError, Credentials, Signature};
+use ddsd_client::{Client, ClientError, Credentials, Signature};
 
 struct Server(Child);
 
@@ -58,7 +58,7 @@ async fn admin_keys_are_the_generated_one_and_those_marked_admin() {
     };
     let _server = Server(child);
     let generated = Credentials::from_data_dir(&data_dir).unwrap();
-    let client = |c: Credentials| Client::new(&endpoint, c, Signature::V3).unwrap();
+    let client = |c: Credentials| Client::with_signature(&endpoint, c, Signature::V3).unwrap();
     let plain = client(key("testid", "testsecret"));
     let ops = client(key("ops", "opssecret"));
     let admin = client(generated);

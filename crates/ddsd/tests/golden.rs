@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use acs_rpc::{BoundedNonceGuard, Format, Limits, MemoryKeyStore, Secret};
 use dds_engine::model::DbInstanceStatus;
-use ddsd::client::rpc::{Client, Credentials, Signature};
 use ddsd::server::actions::kernels::KernelCatalog;
 use ddsd::server::actions::regions::RegionCatalog;
 use ddsd::server::actions::Context;
@@ -25,6 +24,7 @@ use ddsd::server::store::{
     Store,
 };
 use ddsd::server::{router, App};
+use ddsd_client::{Client, Credentials, Signature};
 use serde_json::Value;
 
 const ADMIN_ID: &str = "LTAIgoldenadmin00000000";
@@ -92,8 +92,8 @@ async fn harness() -> Harness {
     Harness {
         addr: addr.to_string(),
         store,
-        v1: Client::new(&endpoint, creds.clone(), Signature::V1).unwrap(),
-        v3: Client::new(&endpoint, creds, Signature::V3).unwrap(),
+        v1: Client::with_signature(&endpoint, creds.clone(), Signature::V1).unwrap(),
+        v3: Client::with_signature(&endpoint, creds, Signature::V3).unwrap(),
         _dir: TempDir(dir),
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddsd::client::rpc::{Client, Credentials, Signature};
+use ddsd_client::{Client, Credentials, Signature};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -86,7 +86,7 @@ impl Server {
         let creds = Credentials::from_data_dir(&data_dir).unwrap();
         Server {
             child,
-            client: Client::new(&endpoint, creds, Signature::V3).unwrap(),
+            client: Client::with_signature(&endpoint, creds, Signature::V3).unwrap(),
         }
     }
 

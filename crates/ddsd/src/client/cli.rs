@@ -84,7 +84,7 @@ pub struct ClientArgs {
     pub profile: Option<PathBuf>,
     /// Signature scheme [default: the profile's, else v3].
     #[arg(long, value_enum)]
-    pub signature: Option<crate::client::rpc::Signature>,
+    pub signature: Option<ddsd_client::Signature>,
 }
 
 impl ClientArgs {
@@ -102,9 +102,9 @@ impl ClientArgs {
         )
     }
 
-    pub fn client(&self) -> anyhow::Result<crate::client::rpc::Client> {
+    pub fn client(&self) -> anyhow::Result<ddsd_client::Client> {
         let r = self.resolve()?;
-        crate::client::rpc::Client::new(&r.endpoint, r.credentials, r.signature)
+        ddsd_client::Client::with_signature(&r.endpoint, r.credentials, r.signature)
     }
 }
 
@@ -280,7 +280,7 @@ pub fn run(command: Command) -> ExitCode {
 /// What a client subcommand ended with.
 pub enum Failure {
     /// The server said no: exit 1.
-    Api(crate::client::rpc::ClientError),
+    Api(ddsd_client::ClientError),
     /// Usage, configuration or connection: exit 2.
     Other(anyhow::Error),
     /// The operation ended failed, or not in the expected state: exit 3.
@@ -295,10 +295,10 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-impl From<crate::client::rpc::ClientError> for Failure {
-    fn from(e: crate::client::rpc::ClientError) -> Self {
+impl From<ddsd_client::ClientError> for Failure {
+    fn from(e: ddsd_client::ClientError) -> Self {
         match e {
-            crate::client::rpc::ClientError::Api { .. } => Failure::Api(e),
+            ddsd_client::ClientError::Api { .. } => Failure::Api(e),
             other => Failure::Other(other.into()),
         }
     }
@@ -340,9 +340,9 @@ pub fn client_command(make: impl FnOnce() -> ClientFuture) -> ExitCode {
 }
 
 /// `Code: Message`, then the RequestId and HTTP status, on stderr.
-pub fn print_api_error(e: &crate::client::rpc::ClientError) {
+pub fn print_api_error(e: &ddsd_client::ClientError) {
     match e {
-        crate::client::rpc::ClientError::Api {
+        ddsd_client::ClientError::Api {
             status,
             code,
             message,
@@ -386,7 +386,7 @@ fn call(args: CallArgs) -> ClientFuture {
             return Ok(());
         }
         let field = |name: &str| xml_field(&body, name).unwrap_or_default();
-        Err(Failure::Api(crate::client::rpc::ClientError::Api {
+        Err(Failure::Api(ddsd_client::ClientError::Api {
             status: raw.status,
             code: field("Code"),
             message: field("Message"),

@@ -28,8 +28,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::client::cli::{ClientArgs, ClientFuture, Failure};
-use crate::client::rpc::{Client, ClientError};
 use crate::client::watch::{self, Bars, Estimate, Plain, View};
+use ddsd_client::{Client, ClientError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {

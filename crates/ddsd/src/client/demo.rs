@@ -37,9 +37,9 @@ use dds_engine::model::{DbInstanceStatus, Instance};
 use serde::{Deserialize, Serialize};
 
 use crate::client::profile::{Profile, SignatureName};
-use crate::client::rpc::{Client, Credentials, Signature};
 use crate::server::actions::kernels::KernelCatalog;
 use crate::server::store::Store;
+use ddsd_client::{Client, Credentials, Signature};
 
 pub use crate::server::config::{DEMO_DATA_DIR, DEMO_SIM_SPEED};
 const SETTING: &str = "demo.fleet";
@@ -221,7 +221,8 @@ impl Demo {
 
     /// Makes sure the fleet exists (see the module docs); returns it with the instance to upgrade.
     pub async fn ensure(&self) -> anyhow::Result<(Fleet, String)> {
-        let client = Client::new(&self.endpoint, self.credentials.clone(), Signature::V3)?;
+        let client =
+            Client::with_signature(&self.endpoint, self.credentials.clone(), Signature::V3)?;
         let mut fleet = self.load().await?;
         for role in [Role::Sharded, Role::ReplicaSet, Role::Standalone] {
             let slot = match role {

@@ -5,7 +5,7 @@
 //! - `profile`: where client subcommands find endpoint, AccessKey and signature;
 //! - `watch`: live progress of an operation (bars on a terminal, plain lines otherwise);
 //! - `demo`: `serve --demo`, a client of its own server that sets up a ready fleet;
-//! - `rpc`: the signed RPC client.
+//! - the signed RPC client is the `ddsd-client` crate.
 //!
 //! May use: the signed RPC client and the server's plain configuration types. Must not be used
 //! by `crate::server`.
@@ -14,5 +14,4 @@ pub mod cli;
 pub mod cli_ops;
 pub mod demo;
 pub mod profile;
-pub mod rpc;
 pub mod watch;

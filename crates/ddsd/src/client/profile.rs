@@ -28,7 +28,7 @@ use acs_rpc::Secret;
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
-use crate::client::rpc::{Credentials, Signature, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET};
+use ddsd_client::{Credentials, Signature, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET};
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
 pub const ENV_PROFILE: &str = "DDSD_PROFILE";
@@ -204,7 +204,7 @@ impl Env {
         Env {
             var: Box::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
             default_profile: default_profile_path(),
-            default_data_dir: crate::client::rpc::default_data_dir(),
+            default_data_dir: crate::client::profile::default_data_dir(),
         }
     }
 }
@@ -281,11 +281,18 @@ pub fn resolve(given: &Given, env: &Env) -> anyhow::Result<Resolved> {
     })
 }
 
+/// The data dir the CLI falls back to: `DDSD_DATA_DIR`, else `./data` (as `ddsd serve`).
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("DDSD_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::server::config::DEFAULT_DATA_DIR))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::keys::ADMIN_KEY_FILE;
     use crate::server::store::fixtures::TempDir;
+    use ddsd_client::ADMIN_KEY_FILE;
     use std::collections::HashMap;
     use std::os::unix::fs::PermissionsExt as _;
 

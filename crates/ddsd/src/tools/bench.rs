@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use rand::Rng as _;
 
-use crate::client::rpc::{Client, Credentials, Signature};
+use ddsd_client::{Client, Credentials, Signature};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -214,7 +214,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let server = start_server(&binary, &dir, args.sim_speed)?;
     let pid = server.child.id();
-    let client = Client::new(&server.endpoint, server.credentials.clone(), args.signature)?;
+    let client =
+        Client::with_signature(&server.endpoint, server.credentials.clone(), args.signature)?;
     let rss_empty = resident_kib(pid)?;
 
     let started = Instant::now();

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
-use crate::client::rpc::{Client, Credentials, Signature};
 use crate::tools::loadgen::{self, LoadPlan, LoadReport, Mix, SignMode};
+use ddsd_client::{Client, Credentials, Signature};
 
 /// Longest run the generator accepts: it is a bounded measurement, not a traffic source.
 pub const MAX_DURATION_SECS: u64 = 3_600;
@@ -497,7 +497,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
                 args.access_key_id.as_deref(),
                 args.access_key_secret.as_deref(),
                 args.data_dir.as_deref(),
-                &crate::client::rpc::default_data_dir(),
+                &crate::client::profile::default_data_dir(),
             )?;
             let pid = match args.pid {
                 Some(p) => p,
@@ -527,7 +527,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             (Some(s), addr, creds, pid)
         }
     };
-    let client = Client::new(
+    let client = Client::with_signature(
         &format!("http://{addr}"),
         credentials.clone(),
         Signature::V3,

@@ -30,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::client::rpc::{Credentials, API_VERSION};
+use ddsd_client::{Credentials, API_VERSION};
 
 /// One kind of request in the mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

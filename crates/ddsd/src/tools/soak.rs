@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::client::rpc::{Client, Signature};
 use crate::tools::bench_api::{self, Spawned};
 use crate::tools::loadgen::{self, LoadPlan, Mix, Op, SignMode};
+use ddsd_client::{Client, Signature};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SoakArgs {
@@ -116,7 +116,7 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     ];
     let mut server = Spawned::start(&binary, &dir, &extra)?;
     let endpoint = format!("http://{}", server.addr);
-    let client = Client::new(&endpoint, server.credentials.clone(), Signature::V3)?;
+    let client = Client::with_signature(&endpoint, server.credentials.clone(), Signature::V3)?;
     println!(
         "ddsd bench soak: {} s, {} kills, {} connections at {} req/s, mix {}, {} instances, sim speed {}; data {}; load average {}",
         args.duration_secs,

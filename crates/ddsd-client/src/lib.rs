@@ -1,5 +1,14 @@
-//! A small signed client for ddsd's (and the vendor's) RPC API, used by the CLI (`ddsd call`,
-//! `ddsd kernel publish`, `ddsd instance create`) and by `ddsd bench`.
+//! `ddsd-client`: a small signed client for ddsd's (and the vendor's) RPC API — what a Rust program
+//! calling ddsd needs: [`Client::new`]`(endpoint, credentials)`, [`Client::call`]`(action, params)`,
+//! the [`API_VERSION`] it speaks. ddsd's CLI, its tools (`ddsd bench`) and its tests use it.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use ddsd_client::{Client, Credentials};
+//! let client = Client::new("http://127.0.0.1:8080", Credentials::from_data_dir("./data".as_ref())?)?;
+//! let regions = client.call("DescribeRegions", &[]).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! It signs with `acs_rpc`'s client-side signers exactly like the official SDKs: V3
 //! (`ACS3-HMAC-SHA256`, the current Tea SDKs' default: `POST /`, parameters in the query, empty
@@ -13,7 +22,7 @@
 //! directory's `admin-key.json`, then `ALIBABA_CLOUD_ACCESS_KEY_ID` /
 //! `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, then `admin-key.json` in the default data directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use acs_rpc::{
@@ -22,14 +31,17 @@ use acs_rpc::{
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 
-use crate::server::keys::ADMIN_KEY_FILE;
-
+/// The `Version` every request names: the vendor's API version ddsd serves.
+pub const API_VERSION: &str = "2015-12-01";
+/// The admin AccessKey's file in a ddsd data directory (written by `ddsd serve`, mode 0600).
+pub const ADMIN_KEY_FILE: &str = "admin-key.json";
+/// The official SDKs' AccessKey variables, read by [`Credentials::resolve`].
 pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
 pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
-pub const API_VERSION: &str = crate::server::actions::API_VERSION;
 
 /// Which signature scheme to sign with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Signature {
     /// `ACS3-HMAC-SHA256` (Authorization header).
     V3,
@@ -174,7 +186,13 @@ fn parse_endpoint(endpoint: &str) -> anyhow::Result<(String, String)> {
 }
 
 impl Client {
-    pub fn new(
+    /// A client for `endpoint` (`http://HOST:PORT`) signing with V3, the current SDKs' default.
+    pub fn new(endpoint: &str, credentials: Credentials) -> anyhow::Result<Client> {
+        Client::with_signature(endpoint, credentials, Signature::V3)
+    }
+
+    /// A client for `endpoint` signing with the given scheme.
+    pub fn with_signature(
         endpoint: &str,
         credentials: Credentials,
         signature: Signature,
@@ -194,6 +212,7 @@ impl Client {
         })
     }
 
+    /// The AccessKeyId it signs as.
     pub fn access_key_id(&self) -> &str {
         &self.credentials.access_key_id
     }
@@ -314,13 +333,6 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
-/// The data dir the CLI falls back to: `DDSD_DATA_DIR`, else `./data` (as `ddsd serve`).
-pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("DDSD_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::server::config::DEFAULT_DATA_DIR))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,27 +351,40 @@ mod tests {
             "http://a/b",
             "http://u@h",
         ] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
+            let e = parse_endpoint(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("plain HTTP only")
+                    || e.contains("only http://")
+                    || e.contains("must look like http://HOST:PORT"),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn credentials_order() {
-        let dir = crate::server::store::fixtures::TempDir::new("client-creds");
+        // A private directory of this test, removed at the end.
+        let dir = std::env::temp_dir().join(format!("ddsd-client-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
-            dir.path().join(ADMIN_KEY_FILE),
+            dir.join(ADMIN_KEY_FILE),
             r#"{"AccessKeyId":"LTAIfile","AccessKeySecret":"s"}"#,
         )
         .unwrap();
-        let c = Credentials::resolve(Some("a"), Some("b"), Some(dir.path()), dir.path()).unwrap();
+        let c = Credentials::resolve(Some("a"), Some("b"), Some(&dir), &dir).unwrap();
         assert_eq!(c.access_key_id, "a");
-        let c =
-            Credentials::resolve(None, None, Some(dir.path()), Path::new("/nonexistent")).unwrap();
+        let c = Credentials::resolve(None, None, Some(&dir), Path::new("/nonexistent")).unwrap();
         assert_eq!(c.access_key_id, "LTAIfile");
-        assert!(Credentials::resolve(Some("a"), None, None, dir.path()).is_err());
-        assert!(
-            Credentials::resolve(None, None, Some(Path::new("/nonexistent")), dir.path()).is_err()
+        let e = Credentials::resolve(Some("a"), None, None, &dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--access-key-id and --access-key-secret go together"
         );
+        let e = Credentials::resolve(None, None, Some(Path::new("/nonexistent")), &dir)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "reading the admin key /nonexistent/admin-key.json");
         assert!(!format!("{c:?}").contains("\"s\""));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
