@@ -23,6 +23,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::server::config::{ConfigOverrides, LogFormat};
 
+/// The command line without the tools' `bench` (the binary adds it: the client wing does not
+/// depend on the tools).
 #[derive(Debug, Parser)]
 #[command(
     name = "ddsd",
@@ -46,8 +48,6 @@ pub enum Command {
     /// Instances.
     #[command(subcommand)]
     Instance(InstanceCommand),
-    /// Load instances into a fresh ddsd and measure API latency and memory.
-    Bench(crate::tools::bench::BenchArgs),
     /// Upgrade an instance to the newest kernel of its engine version; --wait shows live progress.
     Upgrade(crate::client::cli_ops::UpgradeArgs),
     /// Rolling restart of an instance (or one shard / config server / mongos); --wait shows progress.
@@ -256,7 +256,7 @@ impl ServeArgs {
     }
 }
 
-/// Runs a client subcommand (`serve` and `bench` are dispatched by the binary to their wings).
+/// Runs a client subcommand (the binary hands `serve` to the server wing).
 pub fn run(command: Command) -> ExitCode {
     match command {
         Command::Call(args) => client_command(|| call(args)),
@@ -270,8 +270,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::Watch(args) => client_command(|| crate::client::cli_ops::watch(args)),
         Command::Operations(args) => client_command(|| crate::client::cli_ops::operations(args)),
         Command::Fault(cmd) => client_command(|| crate::client::cli_ops::fault(cmd)),
-        Command::Serve(_) | Command::Bench(_) => {
-            eprintln!("ddsd: serve and bench are not client subcommands");
+        Command::Serve(_) => {
+            eprintln!("ddsd: serve is not a client subcommand");
             ExitCode::from(2)
         }
     }

@@ -354,15 +354,9 @@ pub async fn soak(mut args: SoakArgs) -> anyhow::Result<()> {
     if !exit.success() {
         problems.push(format!("ddsd exited with {exit} on SIGTERM"));
     }
-    let db = dir
-        .join("data")
-        .join(crate::server::store::sqlite::DB_FILE_NAME);
-    let integrity: String = {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .with_context(|| format!("opening {}", db.display()))?;
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?
-    };
+    // Through the store's read-only check rather than the API: the server has stopped by now,
+    // and this touches the file without any write path of the server.
+    let integrity = crate::server::store::sqlite::integrity_check(&dir.join("data"))?;
     if integrity != "ok" {
         problems.push(format!("PRAGMA integrity_check: {integrity}"));
     }

@@ -38,6 +38,17 @@ use tokio::sync::{mpsc, oneshot};
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "ddsd.sqlite3";
 
+/// `PRAGMA integrity_check` of the store file in `data_dir`, opened read-only: `"ok"` or SQLite's
+/// findings. For checks after a server has stopped (`ddsd bench soak`): the API cannot answer
+/// then, and this opens no write path, runs no migration and takes no lease.
+pub fn integrity_check(data_dir: &Path) -> StoreResult<String> {
+    let path = data_dir.join(DB_FILE_NAME);
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| StoreError::Backend(format!("integrity_check of {}: {e}", path.display())))
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// How long a statement waits for a lock held by another connection.
