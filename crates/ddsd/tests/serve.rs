@@ -1024,8 +1024,11 @@ fn sigterm_lets_an_in_flight_request_finish() {
     server.terminate();
     std::thread::sleep(Duration::from_millis(300));
     // Shutdown has begun: no new connections, but this request is still being served.
-    assert!(
-        std::net::TcpStream::connect(&server.host).is_err(),
+    assert_eq!(
+        std::net::TcpStream::connect(&server.host)
+            .map(|_| ())
+            .map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
         "still accepting after SIGTERM"
     );
     conn.write_all(rest.as_bytes()).unwrap();

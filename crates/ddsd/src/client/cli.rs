@@ -642,32 +642,39 @@ mod tests {
         ] {
             assert!(p.contains(&(k.into(), v.into())), "{k}");
         }
-        for bad in [
-            vec!["--engine-version", "4.4"],
-            vec!["--engine-version", "4.4", "--shard", "a:1", "--mongos", "m"],
-            vec![
-                "--engine-version",
-                "4.4",
-                "--shard",
-                "a",
-                "--config-server",
-                "c:1",
-            ],
-            vec![
-                "--engine-version",
-                "4.4",
-                "--shard",
-                "a:1",
-                "--config-server",
-                "c:1",
-                "--class",
-                "x",
-            ],
+        for (bad, why) in [
+            (vec!["--engine-version", "4.4"], "--class is required"),
+            (
+                vec!["--engine-version", "4.4", "--shard", "a:1", "--mongos", "m"],
+                "needs --config-server",
+            ),
+            (
+                vec![
+                    "--engine-version",
+                    "4.4",
+                    "--shard",
+                    "a",
+                    "--config-server",
+                    "c:1",
+                ],
+                "\"a\" is not CLASS:STORAGE",
+            ),
+            (
+                vec![
+                    "--engine-version",
+                    "4.4",
+                    "--shard",
+                    "a:1",
+                    "--config-server",
+                    "c:1",
+                    "--class",
+                    "x",
+                ],
+                "are for replica sets",
+            ),
         ] {
-            assert!(
-                instance_create_request(&create_args(&bad)).is_err(),
-                "{bad:?}"
-            );
+            let e = instance_create_request(&create_args(&bad)).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
         }
     }
 }

@@ -414,21 +414,33 @@ mod tests {
             access_key_id: Some("x".into()),
             ..Given::default()
         };
-        assert!(resolve(&half, &none).is_err());
+        let err = |r: anyhow::Result<Resolved>| format!("{:#}", r.unwrap_err());
+        assert_eq!(
+            err(resolve(&half, &none)),
+            "--access-key-id and --access-key-secret go together"
+        );
         let half_env = env(&[(ENV_ACCESS_KEY_ID, "x")], None, &data);
-        assert!(resolve(&Given::default(), &half_env).is_err());
+        assert_eq!(
+            err(resolve(&Given::default(), &half_env)),
+            format!("{ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} go together")
+        );
         std::fs::write(dir.path().join("half.toml"), "access_key_id = \"x\"\n").unwrap();
         let given = Given {
             profile: Some(dir.path().join("half.toml")),
             ..Given::default()
         };
-        assert!(resolve(&given, &none).is_err());
+        let e = err(resolve(&given, &none));
+        assert!(
+            e.ends_with("access_key_id and access_key_secret go together"),
+            "{e}"
+        );
         // A named profile that does not exist is an error, not a silent fallback.
         let given = Given {
             profile: Some(dir.path().join("missing.toml")),
             ..Given::default()
         };
-        assert!(resolve(&given, &none).is_err());
+        let e = err(resolve(&given, &none));
+        assert!(e.starts_with("reading the profile"), "{e}");
         // No key anywhere.
         let empty = env(&[], None, &dir.path().join("nowhere"));
         let e = resolve(&Given::default(), &empty).unwrap_err();

@@ -158,7 +158,8 @@ mod tests {
         assert_eq!(second.secret.expose(), first.secret.expose());
         let store = key_store(&second, &[("testid".into(), Secret::new("testsecret"))]).unwrap();
         assert_eq!(store.secret("testid").unwrap().expose(), "testsecret");
-        assert!(key_store(&second, &[(first.access_key_id.clone(), Secret::new("x"))]).is_err());
+        let e = key_store(&second, &[(first.access_key_id.clone(), Secret::new("x"))]).unwrap_err();
+        assert!(e.to_string().ends_with("has the admin key's id"), "{e}");
         fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 }

@@ -356,11 +356,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("nonce_capacity"), "{e:#}");
-        assert!(LimitSettings::resolve(
+        let e = LimitSettings::resolve(
             &LimitsFile::default(),
-            &env(&[("DDSD_KEY_RATE_PER_SEC", "-1")])
+            &env(&[("DDSD_KEY_RATE_PER_SEC", "-1")]),
         )
-        .is_err());
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("key_rate_per_sec must be a non-negative number"),
+            "{e:#}"
+        );
         let off = LimitSettings::resolve(
             &LimitsFile::default(),
             &env(&[("DDSD_KEY_RATE_PER_SEC", "0")]),
@@ -415,7 +419,8 @@ mod tests {
         for _ in 0..3 {
             l.check_key_at("k", later).unwrap();
         }
-        assert!(l.check_key_at("k", later).is_err());
+        let e = l.check_key_at("k", later).unwrap_err();
+        assert_eq!(e.code(), "Throttling.User");
     }
 
     #[test]

@@ -607,8 +607,15 @@ mod tests {
         assert!((1_700..2_300).contains(&counts[&Op::Restart]), "{counts:?}");
         let only: Mix = "attr".parse().unwrap();
         assert!(!only.has_writes());
-        for bad in ["", "attr=0", "nope=1", "attr=x", "attr=-1"] {
-            assert!(bad.parse::<Mix>().is_err(), "{bad}");
+        for (bad, why) in [
+            ("", "needs at least one operation"),
+            ("attr=0", "needs at least one operation"),
+            ("nope=1", "unknown operation \"nope\""),
+            ("attr=x", "must be a whole number"),
+            ("attr=-1", "must be a whole number"),
+        ] {
+            let e = bad.parse::<Mix>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 
@@ -620,12 +627,13 @@ mod tests {
         );
         assert!(loopback_addr("localhost:9").is_ok());
         assert!(loopback_addr("http://[::1]:9").is_ok());
-        for bad in [
-            "http://10.0.0.1:80",
-            "http://example.com:80",
-            "http://0.0.0.0:80",
+        for (bad, why) in [
+            ("http://10.0.0.1:80", "only targets loopback"),
+            ("http://example.com:80", "must be http://IP:PORT"),
+            ("http://0.0.0.0:80", "only targets loopback"),
         ] {
-            assert!(loopback_addr(bad).is_err(), "{bad}");
+            let e = format!("{:#}", loopback_addr(bad).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 

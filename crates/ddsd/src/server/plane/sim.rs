@@ -491,7 +491,8 @@ mod tests {
             .members
             .iter()
             .all(|m| m.state == MemberState::Startup));
-        assert!(provision_ready(&inst, &obs).is_err());
+        let e = provision_ready(&inst, &obs).unwrap_err();
+        assert!(e.ends_with("has no primary"), "{e}");
         w.advance(120_000);
         let obs = plane.observe("dds-p1").await.unwrap().unwrap();
         assert_eq!(provision_ready(&inst, &obs), Ok(()));
@@ -577,8 +578,11 @@ mod tests {
         plane.provision(&inst, 1).await.unwrap().unwrap();
         w.advance(120_000);
         plane.deprovision("dds-p4", 1).await.unwrap().unwrap();
-        assert!(
-            plane.provision(&inst, 1).await.unwrap().is_err(),
+        assert_eq!(
+            plane.provision(&inst, 1).await.unwrap(),
+            Err(CommandError::Other(
+                "the deployment of dds-p4 is being removed".into()
+            )),
             "no provisioning while tearing down"
         );
         let obs = plane.observe("dds-p4").await.unwrap();

@@ -391,9 +391,15 @@ mod tests {
             } else {
                 OperationKind::Create
             };
-            assert!(OperationState::from_json(other, json).is_err());
+            let err = OperationState::from_json(other, json).unwrap_err();
+            assert!(
+                err.contains(&format!("stored as a {other} operation")),
+                "{err}"
+            );
         }
-        assert!(OperationState::from_json(OperationKind::Create, serde_json::json!({})).is_err());
+        let err =
+            OperationState::from_json(OperationKind::Create, serde_json::json!({})).unwrap_err();
+        assert!(err.contains("missing field"), "{err}");
     }
 
     #[test]

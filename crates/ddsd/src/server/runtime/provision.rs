@@ -460,7 +460,8 @@ mod tests {
 
             let mut no_primary = ok.clone();
             no_primary.replica_sets[0].primary = None;
-            assert!(deployment_ready(&inst, &no_primary).is_err());
+            let err = deployment_ready(&inst, &no_primary).unwrap_err();
+            assert!(err.ends_with("has no primary"), "{err}");
 
             let mut starting = ok.clone();
             let last = starting.replica_sets.len() - 1;
@@ -471,7 +472,8 @@ mod tests {
 
             let mut missing = ok.clone();
             missing.replica_sets[0].members.pop();
-            assert!(deployment_ready(&inst, &missing).is_err());
+            let err = deployment_ready(&inst, &missing).unwrap_err();
+            assert!(err.contains("not observed in"), "{err}");
         }
         let inst = sharded("dds-4", "t");
         let mut mongos_down = healthy(&inst);

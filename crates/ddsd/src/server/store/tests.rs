@@ -1011,9 +1011,16 @@ async fn list_filters_sorts_and_pages() {
 async fn bounds_are_enforced_without_changes() {
     let dir = TempDir::new("store");
     let store = open_store(&dir);
-    assert!(Page::new(0, 10).is_err());
-    assert!(Page::new(1, 0).is_err());
-    assert!(Page::new(1, 101).is_err());
+    for (number, size, why) in [
+        (0, 10, "page number"),
+        (1, 0, "page size"),
+        (1, 101, "page size"),
+    ] {
+        match Page::new(number, size) {
+            Err(StoreError::Invalid(m)) => assert!(m.starts_with(why), "{m}"),
+            other => panic!("Page::new({number}, {size}): {other:?}"),
+        }
+    }
     assert!(Page::new(1, 100).is_ok());
     let bad_page = Page {
         number: 1,
