@@ -9,6 +9,8 @@
 //! The server runs in-process on a loopback port with a real SQLite store; no runtime drives
 //! operations, so the test moves them to their end itself through the store, as the runtime would.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,25 +36,17 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/golden")
 }
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Harness {
     /// `IP:PORT` of the in-process server (the `HostId` of error envelopes).
     addr: String,
     store: Arc<dyn Store>,
     v1: Client,
     v3: Client,
-    _dir: TempDir,
+    _dir: common::TempDir,
 }
 
 async fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("ddsd-golden-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("golden");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open_in(&dir, SqliteOptions::default()).unwrap());
     let kernels = Arc::new(KernelCatalog::load(&*store).await.unwrap());
@@ -94,7 +88,7 @@ async fn harness() -> Harness {
         store,
         v1: Client::with_signature(&endpoint, creds.clone(), Signature::V1).unwrap(),
         v3: Client::with_signature(&endpoint, creds, Signature::V3).unwrap(),
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 

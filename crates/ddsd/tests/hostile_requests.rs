@@ -10,6 +10,8 @@
 //! form) or V3, by the admin key or an ordinary one, so both the operator extensions' checks and
 //! their `Forbidden.RAM` path run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,19 +50,11 @@ struct Harness {
     store: Arc<dyn Store>,
     /// Instances created up front, for parameters that name one.
     ids: Vec<String>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::TempDir,
 }
 
 async fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("ddsd-hostile-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("hostile");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open_in(&dir, SqliteOptions::default()).unwrap());
     let kernels = Arc::new(KernelCatalog::load(&*store).await.unwrap());
@@ -98,7 +92,7 @@ async fn harness() -> Harness {
         ctx,
         store,
         ids: Vec::new(),
-        _dir: TempDir(dir),
+        _dir: dir,
     };
     // A Running replica set, a Running sharded cluster, a standalone left Creating.
     let rs = [
