@@ -10,6 +10,9 @@
 //! and the workflows' deadlines (`WaitUntil`) are expressed in it; [`DataPlane::wall_duration`] converts a
 //! stretch of plane time into how long the runtime actually sleeps. For a real deployment both clocks are the
 //! wall clock; for the simulation, plane time runs `sim_speed` times faster.
+//!
+//! May use: `store` (snapshots, clock) and `dds-engine`. Used by `runtime`, `actions` (the fault
+//! extensions) and the serve wiring; never by the client or the tools.
 
 pub mod sim;
 

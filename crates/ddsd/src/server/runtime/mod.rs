@@ -26,6 +26,9 @@
 //!
 //! - [`operation`]: the operation-kind dispatch ([`OperationState`]) over create, delete, upgrade, restart;
 //! - [`provision`]: the create and delete state machines.
+//!
+//! May use: `store`, `plane`, `metrics` and `dds-engine`. Used by the serve wiring and by `actions`
+//! (to wake the runtime and read operation states); never by the client or the tools.
 
 pub mod operation;
 pub mod provision;

@@ -18,6 +18,10 @@
 //!
 //! The trait is asynchronous (boxed futures, so `Arc<dyn Store>` works) because its callers are async and a
 //! PostgreSQL client is natively async; the SQLite implementation runs its blocking work on its own threads.
+//!
+//! May use: `dds-engine`'s model and nothing else of ddsd. Used by the whole server; outside it only
+//! the demo (the hand-over of `serve --demo`) and `ddsd bench soak` (its read-only
+//! [`sqlite::integrity_check`]).
 
 mod sql;
 pub mod sqlite;
