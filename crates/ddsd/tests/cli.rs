@@ -4,6 +4,8 @@
 //! progress lines and exit codes, `ddsd fault`, and the README's first command (`serve --demo`) whose
 //! printed upgrade command must work exactly as printed.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -19,31 +21,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The kernels the catalog ships for engine 4.4: the tests start one behind the newest.
 const OLDER: &str = "mongodb_20230310_4.4.14";
 const NEWEST: &str = "mongodb_20240119_4.4.19";
-
-struct TempRoot(PathBuf);
-
-impl std::ops::Deref for TempRoot {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempRoot {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("ddsd-cli-{}-{name}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempRoot(dir)
-}
 
 /// A `ddsd serve` child whose stdout lines are collected as they come.
 struct Server {
@@ -312,7 +289,7 @@ fn planned_steps(plan_stdout: &str) -> u64 {
 
 #[test]
 fn call_signs_v1_and_v3_prints_json_or_xml_and_errors_as_code_message() {
-    let root = temp_dir("call");
+    let root = common::TempDir::new("call");
     let s = Server::start(&root);
     let home = root.join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -458,7 +435,7 @@ fn progress_lines(stdout: &str) -> Vec<&str> {
 
 #[test]
 fn upgrade_wait_brings_replica_sets_and_sharded_clusters_to_the_target_kernel() {
-    let root = temp_dir("upgrade");
+    let root = common::TempDir::new("upgrade");
     let s = Server::start(&root);
     let home = root.join("home");
     let data = s.data_dir.to_str().unwrap().to_string();
@@ -543,7 +520,7 @@ fn upgrade_wait_brings_replica_sets_and_sharded_clusters_to_the_target_kernel() 
 
 #[test]
 fn an_armed_fault_stops_the_upgrade_at_that_member_and_restart_wait_works() {
-    let root = temp_dir("fault");
+    let root = common::TempDir::new("fault");
     let s = Server::start(&root);
     let home = root.join("home");
     let data = s.data_dir.to_str().unwrap().to_string();
@@ -701,7 +678,7 @@ fn the_readme_first_command_brings_up_the_demo_and_its_printed_command_works_as_
     assert_eq!(args, ["serve", "--demo"]);
 
     // A fresh directory, as on a fresh clone; only the port is left to the OS (8080 may be taken here).
-    let cwd = temp_dir("demo");
+    let cwd = common::TempDir::new("demo");
     let mut s = Server::spawn(
         &cwd,
         &args,
@@ -789,7 +766,7 @@ fn the_readme_first_command_brings_up_the_demo_and_its_printed_command_works_as_
 
 #[test]
 fn json_logs_put_the_request_id_on_every_line_a_request_logs() {
-    let root = temp_dir("jsonlogs");
+    let root = common::TempDir::new("jsonlogs");
     let config = root.join("ddsd.toml");
     std::fs::write(&config, "metrics = \"off\"\n").unwrap();
     let data = root.join("data");
@@ -854,8 +831,8 @@ fn json_logs_put_the_request_id_on_every_line_a_request_logs() {
             .unwrap_or_default()
             .to_string();
         // Everything the request path logs: the server's per-request lines and every handler's.
-        let of_a_request = target.starts_with("ddsd::actions")
-            || (target == "ddsd::server" && message.starts_with("request"));
+        let of_a_request = target.starts_with("ddsd::server::actions")
+            || (target == "ddsd::server::http" && message.starts_with("request"));
         if !of_a_request {
             continue;
         }
@@ -936,7 +913,7 @@ fn restarted_processes(op: &Value) -> (Vec<(String, String)>, Vec<String>) {
 
 #[test]
 fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
-    let root = temp_dir("restart-node");
+    let root = common::TempDir::new("restart-node");
     let s = Server::start(&root);
     let home = root.join("home");
     let data = s.data_dir.to_str().unwrap().to_string();
@@ -1017,7 +994,7 @@ fn restart_node_id_rolls_only_that_shard_or_that_mongos() {
 
 #[test]
 fn watch_follows_an_upgrade_started_without_wait_and_operations_lists_the_outcomes() {
-    let root = temp_dir("watch");
+    let root = common::TempDir::new("watch");
     let s = Server::start(&root);
     let home = root.join("home");
     let data = s.data_dir.to_str().unwrap().to_string();

@@ -4,24 +4,17 @@
 //! The simulated data plane runs at `sim_speed = 10`: a creation takes ~0.5–3 s of wall time, long
 //! enough to kill ddsd while one is `Creating`, short enough for a quick test.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddsd::client::{Client, ClientError, Credentials, Signature};
+use ddsd_client::{Client, ClientError, Credentials, Signature};
 use serde_json::Value;
 
 struct Server {
-    child: Child,
+    running: common::Running,
     client: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -38,42 +31,25 @@ impl Server {
             .append(true)
             .open(root.join("stderr.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ddsd"))
-            .arg("serve")
-            .arg("--config")
+        let mut cmd = common::serve_command();
+        cmd.arg("--config")
             .arg(&config)
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .env_remove("DDSD_LISTEN")
-            .env_remove("DDSD_DATA_DIR")
-            .env_remove("DDSD_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn ddsd");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let endpoint = loop {
-            let line = lines.next().expect("ddsd exited before listening").unwrap();
-            if let Some(addr) = line.strip_prefix("ddsd listening on ") {
-                break addr.to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+            .stderr(stderr);
+        let running = common::spawn(cmd);
         let creds = Credentials::from_data_dir(&data_dir).unwrap();
         Server {
-            child,
-            client: Client::new(&endpoint, creds, Signature::V3).unwrap(),
+            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
+            running,
         }
     }
 
     /// SIGKILL: no shutdown path runs.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill9(self) {
+        self.running.kill9();
     }
 
     async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {

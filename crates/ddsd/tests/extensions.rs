@@ -2,20 +2,10 @@
 //! configured key marked `admin = true` may; any other key gets `Forbidden.RAM` (403) and changes
 //! nothing. The vendor actions stay open to every key.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use acs_rpc::Secret;
-use ddsd::client::{Client, ClientError, Credentials, Signature};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use ddsd_client::{Client, ClientError, Credentials, Signature};
 
 fn key(id: &str, secret: &str) -> Credentials {
     Credentials {
@@ -26,8 +16,7 @@ fn key(id: &str, secret: &str) -> Credentials {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_keys_are_the_generated_one_and_those_marked_admin() {
-    let root = std::env::temp_dir().join(format!("ddsd-ext-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&root).unwrap();
+    let root = common::TempDir::new("ext");
     let config = root.join("ddsd.toml");
     std::fs::write(
         &config,
@@ -37,28 +26,16 @@ async fn admin_keys_are_the_generated_one_and_those_marked_admin() {
     )
     .unwrap();
     let data_dir = root.join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ddsd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+    let mut cmd = common::serve_command();
+    cmd.args(["--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(&data_dir)
-        .env_remove("DDSD_LISTEN")
-        .env_remove("DDSD_SIM_SPEED")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint = loop {
-        let line = lines.next().expect("ddsd exited").unwrap();
-        if let Some(a) = line.strip_prefix("ddsd listening on ") {
-            break a.to_string();
-        }
-    };
-    let _server = Server(child);
+        .stderr(std::process::Stdio::null());
+    let server = common::spawn(cmd);
+    let endpoint = server.endpoint.clone();
     let generated = Credentials::from_data_dir(&data_dir).unwrap();
-    let client = |c: Credentials| Client::new(&endpoint, c, Signature::V3).unwrap();
+    let client = |c: Credentials| Client::with_signature(&endpoint, c, Signature::V3).unwrap();
     let plain = client(key("testid", "testsecret"));
     let ops = client(key("ops", "opssecret"));
     let admin = client(generated);
@@ -134,6 +111,5 @@ async fn admin_keys_are_the_generated_one_and_those_marked_admin() {
         )
         .await
         .unwrap();
-    drop(_server);
-    let _ = std::fs::remove_dir_all(&root);
+    drop(server);
 }

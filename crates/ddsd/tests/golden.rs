@@ -9,6 +9,8 @@
 //! The server runs in-process on a loopback port with a real SQLite store; no runtime drives
 //! operations, so the test moves them to their end itself through the store, as the runtime would.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,15 +18,15 @@ use std::time::Duration;
 
 use acs_rpc::{BoundedNonceGuard, Format, Limits, MemoryKeyStore, Secret};
 use dds_engine::model::DbInstanceStatus;
-use ddsd::actions::kernels::KernelCatalog;
-use ddsd::actions::regions::RegionCatalog;
-use ddsd::actions::Context;
-use ddsd::client::{Client, Credentials, Signature};
-use ddsd::server::{router, App};
-use ddsd::store::{
+use ddsd::server::actions::kernels::KernelCatalog;
+use ddsd::server::actions::regions::RegionCatalog;
+use ddsd::server::actions::Context;
+use ddsd::server::store::{
     InstanceChange, InstanceUpdate, OperationFinish, OperationOutcome, SqliteOptions, SqliteStore,
     Store,
 };
+use ddsd::server::{router, App};
+use ddsd_client::{Client, Credentials, Signature};
 use serde_json::Value;
 
 const ADMIN_ID: &str = "LTAIgoldenadmin00000000";
@@ -34,25 +36,17 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/golden")
 }
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Harness {
     /// `IP:PORT` of the in-process server (the `HostId` of error envelopes).
     addr: String,
     store: Arc<dyn Store>,
     v1: Client,
     v3: Client,
-    _dir: TempDir,
+    _dir: common::TempDir,
 }
 
 async fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("ddsd-golden-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("golden");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open_in(&dir, SqliteOptions::default()).unwrap());
     let kernels = Arc::new(KernelCatalog::load(&*store).await.unwrap());
@@ -80,8 +74,8 @@ async fn harness() -> Harness {
         max_body_bytes: 1 << 20,
         body_read_timeout: Duration::from_secs(10),
         endpoint: "mongodb.aliyuncs.com".into(),
-        metrics_access: ddsd::metrics::MetricsAccess::Off,
-        limiter: ddsd::limits::Limiter::unlimited(),
+        metrics_access: ddsd::server::metrics::MetricsAccess::Off,
+        limiter: ddsd::server::limits::Limiter::unlimited(),
     });
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     let creds = Credentials {
@@ -92,9 +86,9 @@ async fn harness() -> Harness {
     Harness {
         addr: addr.to_string(),
         store,
-        v1: Client::new(&endpoint, creds.clone(), Signature::V1).unwrap(),
-        v3: Client::new(&endpoint, creds, Signature::V3).unwrap(),
-        _dir: TempDir(dir),
+        v1: Client::with_signature(&endpoint, creds.clone(), Signature::V1).unwrap(),
+        v3: Client::with_signature(&endpoint, creds, Signature::V3).unwrap(),
+        _dir: dir,
     }
 }
 

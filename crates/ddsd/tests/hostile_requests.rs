@@ -10,6 +10,8 @@
 //! form) or V3, by the admin key or an ordinary one, so both the operator extensions' checks and
 //! their `Forbidden.RAM` path run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +23,15 @@ use acs_rpc::{
 use axum::body::Body;
 use axum::http::Request;
 use dds_engine::model::{DbInstanceStatus, DbInstanceType};
-use ddsd::actions::kernels::KernelCatalog;
-use ddsd::actions::regions::RegionCatalog;
-use ddsd::actions::{Context, ACTIONS};
-use ddsd::limits::Limiter;
-use ddsd::server::{router, App};
-use ddsd::store::{
+use ddsd::server::actions::kernels::KernelCatalog;
+use ddsd::server::actions::regions::RegionCatalog;
+use ddsd::server::actions::{Context, ACTIONS};
+use ddsd::server::limits::Limiter;
+use ddsd::server::store::{
     InstanceChange, InstanceFilter, InstanceUpdate, OperationFinish, OperationOutcome, Page,
     SqliteOptions, SqliteStore, Store,
 };
+use ddsd::server::{router, App};
 use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -48,19 +50,11 @@ struct Harness {
     store: Arc<dyn Store>,
     /// Instances created up front, for parameters that name one.
     ids: Vec<String>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::TempDir,
 }
 
 async fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("ddsd-hostile-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("hostile");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open_in(&dir, SqliteOptions::default()).unwrap());
     let kernels = Arc::new(KernelCatalog::load(&*store).await.unwrap());
@@ -90,7 +84,7 @@ async fn harness() -> Harness {
         body_read_timeout: Duration::from_secs(10),
         endpoint: "127.0.0.1:1".into(),
         limiter: Limiter::unlimited(),
-        metrics_access: ddsd::metrics::MetricsAccess::Off,
+        metrics_access: ddsd::server::metrics::MetricsAccess::Off,
     });
     let router = router(app);
     let mut h = Harness {
@@ -98,7 +92,7 @@ async fn harness() -> Harness {
         ctx,
         store,
         ids: Vec::new(),
-        _dir: TempDir(dir),
+        _dir: dir,
     };
     // A Running replica set, a Running sharded cluster, a standalone left Creating.
     let rs = [

@@ -2,9 +2,11 @@
 //! V1 (JSON and XML) and V3, and every kind of bad request answered with the exact code and
 //! status in the requested format — never a 5xx.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,32 +18,6 @@ use time::OffsetDateTime;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const XML_DECL: &str = "<?xml version='1.0' encoding='UTF-8'?>";
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempRoot(PathBuf);
-
-impl std::ops::Deref for TempRoot {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempRoot {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("ddsd-it-{}-{name}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempRoot(dir)
-}
 
 /// One running `ddsd serve`.
 struct Server {
@@ -326,7 +302,7 @@ fn is_request_id(s: &str) -> bool {
 
 #[tokio::test]
 async fn describe_regions_v1_json_and_xml() {
-    let root = temp_dir("regions-v1");
+    let root = common::TempDir::new("regions-v1");
     let server = Server::start(&root, &[], &[]);
 
     let a = get(
@@ -476,7 +452,7 @@ async fn v3_post(server: &Server, call: V3Call<'_>) -> Answer {
 
 #[tokio::test]
 async fn describe_regions_v3() {
-    let root = temp_dir("regions-v3");
+    let root = common::TempDir::new("regions-v3");
     let server = Server::start(&root, &[], &[]);
     let accept = [("accept", "application/json")];
     let a = v3_post(
@@ -525,7 +501,7 @@ async fn describe_regions_v3() {
 
 #[tokio::test]
 async fn every_bad_request_gets_the_exact_error_in_the_requested_format() {
-    let root = temp_dir("bad");
+    let root = common::TempDir::new("bad");
     let server = Server::start(&root, &[], &[]);
     let host = server.host.clone();
     let client = reqwest::Client::new();
@@ -743,7 +719,7 @@ async fn every_bad_request_gets_the_exact_error_in_the_requested_format() {
 
 #[tokio::test]
 async fn admin_key_is_created_once_private_and_printed_once() {
-    let root = temp_dir("admin");
+    let root = common::TempDir::new("admin");
     let server = Server::start(&root, &[], &[]);
     let lines = server.stdout_lines.clone();
     assert_eq!(lines.len(), 3, "{lines:?}");
@@ -821,7 +797,7 @@ async fn admin_key_is_created_once_private_and_printed_once() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs_and_every_request_line_has_its_request_id() {
-    let root = temp_dir("logs");
+    let root = common::TempDir::new("logs");
     let server = Server::start(&root, &[], &[("RUST_LOG", "debug")]);
     let admin_secret = server.stdout_lines[1]
         .strip_prefix("AccessKeySecret: ")
@@ -886,7 +862,7 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_request_id(
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_env_configures_the_listener() {
-    let root = temp_dir("jsonlogs");
+    let root = common::TempDir::new("jsonlogs");
     let server = Server::start(
         &root,
         &[],
@@ -913,7 +889,7 @@ async fn json_logs_carry_the_request_id_and_env_configures_the_listener() {
 
 #[test]
 fn bad_configuration_fails_fast_with_a_clear_message() {
-    let root = temp_dir("badconf");
+    let root = common::TempDir::new("badconf");
     let config = root.join("bad.toml");
     std::fs::write(&config, "listen = 12\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ddsd"))
@@ -934,7 +910,7 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
 #[test]
 fn a_body_that_never_arrives_is_cut_off_with_an_envelope() {
     use std::io::Write as _;
-    let root = temp_dir("slowbody");
+    let root = common::TempDir::new("slowbody");
     let server = Server::start_with(&root, "body_read_timeout_ms = 300", &[], &[]);
     let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -968,7 +944,7 @@ fn a_body_that_never_arrives_is_cut_off_with_an_envelope() {
 #[test]
 fn a_request_head_that_never_completes_is_disconnected() {
     use std::io::Write as _;
-    let root = temp_dir("slowhead");
+    let root = common::TempDir::new("slowhead");
     let server = Server::start_with(&root, "header_read_timeout_ms = 300", &[], &[]);
     let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -997,7 +973,7 @@ fn a_request_head_that_never_completes_is_disconnected() {
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::Write as _;
-    let root = temp_dir("drain");
+    let root = common::TempDir::new("drain");
     let server = Server::start(&root, &[], &[]);
     let secret = Secret::new("testsecret");
     let n = nonce();
@@ -1024,8 +1000,11 @@ fn sigterm_lets_an_in_flight_request_finish() {
     server.terminate();
     std::thread::sleep(Duration::from_millis(300));
     // Shutdown has begun: no new connections, but this request is still being served.
-    assert!(
-        std::net::TcpStream::connect(&server.host).is_err(),
+    assert_eq!(
+        std::net::TcpStream::connect(&server.host)
+            .map(|_| ())
+            .map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
         "still accepting after SIGTERM"
     );
     conn.write_all(rest.as_bytes()).unwrap();
@@ -1042,7 +1021,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
 fn sigterm_right_after_the_listening_line_exits_cleanly() {
     // The handler must be installed before the line is printed, not on the accept loop's first poll.
     for _ in 0..5 {
-        let root = temp_dir("early-term");
+        let root = common::TempDir::new("early-term");
         let server = Server::start(&root, &[], &[]);
         let (exit, logs) = server.stop();
         assert!(exit.success(), "{exit:?}\n{logs}");
@@ -1052,7 +1031,7 @@ fn sigterm_right_after_the_listening_line_exits_cleanly() {
 #[test]
 fn oversized_chunked_body_gets_the_envelope() {
     use std::io::Write as _;
-    let root = temp_dir("chunked");
+    let root = common::TempDir::new("chunked");
     let server = Server::start(&root, &[], &[]);
     let mut conn = std::net::TcpStream::connect(&server.host).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
