@@ -1,0 +1,15 @@
+//! MongoDB wire protocol, product-agnostic: what any server that official MongoDB drivers connect
+//! to must do before and after a command runs. It knows nothing of replica sets or of ddsd; the
+//! simulated mongod/mongos members implement [`Service`](crate) on top of it.
+//!
+//! Modules: `frame` (header, `OP_MSG`, `OP_QUERY`/`OP_REPLY`, CRC-32C), `command` (decoded
+//! command and reply), `error` (server error codes and the error reply), `limits` (every bound).
+pub mod command;
+pub mod error;
+pub mod frame;
+pub mod limits;
+
+pub use command::{Command, Reply, Transport};
+pub use error::{ErrorCode, MongoError};
+pub use frame::FrameError;
+pub use limits::WireLimits;
