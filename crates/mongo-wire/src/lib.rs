@@ -4,10 +4,12 @@
 //!
 //! Modules: `frame` (header, `OP_MSG`, `OP_QUERY`/`OP_REPLY`, CRC-32C), `command` (decoded
 //! command and reply), `error` (server error codes and the error reply), `limits` (every bound).
+pub mod auth;
 pub mod command;
 pub mod error;
 pub mod frame;
 pub mod limits;
+pub mod scram;
 
 pub use command::{Command, Reply, Transport};
 pub use error::{ErrorCode, MongoError};
