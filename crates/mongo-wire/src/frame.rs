@@ -73,6 +73,8 @@ pub enum FrameError {
     BadCString,
     #[error("{0} trailing bytes after the last section")]
     TrailingBytes(usize),
+    #[error("no complete message within the time limit")]
+    TimedOut,
 }
 
 /// The standard message header.

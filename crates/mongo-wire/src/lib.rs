@@ -10,8 +10,12 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod scram;
+pub mod server;
 
+pub use auth::{AuthenticatedUser, CredentialStore, MemoryCredentialStore, UserCredentials};
 pub use command::{Command, Reply, Transport};
 pub use error::{ErrorCode, MongoError};
 pub use frame::FrameError;
 pub use limits::WireLimits;
+pub use scram::{Mechanism, ScramCredential};
+pub use server::{ConnCtx, ServerConfig, Service, WireListener};
