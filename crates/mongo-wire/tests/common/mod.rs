@@ -75,7 +75,14 @@ impl TinyMongod {
 impl Service for TinyMongod {
     async fn handle(&self, conn: &ConnCtx, cmd: Command) -> Reply {
         match cmd.name.as_str() {
-            "hello" | "isMaster" | "ismaster" => Reply::ok(self.hello(conn, &cmd)),
+            "hello" | "isMaster" | "ismaster" => {
+                // Awaitable hello: nothing changes in this topology, so wait the whole time.
+                if let Ok(wait_ms) = cmd.body.get_i64("maxAwaitTimeMS") {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait_ms.unsigned_abs()))
+                        .await;
+                }
+                Reply::ok(self.hello(conn, &cmd))
+            }
             "ping" | "endSessions" => Reply::ok(doc! {}),
             "buildInfo" | "buildinfo" => Reply::ok(doc! {
                 "version": "7.0.12",
