@@ -5,7 +5,18 @@
 use bson::{Bson, Document};
 
 use crate::error::{ErrorCode, MongoError};
-use crate::frame::{OpMsg, OpQuery};
+use crate::frame::{decode_frame, FrameError, Message, MsgHeader, OpMsg, OpQuery};
+use crate::limits::WireLimits;
+
+/// Decodes one whole request frame into a command, exactly as the server loop does: the outer
+/// error closes the connection, the inner one is answered as an error reply.
+pub fn decode_request(
+    bytes: &[u8],
+    limits: &WireLimits,
+) -> Result<Result<Command, MongoError>, FrameError> {
+    let (header, message) = decode_frame(bytes, limits)?;
+    Ok(Command::from_message(&header, message))
+}
 
 /// Which wire format a command arrived in; the reply is written in the matching one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +43,14 @@ pub struct Command {
 }
 
 impl Command {
+    /// Builds a command from a decoded message of either transport.
+    pub fn from_message(header: &MsgHeader, message: Message) -> Result<Command, MongoError> {
+        match message {
+            Message::Msg(msg) => Command::from_op_msg(msg, header.request_id),
+            Message::Query(query) => Command::from_op_query(query, header.request_id),
+        }
+    }
+
     /// Builds a command from an `OP_MSG`, merging document sequences into the body.
     pub fn from_op_msg(msg: OpMsg, request_id: i32) -> Result<Command, MongoError> {
         let more_to_come = msg.more_to_come();

@@ -13,7 +13,7 @@ pub mod scram;
 pub mod server;
 
 pub use auth::{AuthenticatedUser, CredentialStore, MemoryCredentialStore, UserCredentials};
-pub use command::{Command, Reply, Transport};
+pub use command::{decode_request, Command, Reply, Transport};
 pub use error::{ErrorCode, MongoError};
 pub use frame::FrameError;
 pub use limits::WireLimits;

@@ -289,10 +289,7 @@ async fn one_turn<S: Service>(
             return Err(End::Closed);
         }
     };
-    let parsed = match message {
-        Message::Msg(msg) => Command::from_op_msg(msg, header.request_id),
-        Message::Query(query) => Command::from_op_query(query, header.request_id),
-    };
+    let parsed = Command::from_message(&header, message);
     let (transport, more_to_come) = match &parsed {
         Ok(cmd) => (cmd.transport, cmd.more_to_come),
         Err(_) => (transport_of(header.op_code), false),
