@@ -161,3 +161,47 @@ proptest! {
         check(&bytes, &small_limits());
     }
 }
+
+/// The committed fuzz seeds are real frames: each decodes as its name says.
+#[test]
+fn fuzz_seeds_decode_as_named() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/wire_frame");
+    let limits = WireLimits::default();
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    for name in [
+        "ping",
+        "hello_sasl",
+        "insert_sequence",
+        "update_two_sequences",
+        "checksum",
+        "more_to_come",
+        "exhaust_allowed",
+        "op_query_ismaster",
+        "op_query_dollar_query",
+        "deep",
+    ] {
+        let bytes = read(name);
+        let command = decode_request(&bytes, &limits)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check(&bytes, &limits);
+        if name == "insert_sequence" {
+            assert_eq!(command.body.get_array("documents").unwrap().len(), 2);
+        }
+        if name == "more_to_come" {
+            assert!(command.more_to_come);
+        }
+    }
+    let refused = |name: &str| {
+        decode_request(&read(name), &limits)
+            .unwrap()
+            .unwrap_err()
+            .code()
+    };
+    assert_eq!(refused("no_db"), 9);
+    assert_eq!(refused("op_query_find"), 352);
+    assert!(matches!(
+        decode_request(&read("deep"), &small_limits()),
+        Err(mongo_wire::FrameError::TooDeep(4))
+    ));
+}
