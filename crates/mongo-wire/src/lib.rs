@@ -8,6 +8,7 @@ pub mod auth;
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod invariants;
 pub mod limits;
 pub mod scram;
 pub mod server;
