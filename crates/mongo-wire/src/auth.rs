@@ -4,13 +4,18 @@
 //! `speculativeAuthenticate`), and [`allowed_unauthenticated`], the commands a client may run
 //! before it authenticates. Used by the server loop; services only read the authenticated user.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 
 use crate::error::{ErrorCode, MongoError};
-use crate::scram::{ClientFirst, Mechanism, ScramConversation, ScramCredential};
+use crate::scram::{
+    ClientFirst, Mechanism, ScramConversation, ScramCredential, MAX_SASL_PAYLOAD_BYTES,
+};
 
 /// The stored credentials of one user, one per mechanism the user may use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,7 +186,7 @@ impl AuthSession {
             .ok()
             .and_then(|o| o.get_bool("skipEmptyExchange").ok())
             .unwrap_or(false);
-        let first = ClientFirst::parse(payload)?;
+        let first = ClientFirst::parse(&payload)?;
         let user = store
             .and_then(|s| s.lookup(db, &first.username))
             .ok_or_else(MongoError::authentication_failed)?;
@@ -230,7 +235,7 @@ impl AuthSession {
                 format!("sasl: Mismatched conversation id {id}"),
             ));
         }
-        let step = pending.conversation.step(payload)?;
+        let step = pending.conversation.step(&payload)?;
         if step.done {
             self.user = Some(AuthenticatedUser {
                 db: pending.db,
@@ -277,10 +282,14 @@ impl AuthSession {
     }
 }
 
-fn payload_bytes(body: &Document) -> Result<&[u8], MongoError> {
+/// The SASL payload: binary as drivers send it, or a base64 string as mongod also accepts.
+fn payload_bytes(body: &Document) -> Result<Cow<'_, [u8]>, MongoError> {
     match body.get("payload") {
-        Some(Bson::Binary(binary)) => Ok(&binary.bytes),
-        Some(Bson::String(text)) => Ok(text.as_bytes()),
+        Some(Bson::Binary(binary)) => Ok(Cow::Borrowed(&binary.bytes)),
+        Some(Bson::String(text)) if text.len() <= 2 * MAX_SASL_PAYLOAD_BYTES => B64
+            .decode(text)
+            .map(Cow::Owned)
+            .map_err(|_| MongoError::new(ErrorCode::BadValue, "SASL payload is not valid base64")),
         _ => Err(MongoError::new(
             ErrorCode::BadValue,
             "SASL commands require a binary 'payload'",
@@ -419,11 +428,20 @@ mod tests {
             .unwrap();
         let bad_proof = session
             .sasl_continue(
-                &doc! { "saslContinue": 1, "conversationId": 1, "payload": "c=biws,r=a,p=AAAA" },
+                // A string payload is base64, as mongod reads it.
+                &doc! { "saslContinue": 1, "conversationId": 1, "payload": B64.encode("c=biws,r=a,p=AAAA") },
             )
             .unwrap_err();
         assert_eq!(bad_proof.code, ErrorCode::AuthenticationFailed);
         assert!(session.user().is_none());
+        let not_base64 = session
+            .sasl_start(
+                Some(&store),
+                "admin",
+                &doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": "n,,n=both,r=a" },
+            )
+            .unwrap_err();
+        assert_eq!(not_base64.code, ErrorCode::BadValue);
     }
 
     #[test]
