@@ -49,3 +49,4 @@ pub mod soak;
 pub mod store;
 pub mod tls;
 pub mod watch;
+pub mod wire;
