@@ -7,9 +7,11 @@
 //! - `actions`: the action table and one module per action family;
 //! - `runtime`: the task that drives unfinished operations to the end;
 //! - `plane`: the data plane the runtime drives (the simulated fleet by default);
-//! - `store`: durable state behind a trait, with the embedded SQLite implementation.
+//! - `store`: durable state behind a trait, with the embedded SQLite implementation;
+//! - `wire`: what a simulated member answers on MongoDB's wire protocol (built on `mongo-wire`
+//!   and `mongo-docstore`).
 //!
-//! May use: `acs-rpc`, `dds-engine`, its own modules. Must not use `crate::client` or
+//! May use: `acs-rpc`, `dds-engine`, `mongo-wire`, `mongo-docstore`, its own modules. Must not use `crate::client` or
 //! `crate::tools` (checked by `scripts/check-layering.sh`); the binary and the tests call it.
 
 pub mod actions;
@@ -23,6 +25,7 @@ pub mod plane;
 pub mod runtime;
 pub mod store;
 pub mod tls;
+pub mod wire;
 
 pub use http::*;
 
