@@ -1610,6 +1610,9 @@ impl Fleet {
         self.cancel(
             |e| matches!(*e, Event::Election { rs: r } | Event::Handoff { rs: r, .. } if r == rs),
         );
+        // Taken before `w` is primary (a primary's optime is "now"): what the winner had applied, the
+        // point after which the old primary's writes are rolled back.
+        let winner_optime_ms = self.optime(w);
         let set = &mut self.sets[rs];
         set.primary = Some(w);
         set.term += 1;
@@ -1623,6 +1626,7 @@ impl Fleet {
             winner: self.members[w].node_id.clone(),
             cause,
             step_down_id,
+            winner_optime_ms,
         };
         push_bounded(
             &mut self.truth.replica_sets[rs].elections,

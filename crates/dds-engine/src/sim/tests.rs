@@ -148,6 +148,8 @@ fn stepdown_hands_off_within_seconds_and_costs_one_term() {
         let truth = f.truth().replica_set("rs0").unwrap();
         assert_eq!(truth.elections.len(), 1);
         assert_eq!(truth.elections[0].cause, ElectionCause::Handoff);
+        // A hand-off candidate has caught up with the last write: nothing to roll back.
+        assert_eq!(truth.elections[0].winner_optime_ms, t, "seed {seed}");
         assert_eq!(truth.elections[0].step_down_id, Some(7));
         assert_eq!(truth.elections[0].winner, new_primary);
         assert_eq!(truth.no_primary.len(), 1);
@@ -184,6 +186,12 @@ fn a_dead_primary_is_replaced_only_after_the_election_timeout() {
         let truth = f.truth().replica_set("rs0").unwrap();
         assert_eq!(truth.elections[0].cause, ElectionCause::Timeout);
         assert_eq!(truth.elections[0].step_down_id, None);
+        // The winner had what it replicated before the crash: at most the crash time, less its lag.
+        let winner_optime = truth.elections[0].winner_optime_ms;
+        assert!(
+            (T0 + 1_000 - 600..=T0 + 1_000).contains(&winner_optime),
+            "seed {seed}: {winner_optime}"
+        );
         assert_eq!(term(&f, "rs0"), 2);
         assert_eq!(f.truth().process("rs0-0").unwrap().crashes, 1);
     }

@@ -69,6 +69,9 @@ pub struct ElectionRecord {
     pub cause: ElectionCause,
     /// The `step_down_id` of our `StepDown` that led to it, if any.
     pub step_down_id: Option<u64>,
+    /// The winner's optime when it was elected: writes of the old primary after it are rolled back.
+    #[serde(default)]
+    pub winner_optime_ms: Millis,
 }
 
 /// An accepted `StopMember`, with the other members of its replica set that were not available
