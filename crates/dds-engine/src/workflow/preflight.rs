@@ -74,14 +74,6 @@ pub enum PreflightError {
     InvalidConfig { reason: String },
 }
 
-/// A vendor error: code, HTTP status, message (the wire envelope is built by the API layer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VendorError {
-    pub code: &'static str,
-    pub http_status: u16,
-    pub message: &'static str,
-}
-
 impl PreflightError {
     /// Whether the deployment may well pass a moment later without anyone acting: an election in progress,
     /// a member restarting or catching up, a process not observed once. When the live preflight fails this
@@ -100,47 +92,6 @@ impl PreflightError {
                 | BalancerNotObserved
                 | MongosDown { .. }
         )
-    }
-
-    /// The Alibaba error this refusal is reported as (see `spec/dds-api.md` §5).
-    pub fn vendor_code(&self) -> VendorError {
-        use PreflightError::*;
-        match self {
-            NotRunning { .. } => VendorError {
-                code: "OperationDenied.DBInstanceStatus",
-                http_status: 403,
-                message: "The operation is not permitted due to status of instance.",
-            },
-            Standalone | NoElectableSecondary { .. } | WriteMajorityLoss { .. } => VendorError {
-                code: "OperationDenied.DBInstanceType",
-                http_status: 403,
-                message: "The operation is not permitted due to type of the instance.",
-            },
-            NoSuchNode { .. } => VendorError {
-                code: "InvalidParameter",
-                http_status: 400,
-                message: "The specified parameter NodeId is not valid.",
-            },
-            AlreadyOnTarget { .. }
-            | ReplicaSetNotObserved { .. }
-            | MemberNotObserved { .. }
-            | NoPrimary { .. }
-            | MultiplePrimaries { .. }
-            | MemberUnhealthy { .. }
-            | LagTooHigh { .. }
-            | OplogWindowTooSmall { .. }
-            | BalancerNotObserved
-            | MongosDown { .. } => VendorError {
-                code: "IncorrectDBInstanceState",
-                http_status: 403,
-                message: "Current DB instance state does not support this operation.",
-            },
-            InvalidTarget { .. } | InvalidConfig { .. } => VendorError {
-                code: "InternalError",
-                http_status: 500,
-                message: "The request processing has failed due to some unknown error.",
-            },
-        }
     }
 }
 
