@@ -15,7 +15,7 @@ use crate::model::{DbInstanceStatus, Instance, MemberKind, ReplicaSetSpec, Topol
 use crate::plane::{DeploymentObservation, MemberState};
 use serde::{Deserialize, Serialize};
 
-/// Why an operation may not start. Each variant maps to a vendor error code ([`PreflightError::vendor_code`]).
+/// Why an operation may not start: a reason, never a vendor code (ddsd maps each to its `ApiError`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PreflightError {
     #[error("instance status is {status}, not Running")]
