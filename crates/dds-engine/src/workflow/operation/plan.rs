@@ -1,0 +1,221 @@
+//! Planning: an instance record and a request turned into a [`RollingOperation`] before anything is touched —
+//! the scope a `RestartDBInstance` node id resolves to, the static preflight, the initial tracks, and the
+//! live preflight run from those tracks. Kept apart from stepping because callers (the runtime, the dry-run
+//! report) use it without ever driving the machine.
+
+use super::state::{
+    BalancerTrack, MongosTrack, OperationKind, Phase, ProcessRecord, RestartScope,
+    RollingOperation, RsStatus, RsTrack,
+};
+use crate::model::{Instance, MaintainWindow, Topology};
+use crate::plane::DeploymentObservation;
+use crate::workflow::config::UpgradeConfig;
+use crate::workflow::preflight::{self, PreflightError, Scope, SetRoles};
+
+impl RollingOperation {
+    /// Plans `UpgradeDBInstanceKernelVersion` onto `target_kernel` (the catalog's newest minor for the
+    /// instance's `EngineVersion`). Checks what the instance record can tell; the deployment itself is checked
+    /// by the first `step` (or up front with [`RollingOperation::preflight`]).
+    pub fn plan_upgrade(
+        instance: &Instance,
+        target_kernel: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        let scope = full_scope(instance);
+        preflight::check_static(instance, Some(target_kernel), &scope, &config)?;
+        Ok(Self::build(
+            instance,
+            OperationKind::Upgrade {
+                target_kernel: target_kernel.to_string(),
+            },
+            &scope,
+            config,
+        ))
+    }
+
+    /// Shorthand for [`RollingOperation::plan_upgrade`] (the name the runtime contract uses).
+    pub fn plan(
+        instance: &Instance,
+        target_kernel: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        Self::plan_upgrade(instance, target_kernel, config)
+    }
+
+    /// Plans `RestartDBInstance` for the whole instance or one node (shard, config server or mongos).
+    pub fn plan_restart(
+        instance: &Instance,
+        scope: RestartScope,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        let resolved = resolve_scope(instance, &scope)?;
+        preflight::check_static(instance, None, &resolved, &config)?;
+        Ok(Self::build(
+            instance,
+            OperationKind::Restart { scope },
+            &resolved,
+            config,
+        ))
+    }
+
+    /// The live preflight this operation will run when it starts, for a caller that wants to refuse up front.
+    pub fn preflight(&self, obs: &DeploymentObservation) -> Result<(), PreflightError> {
+        check_live_from_tracks(self, obs)
+    }
+
+    /// Defers the start (and the start of every further replica set) to the maintenance window.
+    pub fn with_maintain_window(mut self, window: MaintainWindow) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    fn build(
+        instance: &Instance,
+        kind: OperationKind,
+        scope: &Scope,
+        config: UpgradeConfig,
+    ) -> Self {
+        let replica_sets = instance
+            .topology
+            .replica_sets()
+            .into_iter()
+            .map(|spec| RsTrack {
+                name: spec.name.clone(),
+                node_id: spec.node_id.clone(),
+                kind: spec.kind,
+                status: if scope.replica_sets.contains(&spec.name) {
+                    RsStatus::Pending
+                } else {
+                    RsStatus::OutOfScope
+                },
+                failed_here: false,
+                roles: preflight::roles(spec),
+                procs: spec
+                    .members
+                    .iter()
+                    .map(|m| ProcessRecord::new(&m.node_id, &m.kernel_version))
+                    .collect(),
+                primary_stage: None,
+                primary_wait_since_ms: None,
+                stepdowns_accepted: 0,
+                takeover_wait_since_ms: None,
+                takeover_notes: Vec::new(),
+                first_term: None,
+                last_term: None,
+                last_primary: None,
+                elections: Vec::new(),
+                no_primary_since_ms: None,
+                no_primary_total_ms: 0,
+                no_primary_longest_ms: 0,
+                started_ms: None,
+                finished_ms: None,
+            })
+            .collect();
+        let mongos = instance
+            .topology
+            .mongos()
+            .iter()
+            .map(|m| MongosTrack {
+                in_scope: scope.mongos.contains(&m.node_id),
+                proc: ProcessRecord::new(&m.node_id, &m.kernel_version),
+            })
+            .collect();
+        Self {
+            instance_id: instance.id.clone(),
+            kind,
+            config,
+            window: None,
+            sharded: matches!(instance.topology, Topology::Sharded { .. }),
+            phase: Phase::Preflight,
+            replica_sets,
+            mongos,
+            balancer: BalancerTrack::default(),
+            step_down_seq: 0,
+            started_ms: None,
+            finished_ms: None,
+            failure: None,
+            other_failures: Vec::new(),
+            warnings: Vec::new(),
+            commands_issued: 0,
+            commands_ok: 0,
+            start_blocked: None,
+        }
+    }
+}
+
+/// The live preflight, from the tracks (the operation does not keep the instance record).
+pub(super) fn check_live_from_tracks(
+    op: &RollingOperation,
+    obs: &DeploymentObservation,
+) -> Result<(), PreflightError> {
+    let sets: Vec<SetRoles<'_>> = op
+        .replica_sets
+        .iter()
+        .filter(|r| r.in_scope())
+        .map(|r| SetRoles {
+            name: &r.name,
+            roles: &r.roles,
+        })
+        .collect();
+    let mongos: Vec<&str> = op
+        .mongos
+        .iter()
+        .filter(|m| m.in_scope)
+        .map(|m| m.proc.node_id.as_str())
+        .collect();
+    preflight::check_live(op.target(), &sets, &mongos, op.sharded, obs, &op.config)
+}
+
+pub(crate) fn full_scope(instance: &Instance) -> Scope {
+    Scope {
+        replica_sets: instance
+            .topology
+            .replica_sets()
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
+        mongos: instance
+            .topology
+            .mongos()
+            .iter()
+            .map(|m| m.node_id.clone())
+            .collect(),
+    }
+}
+
+pub(crate) fn resolve_scope(
+    instance: &Instance,
+    scope: &RestartScope,
+) -> Result<Scope, PreflightError> {
+    match scope {
+        RestartScope::Instance => Ok(full_scope(instance)),
+        RestartScope::Node { node_id } => {
+            if let Some(rs) = instance
+                .topology
+                .replica_sets()
+                .into_iter()
+                .find(|r| &r.node_id == node_id || &r.name == node_id)
+            {
+                // A replica-set instance's only "node" is the instance itself.
+                return Ok(Scope {
+                    replica_sets: vec![rs.name.clone()],
+                    mongos: Vec::new(),
+                });
+            }
+            if instance
+                .topology
+                .mongos()
+                .iter()
+                .any(|m| &m.node_id == node_id)
+            {
+                return Ok(Scope {
+                    replica_sets: Vec::new(),
+                    mongos: vec![node_id.clone()],
+                });
+            }
+            Err(PreflightError::NoSuchNode {
+                node_id: node_id.chars().take(64).collect(),
+            })
+        }
+    }
+}
