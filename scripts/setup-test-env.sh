@@ -55,7 +55,7 @@ setup_python() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
     -r "$py_req" || die "pip install -r tests/sdk/requirements.txt failed"
   # Fails here, not in the middle of the test run, if an import is broken.
-  "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkdds, alibabacloud_dds20151201, alibabacloud_tea_openapi, prometheus_client, pytest' \
+  "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkdds, alibabacloud_dds20151201, alibabacloud_tea_openapi, prometheus_client, pymongo, pytest' \
     || die "installed python packages do not import"
   printf '%s\n' "$want" >"$py_stamp"
   say "python venv ready"

@@ -91,6 +91,99 @@ struct FileConfig {
     /// `[upgrade]`: limits of new rolling upgrades and restarts, keyed by `UpgradeConfig`'s field names.
     /// Kept as a raw table so a misspelt key is refused instead of silently taking its default.
     upgrade: Option<toml::Table>,
+    /// `[wire]`: the simulated processes' MongoDB listeners.
+    wire: Option<WireFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFile {
+    enabled: Option<bool>,
+    bind: Option<String>,
+    advertised_host: Option<String>,
+    first_port: Option<u16>,
+    last_port: Option<u16>,
+    max_listeners: Option<usize>,
+    max_connections_per_member: Option<usize>,
+}
+
+/// Where the simulated processes listen for MongoDB clients (docs/wire.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireConfig {
+    pub enabled: bool,
+    pub bind: std::net::IpAddr,
+    /// The host written into `ConnectionDomain`, `hello.hosts` and the other addresses clients
+    /// are given.
+    pub advertised_host: String,
+    /// `None`: ports chosen by the system (and recorded); else this inclusive range.
+    pub port_range: Option<(u16, u16)>,
+    pub max_listeners: usize,
+    pub max_connections_per_member: usize,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        WireConfig {
+            enabled: true,
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            advertised_host: "127.0.0.1".into(),
+            port_range: None,
+            max_listeners: 4_096,
+            max_connections_per_member: 256,
+        }
+    }
+}
+
+/// Bounds of `[wire]`.
+const MAX_WIRE_LISTENERS: usize = 65_535;
+const MAX_CONNECTIONS_PER_MEMBER: usize = 10_000;
+
+fn wire_config(file: Option<WireFile>) -> anyhow::Result<WireConfig> {
+    let f = file.unwrap_or_default();
+    let d = WireConfig::default();
+    let bind = match &f.bind {
+        Some(b) => b
+            .parse()
+            .with_context(|| format!("[wire] bind {b:?} is not an IP address"))?,
+        None => d.bind,
+    };
+    let advertised_host = match f.advertised_host {
+        Some(h) if h.is_empty() || h.len() > 253 || h.contains([':', '/', ' ', ',']) => {
+            bail!("[wire] advertised_host {h:?} is not a host name or IPv4 address")
+        }
+        Some(h) => h,
+        None if bind_is_wildcard(bind) => "127.0.0.1".into(),
+        None => bind.to_string(),
+    };
+    let port_range = match (f.first_port, f.last_port) {
+        (None | Some(0), None) => None,
+        (Some(first), Some(last)) if first > 0 && last >= first => Some((first, last)),
+        _ => bail!("[wire] first_port and last_port go together, with 0 < first_port <= last_port (or neither: ports chosen by the system)"),
+    };
+    let max_listeners = f.max_listeners.unwrap_or(d.max_listeners);
+    if max_listeners == 0 || max_listeners > MAX_WIRE_LISTENERS {
+        bail!("[wire] max_listeners must be between 1 and {MAX_WIRE_LISTENERS}");
+    }
+    let max_connections_per_member = f
+        .max_connections_per_member
+        .unwrap_or(d.max_connections_per_member);
+    if max_connections_per_member == 0 || max_connections_per_member > MAX_CONNECTIONS_PER_MEMBER {
+        bail!(
+            "[wire] max_connections_per_member must be between 1 and {MAX_CONNECTIONS_PER_MEMBER}"
+        );
+    }
+    Ok(WireConfig {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        bind,
+        advertised_host,
+        port_range,
+        max_listeners,
+        max_connections_per_member,
+    })
+}
+
+fn bind_is_wildcard(ip: std::net::IpAddr) -> bool {
+    ip.is_unspecified()
 }
 
 #[derive(Deserialize)]
@@ -126,6 +219,8 @@ pub struct Config {
     pub rolling: UpgradeConfig,
     /// HTTPS instead of HTTP (`tls.rs`).
     pub tls: Option<crate::server::tls::TlsSource>,
+    /// `[wire]`.
+    pub wire: WireConfig,
 }
 
 impl fmt::Debug for Config {
@@ -146,6 +241,7 @@ impl fmt::Debug for Config {
             .field("admin_access_keys", &self.admin_access_keys)
             .field("rolling", &self.rolling)
             .field("tls", &self.tls)
+            .field("wire", &self.wire)
             .finish()
     }
 }
@@ -208,6 +304,7 @@ impl Config {
             env,
         )?;
         let rolling = rolling_config(file.upgrade)?;
+        let wire = wire_config(file.wire)?;
         // Flags and env (merged by clap) win over the file, as a pair: a cert from one place and a
         // key from another would be a mistake, not a choice.
         let tls = if args.tls_self_signed {
@@ -280,6 +377,7 @@ impl Config {
             demo: args.demo,
             rolling,
             tls,
+            wire,
         })
     }
 }

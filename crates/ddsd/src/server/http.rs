@@ -136,17 +136,45 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         .context("opening the store")?,
     );
     let kernels = Arc::new(KernelCatalog::load(&*store).await?);
+    let wire = &config.wire;
+    let ports = if wire.enabled {
+        Some(Arc::new(match wire.port_range {
+            Some((first, last)) => crate::server::plane::ports::PortBook::new(first, last)
+                .map_err(anyhow::Error::msg)?,
+            None => crate::server::plane::ports::PortBook::auto(wire.bind),
+        }))
+    } else {
+        None
+    };
     let plane = Arc::new(
         SimPlane::open(
             store.clone(),
             SimPlaneConfig {
                 speed: config.sim_speed,
+                ports,
+                advertised_host: wire.advertised_host.clone(),
                 ..SimPlaneConfig::default()
             },
         )
         .await
         .context("opening the simulated data plane")?,
     );
+    let wire_handle = wire.enabled.then(|| {
+        info!(bind = %wire.bind, advertised_host = %wire.advertised_host, "simulated processes speak MongoDB's wire protocol");
+        crate::server::wire::supervisor::Supervisor::spawn(
+            plane.clone(),
+            store.clone(),
+            crate::server::wire::supervisor::WireSettings {
+                bind: wire.bind,
+                max_listeners: wire.max_listeners,
+                limits: mongo_wire::WireLimits {
+                    max_connections: wire.max_connections_per_member,
+                    ..mongo_wire::WireLimits::default()
+                },
+                ..Default::default()
+            },
+        )
+    });
     // Resumes every operation a previous run left unfinished (a crash, kill -9, power loss).
     let runtime = Runtime::start(
         store.clone(),
@@ -237,6 +265,9 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
     .await;
     // Operations stop between steps; what they persisted resumes on the next start.
     runtime.shutdown().await;
+    if let Some(w) = wire_handle {
+        w.shutdown().await;
+    }
     info!("ddsd stopped");
     Ok(())
 }

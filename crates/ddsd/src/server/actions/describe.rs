@@ -11,8 +11,12 @@
 //! - node `Status` follows the instance's status (a node is `Creating` while its instance is);
 //! - `KindCode` is `3` for a standalone, `0` on local disks, `18` on cloud disks;
 //! - `MaxConnections` / `MaxIOPS` / `MaxMBPS` come from the instance class table;
-//! - endpoints use the vendor's naming (`<node id>.mongodb.rds.aliyuncs.com`, port 3717): the
-//!   simulated data plane has no real network addresses to report.
+//! - endpoints: where the plane serves MongoDB's wire protocol (the simulation does by default),
+//!   the addresses a client really connects to — `ReplicaSets.ReplicaSet[]` has one entry per
+//!   member a client may use (not hidden, not delayed, not an arbiter) with its current role
+//!   (`Primary`, `Secondary`, `ReadOnly`: roles follow elections), mongos, shards and config
+//!   servers have their `host` and `Port`. Without a wire protocol they keep the vendor's naming
+//!   (`<node id>.mongodb.rds.aliyuncs.com`, port 3717) and resolve nowhere.
 //!
 //! `DescribeDBInstances` lists replica sets and standalones for `DBInstanceType=replicate` (the
 //! default) and sharded clusters only for `sharding`, newest first, one page of `PageSize` ∈ {30,
@@ -32,7 +36,9 @@ use super::errors::from_store;
 use super::params::{clip, optional, optional_bool, parse_u32, parse_u32_in, required, tags};
 use super::rolling::load_instance;
 use super::{Call, Context, FromParams, Params};
+use crate::server::plane::Endpoints;
 use crate::server::store::{limits, InstanceFilter, Page, TagFilter};
+use dds_engine::plane::DeploymentObservation;
 
 /// `PageSize` values the vendor accepts.
 pub const PAGE_SIZES: [u32; 3] = [30, 50, 100];
@@ -44,6 +50,75 @@ const PORT: u16 = 3717;
 
 fn endpoint(node_id: &str) -> String {
     format!("{node_id}.{DOMAIN_SUFFIX}")
+}
+
+/// Where the deployment's processes really listen, and who is primary now.
+pub struct Live {
+    pub endpoints: Endpoints,
+    pub observation: Option<DeploymentObservation>,
+}
+
+impl Live {
+    /// The instance's live endpoints, when its plane serves the wire protocol.
+    pub async fn of(ctx: &Context, instance_id: &str) -> Option<Live> {
+        let plane = ctx.plane.as_ref()?;
+        let endpoints = plane.endpoints(instance_id).await.ok().flatten()?;
+        let observation = plane.observe(instance_id).await.ok().flatten();
+        Some(Live {
+            endpoints,
+            observation,
+        })
+    }
+
+    fn port(&self, node_id: &str) -> Option<u16> {
+        self.endpoints.ports.get(node_id).copied()
+    }
+
+    fn is_primary(&self, rs: &str, node_id: &str) -> bool {
+        self.observation
+            .as_ref()
+            .and_then(|o| o.replica_set(rs))
+            .is_some_and(|r| r.primary.as_deref() == Some(node_id))
+    }
+
+    /// A replica set's host and the port of its primary (or first member while there is none).
+    fn set_port(&self, rs: &ReplicaSetSpec) -> u16 {
+        rs.members
+            .iter()
+            .find(|m| self.is_primary(&rs.name, &m.node_id))
+            .or_else(|| rs.members.first())
+            .and_then(|m| self.port(&m.node_id))
+            .unwrap_or(PORT)
+    }
+
+    /// `ReplicaSets.ReplicaSet[]`: one entry per member a client may connect to.
+    fn members(&self, i: &Instance, rs: &ReplicaSetSpec) -> Vec<Value> {
+        rs.members
+            .iter()
+            .filter(|m| matches!(m.kind, MemberKind::Electable | MemberKind::ReadOnly))
+            .filter_map(|m| {
+                let port = self.port(&m.node_id)?;
+                let role = if m.kind == MemberKind::ReadOnly {
+                    "ReadOnly"
+                } else if self.is_primary(&rs.name, &m.node_id) {
+                    "Primary"
+                } else {
+                    "Secondary"
+                };
+                Some(json!({
+                    "ConnectionDomain": self.endpoints.host,
+                    "ConnectionPort": port.to_string(),
+                    "ConnectionType": "vpc",
+                    "NetworkType": i.network_type,
+                    "ReplicaSetRole": role,
+                    "RoleId": m.node_id,
+                    "VPCCloudInstanceId": i.id,
+                    "VPCId": i.vpc_id,
+                    "VSwitchId": i.vswitch_id,
+                }))
+            })
+            .collect()
+    }
 }
 
 /// `KindCode`: `3` standalone, `0` local disks, `18` cloud disks.
@@ -158,7 +233,7 @@ pub fn list_item(i: &Instance) -> Value {
 }
 
 /// The single element of `DescribeDBInstanceAttribute`'s `DBInstances.DBInstance`.
-pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
+pub fn attribute(i: &Instance, catalog: &Catalog, live: Option<&Live>) -> Value {
     let status = i.status.as_str();
     let lock = i.lock_mode.as_str();
     let current = i
@@ -209,8 +284,17 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
     }
     o.insert("RegionId".into(), json!(i.region_id));
     match &i.topology {
-        Topology::Standalone { .. } => {
-            let sets = vec![replica_set_endpoint(i, &i.id, "Primary")];
+        Topology::Standalone { member } => {
+            let mut set = replica_set_endpoint(i, &i.id, "Primary");
+            if let Some(port) = live.and_then(|l| l.port(&member.node_id)) {
+                set["ConnectionDomain"] = json!(live.map(|l| l.endpoints.host.clone()));
+                set["ConnectionPort"] = json!(port.to_string());
+            }
+            o.insert("ReplicaSets".into(), json!({"ReplicaSet": [set]}));
+        }
+        Topology::ReplicaSet { replica_set } if live.is_some() => {
+            o.insert("ReplicaSetName".into(), json!(replica_set.name));
+            let sets = live.map(|l| l.members(i, replica_set)).unwrap_or_default();
             o.insert("ReplicaSets".into(), json!({"ReplicaSet": sets}));
         }
         Topology::ReplicaSet { replica_set } => {
@@ -231,8 +315,13 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
         } => {
             let cs = config_server;
             let (conns, iops, _) = class_limits(&cs.class);
+            let host_of = |node_id: &str| match live {
+                Some(l) => l.endpoints.host.clone(),
+                None => endpoint(node_id),
+            };
+            let set_port = |rs: &ReplicaSetSpec| live.map_or(PORT, |l| l.set_port(rs));
             let configservers = vec![json!({
-                "ConnectString": endpoint(&cs.node_id),
+                "ConnectString": host_of(&cs.node_id),
                 "CurrentKernelVersion": rs_kernel(cs, catalog),
                 "LockMode": lock,
                 "MaxConnections": conns,
@@ -241,7 +330,7 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
                 "NodeDescription": "",
                 "NodeId": cs.node_id,
                 "NodeStorage": cs.storage_gb,
-                "Port": PORT,
+                "Port": set_port(cs),
                 "Status": status,
             })];
             o.insert(
@@ -252,9 +341,10 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
                 .iter()
                 .map(|m| {
                     let (conns, iops, _) = class_limits(&m.class);
+                    let port = live.and_then(|l| l.port(&m.node_id)).unwrap_or(PORT);
                     json!({
-                        "ConnectSting": endpoint(&m.node_id),
-                        "ConnectString": endpoint(&m.node_id),
+                        "ConnectSting": host_of(&m.node_id),
+                        "ConnectString": host_of(&m.node_id),
                         "CurrentKernelVersion": m.kernel_version,
                         "LockMode": lock,
                         "MaxConnections": conns,
@@ -262,7 +352,7 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
                         "NodeClass": m.class,
                         "NodeDescription": "",
                         "NodeId": m.node_id,
-                        "Port": PORT,
+                        "Port": port,
                         "Status": status,
                         "VPCId": i.vpc_id,
                         "VSwitchId": i.vswitch_id,
@@ -277,7 +367,7 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
                 .map(|s| {
                     let (conns, iops, mbps) = class_limits(&s.class);
                     json!({
-                        "ConnectString": endpoint(&s.node_id),
+                        "ConnectString": host_of(&s.node_id),
                         "CurrentKernelVersion": rs_kernel(s, catalog),
                         "LockMode": lock,
                         "MaxConnections": conns,
@@ -287,7 +377,7 @@ pub fn attribute(i: &Instance, catalog: &Catalog) -> Value {
                         "NodeDescription": "",
                         "NodeId": s.node_id,
                         "NodeStorage": s.storage_gb,
-                        "Port": PORT,
+                        "Port": set_port(s),
                         "ReadonlyReplicas": s.readonly_replicas(),
                         "ReplicaSetName": s.name,
                         "Status": status,
@@ -359,7 +449,41 @@ pub async fn describe_db_instance_attribute(
 ) -> Result<Value, ApiError> {
     let instance = load_instance(&ctx, &req.db_instance_id).await?;
     let catalog = ctx.kernels.snapshot();
-    Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog)]}}))
+    let live = Live::of(&ctx, &instance.id).await;
+    Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog, live.as_ref())]}}))
+}
+
+/// `DescribeReplicaSetRole`: every member a client may connect to with its role now (roles follow
+/// elections), `RoleId` being the member's node id. A sharded cluster has no instance-level
+/// replica set; it answers an empty list, as the vendor's does.
+pub async fn describe_replica_set_role(
+    ctx: Arc<Context>,
+    req: super::params::InstanceRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
+    let live = Live::of(&ctx, &instance.id).await;
+    let sets: Vec<Value> = match (&instance.topology, &live) {
+        (Topology::ReplicaSet { replica_set }, Some(l)) => l.members(&instance, replica_set),
+        (Topology::ReplicaSet { .. }, None) => vec![
+            replica_set_endpoint(&instance, &format!("{}1", instance.id), "Primary"),
+            replica_set_endpoint(&instance, &format!("{}2", instance.id), "Secondary"),
+        ],
+        (Topology::Standalone { member }, l) => {
+            let mut set = replica_set_endpoint(&instance, &instance.id, "Primary");
+            if let Some((host, port)) = l
+                .as_ref()
+                .and_then(|l| Some((l.endpoints.host.clone(), l.port(&member.node_id)?)))
+            {
+                set["ConnectionDomain"] = json!(host);
+                set["ConnectionPort"] = json!(port.to_string());
+            }
+            set["RoleId"] = json!(member.node_id);
+            vec![set]
+        }
+        (Topology::Sharded { .. }, _) => Vec::new(),
+    };
+    Ok(json!({"DBInstanceId": instance.id, "ReplicaSets": {"ReplicaSet": sets}}))
 }
 
 /// What `DescribeDBInstances` was asked for.

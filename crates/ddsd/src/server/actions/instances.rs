@@ -490,6 +490,20 @@ async fn create(
     } else {
         None
     };
+    // The root account's SCRAM credentials (the key derivation is slow on purpose: off the async
+    // workers).
+    let root_account = match optional(params, "AccountPassword") {
+        Some(p) => {
+            let p = p.to_string();
+            let encoded = tokio::task::spawn_blocking(move || {
+                crate::server::wire::accounts::encode_password(&p)
+            })
+            .await
+            .map_err(|_| ApiError::from(Gateway::InternalError))?;
+            Some(encoded.map_err(|e| ApiError::invalid_parameter("AccountPassword", &e))?)
+        }
+        None => None,
+    };
     let idem = call.idempotency;
     for _ in 0..ID_ATTEMPTS {
         let creation_time = format_timestamp(time::OffsetDateTime::now_utc());
@@ -512,6 +526,15 @@ async fn create(
             .await
         {
             Ok(Accepted::New { .. }) => {
+                if let Some(text) = &root_account {
+                    if let Err(e) =
+                        crate::server::wire::accounts::store_root_account(&*ctx.store, &id, text)
+                            .await
+                    {
+                        tracing::error!(instance_id = %id, error = %e, "the root account could not be stored");
+                        return Err(from_store(e));
+                    }
+                }
                 ctx.operation_recorded();
                 tracing::info!(instance_id = %id, "instance accepted for creation");
                 return Ok(response);

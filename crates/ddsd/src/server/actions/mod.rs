@@ -26,7 +26,8 @@
 //! - [`instances`]: `CreateDBInstance`, `CreateShardingDBInstance`, `DeleteDBInstance`,
 //!   `ModifyDBInstanceMaintainTime` and the operator extensions `DdsdCreateDBInstance` /
 //!   `DdsdCreateShardingDBInstance` (pinned kernel);
-//! - [`describe`]: `DescribeDBInstances`, `DescribeDBInstanceAttribute` (the response shapes);
+//! - [`describe`]: `DescribeDBInstances`, `DescribeDBInstanceAttribute`, `DescribeReplicaSetRole`
+//!   (the response shapes, with the processes' wire addresses);
 //! - [`kernels`]: `DescribeAvailableEngineVersion`, `DescribeKernelReleaseNotes`, the operator
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
@@ -287,6 +288,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             describe::DescribeInstancesRequest => describe::describe_db_instances),
     action!("DescribeDBInstanceAttribute",      AnyKey, Reads,   Ignored,     Any,
             describe::AttributeRequest => describe::describe_db_instance_attribute),
+    action!("DescribeReplicaSetRole",           AnyKey, Reads,   Ignored,     Any,
+            InstanceRequest => describe::describe_replica_set_role),
     action!("DescribeAvailableEngineVersion",   AnyKey, Reads,   Ignored,     Any,
             InstanceRequest => kernels::describe_available_engine_version),
     action!("DescribeKernelReleaseNotes",       AnyKey, Reads,   Ignored,     Any,

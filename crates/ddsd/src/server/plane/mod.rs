@@ -14,6 +14,8 @@
 //! May use: `store` (snapshots, clock) and `dds-engine`. Used by `runtime`, `actions` (the fault
 //! extensions) and the serve wiring; never by the client or the tools.
 
+pub mod data;
+pub mod ports;
 pub mod sim;
 
 use crate::server::store::{Clock, Store, StoreError};
@@ -51,6 +53,24 @@ pub enum PlaneError {
         presented: u64,
         current: u64,
     },
+}
+
+/// The MongoDB address of every process of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The host clients connect to.
+    pub host: String,
+    /// By node id.
+    pub ports: std::collections::BTreeMap<String, u16>,
+}
+
+impl Endpoints {
+    /// `host:port` of `node_id`.
+    pub fn address(&self, node_id: &str) -> Option<String> {
+        self.ports
+            .get(node_id)
+            .map(|p| format!("{}:{p}", self.host))
+    }
 }
 
 /// What the runtime needs from the deployments it manages.
@@ -96,6 +116,12 @@ pub trait DataPlane: Send + Sync + 'static {
     /// Arms a fault, in the plane's own vocabulary (for the simulation: a serialised
     /// `dds_engine::sim::Fault`).
     fn arm_fault(&self, instance_id: &str, fault: Value) -> PlaneFuture<'_, ()>;
+
+    /// Where each process of the deployment accepts MongoDB clients, when the plane knows (the
+    /// simulation with its wire protocol on). `None` without a deployment or without ports.
+    fn endpoints(&self, _instance_id: &str) -> PlaneFuture<'_, Option<Endpoints>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// The faults armed since the last [`DataPlane::clear_faults`], oldest first.
     fn list_faults(&self, instance_id: &str) -> PlaneFuture<'_, Vec<Value>>;

@@ -13,17 +13,19 @@
 //! their snapshot on demand). Calls for one instance are serialised by a per-instance lock held across the
 //! snapshot write, so snapshots are written in the order the changes happened.
 
-use super::{DataPlane, PlaneClock, PlaneError, PlaneFuture, PlaneResult};
+use super::data::DeploymentData;
+use super::ports::PortBook;
+use super::{DataPlane, Endpoints, PlaneClock, PlaneError, PlaneFuture, PlaneResult};
 use crate::server::store::{Clock, Store};
 use dds_engine::model::Instance;
 use dds_engine::plane::{Command, CommandError, DeploymentObservation, Millis};
 use dds_engine::sim::{Fault, SimFleet, SimParams, Truth};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, Notify};
 
 /// Faults armed at once on one deployment.
 pub const MAX_ARMED_FAULTS: usize = 64;
@@ -38,6 +40,12 @@ pub struct SimPlaneConfig {
     /// Wall-clock interval between snapshots of a fleet that is only observed.
     pub snapshot_interval_ms: u64,
     pub wall: Clock,
+    /// Where the processes listen for MongoDB clients; `None` = no wire protocol (no ports given out).
+    pub ports: Option<Arc<PortBook>>,
+    /// The host clients are told to connect to (`ConnectionDomain`, `hello.hosts`).
+    pub advertised_host: String,
+    /// Bounds on each replica set's documents.
+    pub data_limits: mongo_docstore::Limits,
 }
 
 impl Default for SimPlaneConfig {
@@ -53,7 +61,25 @@ impl Default for SimPlaneConfig {
             max_loaded_fleets: 1_024,
             snapshot_interval_ms: 10_000,
             wall: Clock::system(),
+            ports: None,
+            advertised_host: "127.0.0.1".into(),
+            data_limits: default_data_limits(),
         }
+    }
+}
+
+/// Documents per replica set are kept in memory and written with every acknowledged write, so the
+/// bounds are those of a development database, not of a production one (docs/wire.md).
+pub fn default_data_limits() -> mongo_docstore::Limits {
+    mongo_docstore::Limits {
+        max_documents: 100_000,
+        max_total_bytes: 32 * 1024 * 1024,
+        max_databases: 64,
+        max_collections: 256,
+        max_session_records: 10_000,
+        max_open_cursors: 1_000,
+        max_result_documents: 100_000,
+        ..mongo_docstore::Limits::default()
     }
 }
 
@@ -66,6 +92,12 @@ struct Record {
     /// The newest fencing epoch seen.
     epoch: u64,
     fleet: Value,
+    /// The MongoDB port of every process, by node id.
+    #[serde(default)]
+    ports: BTreeMap<String, u16>,
+    /// The replica sets' documents ([`DeploymentData::to_text`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
 }
 
 const RECORD_FORMAT: u32 = 1;
@@ -75,6 +107,53 @@ struct Deployment {
     tearing_down: bool,
     faults: Vec<Value>,
     saved_at: Instant,
+    ports: BTreeMap<String, u16>,
+    data: DeploymentData,
+}
+
+/// What the wire server may touch of one deployment while the plane holds its lock.
+pub struct WireAccess<'a> {
+    pub fleet: &'a mut SimFleet,
+    pub data: &'a mut DeploymentData,
+    pub ports: &'a BTreeMap<String, u16>,
+    pub tearing_down: bool,
+}
+
+/// Instances whose deployment changed by a command (not by time passing), for the wire supervisor.
+#[derive(Default)]
+pub struct Changes {
+    ids: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+impl Changes {
+    fn mark(&self, id: &str) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        self.notify.notify_one();
+    }
+    /// Waits for a change, then returns every instance changed since the last call.
+    pub async fn next(&self) -> BTreeSet<String> {
+        loop {
+            let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
+            if !ids.is_empty() {
+                return ids;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Every process of a fleet, by node id: mongod members (standalone included), then mongos.
+fn process_ids(fleet: &SimFleet) -> Vec<String> {
+    let obs = fleet.observe();
+    obs.replica_sets
+        .iter()
+        .flat_map(|rs| rs.members.iter().map(|m| m.node_id.clone()))
+        .chain(obs.mongos.iter().map(|m| m.node_id.clone()))
+        .collect()
 }
 
 #[derive(Default)]
@@ -104,6 +183,7 @@ pub struct SimPlane {
     clock: PlaneClock,
     config: SimPlaneConfig,
     slots: Mutex<HashMap<String, Arc<AsyncMutex<Slot>>>>,
+    changes: Changes,
 }
 
 /// The seed of an instance's fleet: stable across restarts, different per instance.
@@ -127,12 +207,108 @@ impl SimPlane {
             ));
         }
         let clock = PlaneClock::resume(store.as_ref(), config.wall.clone(), config.speed).await?;
+        if let Some(book) = &config.ports {
+            // Before any port is given out: every port a stored deployment already has.
+            for id in store.plane_snapshot_ids().await? {
+                if let Some(v) = store.load_plane_snapshot(&id).await? {
+                    if let Some(ports) = v.get("ports").and_then(Value::as_object) {
+                        book.reserve(
+                            ports
+                                .values()
+                                .filter_map(Value::as_u64)
+                                .filter_map(|p| u16::try_from(p).ok()),
+                        );
+                    }
+                }
+            }
+        }
         Ok(SimPlane {
             store,
             clock,
             config,
             slots: Mutex::new(HashMap::new()),
+            changes: Changes::default(),
         })
+    }
+
+    /// Instances changed by a command, a provision, a teardown or a fault.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    pub fn advertised_host(&self) -> &str {
+        &self.config.advertised_host
+    }
+
+    /// The instances with a stored deployment.
+    pub async fn deployment_ids(&self) -> PlaneResult<Vec<String>> {
+        Ok(self.store.plane_snapshot_ids().await?)
+    }
+
+    /// Gives a port to every process that has none (a new deployment, or one stored before the
+    /// wire protocol was on). True when one was given.
+    fn assign_ports(&self, d: &mut Deployment) -> bool {
+        let Some(book) = &self.config.ports else {
+            return false;
+        };
+        let mut assigned = false;
+        for node in process_ids(&d.fleet) {
+            if d.ports.contains_key(&node) {
+                continue;
+            }
+            match book.allocate() {
+                Some(p) => {
+                    d.ports.insert(node, p);
+                    assigned = true;
+                }
+                None => {
+                    tracing::warn!(node = %node, "the wire port range is exhausted; the process gets no port");
+                    break;
+                }
+            }
+        }
+        assigned
+    }
+
+    fn release_ports(&self, d: &Deployment) {
+        if let Some(book) = &self.config.ports {
+            book.release(d.ports.values().copied());
+        }
+    }
+
+    /// Runs `f` on the deployment at the current plane time, with its documents brought in line
+    /// with the fleet's elections. `f` says whether it changed anything; then (or after a
+    /// rollback) the deployment is saved before this returns, so what `f` acknowledges is durable.
+    /// `None` without a deployment.
+    pub async fn with_wire<R>(
+        &self,
+        instance_id: &str,
+        f: impl FnOnce(&mut WireAccess<'_>) -> (R, bool),
+    ) -> PlaneResult<Option<R>> {
+        let slot = self.slot(instance_id);
+        let mut slot = slot.lock().await;
+        self.load(&mut slot, instance_id).await?;
+        let epoch = slot.epoch;
+        let Some(d) = slot.deployment.as_mut() else {
+            return Ok(None);
+        };
+        let rolled_back = d.data.follow_elections(d.fleet.truth());
+        let before = d.fleet.truth().commands.len();
+        let mut access = WireAccess {
+            fleet: &mut d.fleet,
+            data: &mut d.data,
+            ports: &d.ports,
+            tearing_down: d.tearing_down,
+        };
+        let (out, changed) = f(&mut access);
+        let commanded = d.fleet.truth().commands.len() != before;
+        if changed || rolled_back > 0 || commanded {
+            self.save(instance_id, d, epoch).await?;
+        }
+        if commanded {
+            self.changes.mark(instance_id);
+        }
+        Ok(Some(out))
     }
 
     pub fn speed(&self) -> f64 {
@@ -186,15 +362,28 @@ impl SimPlane {
                     let fleet = SimFleet::from_snapshot(&rec.fleet)
                         .map_err(|e| PlaneError::Corrupt(format!("{instance_id}: {e}")))?;
                     slot.epoch = slot.epoch.max(rec.epoch);
+                    let data = match &rec.data {
+                        Some(text) => DeploymentData::from_text(text, self.config.data_limits)
+                            .map_err(|e| PlaneError::Corrupt(format!("{instance_id}: {e}")))?,
+                        None => DeploymentData::new(self.config.data_limits),
+                    };
                     Some(Deployment {
                         fleet,
                         tearing_down: rec.tearing_down,
                         faults: rec.faults,
                         saved_at: Instant::now(),
+                        ports: rec.ports,
+                        data,
                     })
                 }
             };
             slot.loaded = true;
+            let epoch = slot.epoch;
+            if let Some(d) = slot.deployment.as_mut() {
+                if self.assign_ports(d) {
+                    self.save(instance_id, d, epoch).await?;
+                }
+            }
         }
         let now = self.clock.now_ms();
         if let Some(d) = slot.deployment.as_mut() {
@@ -210,6 +399,8 @@ impl SimPlane {
             faults: d.faults.clone(),
             epoch,
             fleet: d.fleet.to_snapshot(),
+            ports: d.ports.clone(),
+            data: (!d.data.is_empty()).then(|| d.data.to_text()),
         };
         let v = serde_json::to_value(&rec).map_err(|e| PlaneError::Corrupt(e.to_string()))?;
         self.store.save_plane_snapshot(instance_id, v).await?;
@@ -292,9 +483,16 @@ impl DataPlane for SimPlane {
                 tearing_down: false,
                 faults: Vec::new(),
                 saved_at: Instant::now(),
+                ports: BTreeMap::new(),
+                data: DeploymentData::new(self.config.data_limits),
             };
-            self.save(id, &mut d, slot.epoch).await?;
+            self.assign_ports(&mut d);
+            if let Err(e) = self.save(id, &mut d, slot.epoch).await {
+                self.release_ports(&d);
+                return Err(e);
+            }
             slot.deployment = Some(d);
+            self.changes.mark(id);
             Ok(Ok(()))
         })
     }
@@ -318,6 +516,7 @@ impl DataPlane for SimPlane {
                 d.fleet.teardown();
                 d.tearing_down = true;
                 self.save(&id, d, epoch).await?;
+                self.changes.mark(&id);
             }
             Ok(Ok(()))
         })
@@ -335,7 +534,9 @@ impl DataPlane for SimPlane {
             };
             if d.tearing_down && d.fleet.is_down() {
                 self.store.delete_plane_snapshot(&id).await?;
+                self.release_ports(d);
                 slot.deployment = None;
+                self.changes.mark(&id);
                 return Ok(None);
             }
             let obs = d.fleet.observe();
@@ -373,6 +574,7 @@ impl DataPlane for SimPlane {
             let result = d.fleet.apply(&command);
             // Saved before answering, refused or not (the fleet records every command it was given).
             self.save(&id, d, epoch).await?;
+            self.changes.mark(&id);
             Ok(result)
         })
     }
@@ -398,7 +600,25 @@ impl DataPlane for SimPlane {
                 .arm_fault(parsed)
                 .map_err(|e| PlaneError::InvalidFault(e.to_string()))?;
             d.faults.push(fault);
-            self.save(&id, d, epoch).await
+            self.save(&id, d, epoch).await?;
+            self.changes.mark(&id);
+            Ok(())
+        })
+    }
+
+    fn endpoints(&self, instance_id: &str) -> PlaneFuture<'_, Option<Endpoints>> {
+        let id = instance_id.to_string();
+        Box::pin(async move {
+            if self.config.ports.is_none() {
+                return Ok(None);
+            }
+            let slot = self.slot(&id);
+            let mut slot = slot.lock().await;
+            self.load(&mut slot, &id).await?;
+            Ok(slot.deployment.as_ref().map(|d| Endpoints {
+                host: self.config.advertised_host.clone(),
+                ports: d.ports.clone(),
+            }))
         })
     }
 
@@ -428,7 +648,9 @@ impl DataPlane for SimPlane {
             };
             d.fleet.clear_faults();
             d.faults.clear();
-            self.save(&id, d, epoch).await
+            self.save(&id, d, epoch).await?;
+            self.changes.mark(&id);
+            Ok(())
         })
     }
 }

@@ -590,6 +590,8 @@ pub trait Store: Send + Sync + 'static {
     fn load_plane_snapshot(&self, instance_id: &str) -> StoreFuture<'_, Option<Value>>;
     /// `false` when there was none.
     fn delete_plane_snapshot(&self, instance_id: &str) -> StoreFuture<'_, bool>;
+    /// The instances that have a data-plane snapshot, in id order (what a restarted plane serves).
+    fn plane_snapshot_ids(&self) -> StoreFuture<'_, Vec<String>>;
 
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>>;
     fn put_setting(&self, key: &str, value: &str) -> StoreFuture<'_, ()>;

@@ -936,6 +936,13 @@ pub(crate) fn delete_plane_snapshot(c: &Connection, instance_id: &str) -> StoreR
     )
 }
 
+pub(crate) fn plane_snapshot_ids(c: &Connection) -> StoreResult<Vec<String>> {
+    let mut stmt =
+        c.prepare_cached("SELECT instance_id FROM plane_snapshots ORDER BY instance_id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn check_setting(key: &str, value: Option<&str>) -> StoreResult<()> {
     if key.is_empty() {
         return Err(invalid("empty setting key"));

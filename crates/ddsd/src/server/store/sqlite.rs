@@ -538,6 +538,10 @@ impl Store for SqliteStore {
         self.write(move |c, _| sql::delete_plane_snapshot(c, &instance_id))
     }
 
+    fn plane_snapshot_ids(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read(sql::plane_snapshot_ids)
+    }
+
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>> {
         if let Err(e) = sql::check_setting(key, None) {
             return Self::fail(e);

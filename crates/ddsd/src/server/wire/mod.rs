@@ -1,7 +1,19 @@
 //! The simulated members' MongoDB wire protocol: every simulated `mongod` and `mongos` answers on its
-//! own loopback port with replies built from the simulation (`facts`, `replies`) and data from the
-//! replica set's document store. Uses `mongo-wire` for the protocol and `mongo-docstore` for data;
-//! used by the simulated plane only.
+//! own port with replies built from the simulation and data from its replica set's documents.
+//!
+//! - `facts`, `view`: what one process is at one instant, in MongoDB's terms;
+//! - `replies`: the server-state replies built from those facts;
+//! - `member`: one process as a [`mongo_wire::Service`] (state commands, CRUD, write concern,
+//!   stepdown, the mongos's routing);
+//! - `accounts`: the `root` account's stored SCRAM credentials;
+//! - `supervisor`: one listener per process, open while the process runs.
+//!
+//! Uses `mongo-wire` for the protocol, `mongo-docstore` for data and the simulated plane for the
+//! fleet; used by the serve wiring and by `actions` (the root account at creation).
 
+pub mod accounts;
 pub mod facts;
+pub mod member;
 pub mod replies;
+pub mod supervisor;
+pub mod view;
