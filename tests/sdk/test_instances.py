@@ -303,9 +303,13 @@ def test_tea_replica_set_create_describe_list_modify_delete(fast):
     assert a.lock_mode == "Unlock" and a.charge_type == "PostPaid"
     assert a.replica_set_name.startswith("mgset-")
     assert [t.to_map() for t in a.tags.tag] == [{"Key": "suite", "Value": "lifecycle"}]
-    roles = [r.replica_set_role for r in a.replica_sets.replica_set]
-    assert roles == ["Primary", "Secondary", "ReadOnly"]
-    assert all(r.connection_port == "3717" for r in a.replica_sets.replica_set)
+    # One entry per member a client may connect to (the hidden one is not listed), with its role
+    # now and the port it really listens on (docs/wire.md).
+    roles = sorted(r.replica_set_role for r in a.replica_sets.replica_set)
+    assert roles == ["Primary", "ReadOnly", "Secondary", "Secondary", "Secondary"], roles
+    ports = [r.connection_port for r in a.replica_sets.replica_set]
+    assert len(set(ports)) == len(ports) and all(p.isdigit() and int(p) > 0 for p in ports), ports
+    assert all(r.connection_domain == "127.0.0.1" for r in a.replica_sets.replica_set)
     newest_kernel_check(fast, a.current_kernel_version)
     assert a.shard_list is None and a.mongos_list is None
 
@@ -345,7 +349,7 @@ def test_tea_sharded_cluster_create_describe_list_delete(fast):
     ]
     for s in shards:
         assert s.node_id.startswith("d-") and s.status == "Running" and s.current_kernel_version == kernel
-        assert s.port == 3717 and s.replica_set_name
+        assert s.port > 0 and s.replica_set_name  # the port of the shard's primary (docs/wire.md)
     mongos = a.mongos_list.mongos_attribute
     assert [m.node_class for m in mongos] == ["dds.mongos.mid", "dds.mongos.standard"]
     assert all(m.node_id.startswith("s-") and m.status == "Running" and m.current_kernel_version == kernel for m in mongos)

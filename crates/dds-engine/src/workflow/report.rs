@@ -131,7 +131,18 @@ pub struct ReplicaSetReport {
     /// Time observed without any primary (no writes possible), total and longest stretch.
     pub no_primary_ms: u64,
     pub longest_no_primary_ms: u64,
+    /// Each stretch without a primary: from the first observation without one (the old primary
+    /// refusing writes) to the first with a new one (accepting them), in plane time.
+    #[serde(default)]
+    pub write_unavailable: Vec<Window>,
     pub members: Vec<ProcessReport>,
+}
+
+/// A stretch of plane time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from_ms: Millis,
+    pub until_ms: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +367,7 @@ impl RollingOperation {
                     election_log: rs.elections.clone(),
                     no_primary_ms: rs.no_primary_total_ms,
                     longest_no_primary_ms: rs.no_primary_longest_ms,
+                    write_unavailable: rs.no_primary_windows.clone(),
                     members: rs.procs.iter().map(process_report).collect(),
                 }
             })

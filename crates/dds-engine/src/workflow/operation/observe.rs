@@ -40,9 +40,7 @@ impl RollingOperation {
             match (ro.primary.is_some(), rs.no_primary_since_ms) {
                 (false, None) => rs.no_primary_since_ms = Some(now),
                 (true, Some(since)) => {
-                    let d = now.saturating_sub(since);
-                    rs.no_primary_total_ms += d;
-                    rs.no_primary_longest_ms = rs.no_primary_longest_ms.max(d);
+                    rs.close_no_primary(since, now);
                     rs.no_primary_since_ms = None;
                 }
                 _ => {}

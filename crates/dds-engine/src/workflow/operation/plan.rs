@@ -107,6 +107,7 @@ impl RollingOperation {
                 no_primary_since_ms: None,
                 no_primary_total_ms: 0,
                 no_primary_longest_ms: 0,
+                no_primary_windows: Vec::new(),
                 started_ms: None,
                 finished_ms: None,
             })

@@ -317,11 +317,31 @@ pub struct RsTrack {
     pub no_primary_since_ms: Option<Millis>,
     pub no_primary_total_ms: u64,
     pub no_primary_longest_ms: u64,
+    /// Each observed stretch without a primary (the writes-unavailable windows), oldest first,
+    /// at most [`MAX_NO_PRIMARY_WINDOWS`].
+    #[serde(default)]
+    pub no_primary_windows: Vec<super::super::report::Window>,
     pub started_ms: Option<Millis>,
     pub finished_ms: Option<Millis>,
 }
 
+/// Windows kept per replica set; later ones only add to the totals.
+pub const MAX_NO_PRIMARY_WINDOWS: usize = 64;
+
 impl RsTrack {
+    /// A stretch without a primary ended at `now`.
+    pub(crate) fn close_no_primary(&mut self, since: Millis, now: Millis) {
+        let d = now.saturating_sub(since);
+        self.no_primary_total_ms += d;
+        self.no_primary_longest_ms = self.no_primary_longest_ms.max(d);
+        if self.no_primary_windows.len() < MAX_NO_PRIMARY_WINDOWS {
+            self.no_primary_windows.push(super::super::report::Window {
+                from_ms: since,
+                until_ms: now,
+            });
+        }
+    }
+
     pub fn elections_total(&self) -> u64 {
         match (self.first_term, self.last_term) {
             (Some(a), Some(b)) => b.saturating_sub(a),

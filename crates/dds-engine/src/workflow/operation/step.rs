@@ -81,9 +81,7 @@ impl RollingOperation {
         self.finished_ms = Some(now);
         for rs in &mut self.replica_sets {
             if let Some(since) = rs.no_primary_since_ms.take() {
-                let d = now.saturating_sub(since);
-                rs.no_primary_total_ms += d;
-                rs.no_primary_longest_ms = rs.no_primary_longest_ms.max(d);
+                rs.close_no_primary(since, now);
             }
         }
     }

@@ -91,8 +91,8 @@ impl Live {
             .unwrap_or(PORT)
     }
 
-    /// `ReplicaSets.ReplicaSet[]`: one entry per member a client may connect to.
-    fn members(&self, i: &Instance, rs: &ReplicaSetSpec) -> Vec<Value> {
+    /// Every member a client may connect to: node id, port, role now.
+    fn roles<'a>(&self, rs: &'a ReplicaSetSpec) -> Vec<(&'a str, u16, &'static str)> {
         rs.members
             .iter()
             .filter(|m| matches!(m.kind, MemberKind::Electable | MemberKind::ReadOnly))
@@ -105,18 +105,29 @@ impl Live {
                 } else {
                     "Secondary"
                 };
-                Some(json!({
-                    "ConnectionDomain": self.endpoints.host,
-                    "ConnectionPort": port.to_string(),
-                    "ConnectionType": "vpc",
-                    "NetworkType": i.network_type,
-                    "ReplicaSetRole": role,
-                    "RoleId": m.node_id,
-                    "VPCCloudInstanceId": i.id,
-                    "VPCId": i.vpc_id,
-                    "VSwitchId": i.vswitch_id,
-                }))
+                Some((m.node_id.as_str(), port, role))
             })
+            .collect()
+    }
+
+    /// `DescribeDBInstanceAttribute`'s `ReplicaSets.ReplicaSet[]`.
+    fn members(&self, i: &Instance, rs: &ReplicaSetSpec) -> Vec<Value> {
+        self.roles(rs)
+            .into_iter()
+            .map(|(_, port, role)| {
+                let mut v = replica_set_endpoint(i, &self.endpoints.host, role);
+                v["ConnectionDomain"] = json!(self.endpoints.host);
+                v["ConnectionPort"] = json!(port.to_string());
+                v
+            })
+            .collect()
+    }
+
+    /// `DescribeReplicaSetRole`'s `ReplicaSets.ReplicaSet[]`.
+    fn role_entries(&self, i: &Instance, rs: &ReplicaSetSpec) -> Vec<Value> {
+        self.roles(rs)
+            .into_iter()
+            .map(|(node_id, port, role)| role_entry(i, &self.endpoints.host, port, role, node_id))
             .collect()
     }
 }
@@ -453,6 +464,18 @@ pub async fn describe_db_instance_attribute(
     Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog, live.as_ref())]}}))
 }
 
+/// One `DescribeReplicaSetRole` entry, in the SDK model's fields.
+fn role_entry(i: &Instance, host: &str, port: u16, role: &str, node_id: &str) -> Value {
+    json!({
+        "ConnectionDomain": host,
+        "ConnectionPort": port.to_string(),
+        "ConnectionType": "vpc",
+        "NetworkType": i.network_type,
+        "ReplicaSetRole": role,
+        "RoleId": node_id,
+    })
+}
+
 /// `DescribeReplicaSetRole`: every member a client may connect to with its role now (roles follow
 /// elections), `RoleId` being the member's node id. A sharded cluster has no instance-level
 /// replica set; it answers an empty list, as the vendor's does.
@@ -463,23 +486,24 @@ pub async fn describe_replica_set_role(
 ) -> Result<Value, ApiError> {
     let instance = load_instance(&ctx, &req.db_instance_id).await?;
     let live = Live::of(&ctx, &instance.id).await;
-    let sets: Vec<Value> = match (&instance.topology, &live) {
-        (Topology::ReplicaSet { replica_set }, Some(l)) => l.members(&instance, replica_set),
-        (Topology::ReplicaSet { .. }, None) => vec![
-            replica_set_endpoint(&instance, &format!("{}1", instance.id), "Primary"),
-            replica_set_endpoint(&instance, &format!("{}2", instance.id), "Secondary"),
-        ],
+    let i = &instance;
+    let sets: Vec<Value> = match (&i.topology, &live) {
+        (Topology::ReplicaSet { replica_set }, Some(l)) => l.role_entries(i, replica_set),
+        (Topology::ReplicaSet { replica_set }, None) => replica_set
+            .members
+            .iter()
+            .filter(|m| m.kind == MemberKind::Electable)
+            .take(2)
+            .zip(["Primary", "Secondary"])
+            .map(|(m, role)| role_entry(i, &endpoint(&m.node_id), PORT, role, &m.node_id))
+            .collect(),
         (Topology::Standalone { member }, l) => {
-            let mut set = replica_set_endpoint(&instance, &instance.id, "Primary");
-            if let Some((host, port)) = l
-                .as_ref()
-                .and_then(|l| Some((l.endpoints.host.clone(), l.port(&member.node_id)?)))
-            {
-                set["ConnectionDomain"] = json!(host);
-                set["ConnectionPort"] = json!(port.to_string());
-            }
-            set["RoleId"] = json!(member.node_id);
-            vec![set]
+            let (host, port) = match l.as_ref().and_then(|l| l.port(&member.node_id)) {
+                Some(port) => (l.as_ref().map(|l| l.endpoints.host.clone()), port),
+                None => (None, PORT),
+            };
+            let host = host.unwrap_or_else(|| endpoint(&i.id));
+            vec![role_entry(i, &host, port, "Primary", &member.node_id)]
         }
         (Topology::Sharded { .. }, _) => Vec::new(),
     };

@@ -222,12 +222,51 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
         }
     }
     if let Some(report) = &op.report {
-        o.insert("Report".into(), pascal_keys(report.clone()));
+        let mut report = pascal_keys(report.clone());
+        if let Some(plane) = &ctx.plane {
+            add_wall_times(&mut report, plane.as_ref());
+        }
+        o.insert("Report".into(), report);
     }
     Value::Object(o)
 }
 
-/// `DdsdDescribeOperations`.
+/// The report's durations are plane time; a client measures wall time (the simulation runs
+/// `sim_speed` times faster). Each write-unavailable window and member downtime gets both.
+fn add_wall_times(report: &mut Value, plane: &dyn crate::server::plane::DataPlane) {
+    let wall = |ms: u64| plane.wall_duration(ms).as_millis() as u64;
+    let sets = report
+        .get_mut("ReplicaSets")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten();
+    for rs in sets {
+        for w in rs
+            .get_mut("WriteUnavailable")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let d = w["UntilMs"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(w["FromMs"].as_u64().unwrap_or(0));
+            w["DurationMs"] = json!(d);
+            w["WallDurationMs"] = json!(wall(d));
+        }
+        for m in rs
+            .get_mut("Members")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(d) = m.get("DowntimeMs").and_then(Value::as_u64) {
+                m["WallDowntimeMs"] = json!(wall(d));
+            }
+        }
+    }
+}
+
 /// `DdsdDescribeOperations`: `DBInstanceId`, `OperationId` (one operation), `MaxRecords`.
 #[derive(Debug, Clone)]
 pub struct DescribeOperationsRequest {
