@@ -10,6 +10,10 @@
 //!
 //! Nothing here reads a clock or an unseeded random source: time (`now_ms`) and seeds are inputs, which is what
 //! makes a seeded simulation replay exactly.
+//!
+//! The `testkit` feature adds the test support (`build::fixtures`, `workflow::check`, `workflow::harness`);
+//! it is on for this crate's own tests and for the test suites that enable it as a dev-dependency, off in a
+//! normal build.
 
 pub mod build;
 pub mod catalog;

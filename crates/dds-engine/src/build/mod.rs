@@ -14,7 +14,7 @@
 //! - `ReplicationFactor` 1 is a standalone (only for engine 4.0, as at the vendor).
 //!
 //! Every electable member gets priority 1, so no member takes over after an upgrade; the
-//! [`fixtures::with_higher_priority`] set exists to exercise that case.
+//! `fixtures::with_higher_priority` set exists to exercise that case.
 //!
 //! Sharded clusters: 2–32 shards (each a three-member set plus its `ReadonlyReplicas`), exactly one
 //! config server replica set of three members (the vendor's `ConfigServer.1`), 2–32 mongos.
@@ -27,7 +27,8 @@
 //!   [`validate_sharded`]);
 //! - `instance`: the instances built from valid parameters ([`build_replica_set_instance`],
 //!   [`build_sharded_instance`]);
-//! - [`fixtures`]: ready-made topologies for tests and simulations.
+//! - `fixtures`: ready-made topologies for tests and simulations; compiled only for tests and under the
+//!   `testkit` feature.
 //!
 //! [`Instance`]: crate::model::Instance
 //! [`Topology`]: crate::model::Topology
@@ -38,6 +39,7 @@ mod layout;
 mod params;
 mod validate;
 
+#[cfg(any(test, feature = "testkit"))]
 pub mod fixtures;
 
 pub use ids::{
