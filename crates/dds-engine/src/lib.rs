@@ -6,7 +6,7 @@
 //! - [`plane`]: the data-plane contract — observations of a deployment and the commands the orchestrator issues.
 //! - [`sim`]: the simulated MongoDB deployment (virtual time, faults, ground truth), the default data plane.
 //! - [`workflow`]: the rolling upgrade / restart state machine, its gates, invariant audit and seeded
-//!   simulation harness.
+//!   simulation harness; the create / delete state machines.
 //!
 //! Nothing here reads a clock or an unseeded random source: time (`now_ms`) and seeds are inputs, which is what
 //! makes a seeded simulation replay exactly.

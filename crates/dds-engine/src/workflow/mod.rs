@@ -15,6 +15,9 @@
 //!   `check` and `harness` exist for tests: they are compiled only for this crate's tests and under the
 //!   `testkit` feature, which the test suites that drive them enable as a dev-dependency.
 //! - [`report`]: live [`Progress`], the final [`Report`], and the [`plan_steps`] dry run.
+//! - [`provision`]: create (`CreateDBInstance`) and delete (`DeleteDBInstance`) of a whole deployment, the
+//!   same kind of state machine on a smaller scale, and [`provision::deployment_ready`], when a deployment
+//!   serves.
 //!
 //! Nothing here reads a clock: `now_ms` comes in with every call, which is what lets the simulation tests run
 //! thousands of upgrades on virtual time and replay any of them from its seed.
@@ -27,6 +30,7 @@ pub mod gates;
 pub mod harness;
 pub mod operation;
 pub mod preflight;
+pub mod provision;
 pub mod report;
 
 pub use config::UpgradeConfig;
