@@ -25,7 +25,7 @@
 //! operation.
 //!
 //! - [`operation`]: the operation-kind dispatch ([`OperationState`]) over create, delete, upgrade, restart;
-//! - [`provision`]: the create and delete state machines.
+//! - [`provision`]: the create and delete workflows, whose state machines are `dds_engine::workflow::provision`.
 //!
 //! May use: `store`, `plane`, `metrics` and `dds-engine`. Used by the serve wiring and by `actions`
 //! (to wake the runtime and read operation states); never by the client or the tools.
@@ -36,14 +36,14 @@ pub mod provision;
 #[cfg(test)]
 mod tests;
 
+pub use dds_engine::workflow::provision::ProvisionConfig;
 pub use operation::{Completion, Effect, OperationState, Step};
-pub use provision::ProvisionConfig;
 
 use crate::server::plane::{DataPlane, PlaneError};
 use crate::server::store::{InstanceUpdate, Operation, OperationFinish, Store, StoreError};
 use dds_engine::plane::CommandError;
+use dds_engine::workflow::provision::PlaneEffect;
 use operation::apply_update;
-use provision::PlaneEffect;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,15 +11,15 @@
 //! A new kind is a new variant here plus its three functions (`step`, `on_result`, `instance_update`);
 //! the driver loop does not change.
 
-use super::provision::{
-    CreateOperation, DeleteOperation, PlaneEffect, ProvisionConfig, ProvisionDecision,
-    ProvisionOutcome,
-};
 use crate::server::store::{
     InstanceChange, InstanceUpdate, NewOperation, OperationKind, OperationOutcome,
 };
 use dds_engine::model::{DbInstanceStatus, Instance, MaintainWindow, Topology};
 use dds_engine::plane::{Command, CommandError, DeploymentObservation, Millis};
+use dds_engine::workflow::provision::{
+    CreateOperation, DeleteOperation, PlaneEffect, ProvisionConfig, ProvisionDecision,
+    ProvisionOutcome,
+};
 use dds_engine::workflow::{self, Decision, Outcome, Phase, RestartScope, RollingOperation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

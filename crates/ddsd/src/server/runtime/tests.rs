@@ -2,7 +2,6 @@
 //! sped-up wall time. "Crashes" drop the store, the plane and the runtime together and reopen them on the same
 //! file, which is what a restarted process sees.
 
-use super::provision::deployment_ready;
 use super::*;
 use crate::server::plane::sim::{SimPlane, SimPlaneConfig};
 use crate::server::store::fixtures::{replica_set, sharded, TempDir};
@@ -12,6 +11,7 @@ use crate::server::store::{
 };
 use dds_engine::catalog::Catalog;
 use dds_engine::model::{DbInstanceStatus, Instance};
+use dds_engine::workflow::provision::deployment_ready;
 use dds_engine::workflow::{RollingOperation, UpgradeConfig};
 use std::future::Future;
 
