@@ -701,6 +701,8 @@ fn the_readme_first_command_brings_up_the_demo_and_its_printed_command_works_as_
         "standalone",
         &s.endpoint.clone(),
         "AccessKeySecret",
+        "mongodb (replica set) mongodb://root:Demo",
+        "mongodb (mongos)      mongodb://root:Demo",
     ] {
         assert!(banner.contains(part), "{part}: {banner}");
     }

@@ -24,6 +24,10 @@
 //! ./target/release/ddsd upgrade dds-bp1… --wait --profile ./data-demo/profile.toml
 //! ```
 //!
+//! Every demo instance has the `root` account with one generated password (kept with the fleet
+//! record), and the banner prints a MongoDB URI for the replica set and for the sharded cluster's
+//! mongos, so a driver or `mongosh` can connect at once (docs/wire.md).
+//!
 //! Demo mode prints the admin key pair on every start (normal mode prints it only when created): the
 //! demo is a local sandbox and its key is in the printed profile anyway.
 
@@ -57,6 +61,20 @@ pub struct Fleet {
     /// Bumped when a fresh sharded cluster replaces an upgraded one (part of its `ClientToken`).
     #[serde(default)]
     pub generation: u32,
+    /// The `root` password of every demo instance (a local sandbox: printed in the banner).
+    #[serde(default)]
+    pub root_password: Option<String>,
+}
+
+/// A password the vendor's rules accept (8–32 characters, three kinds of characters).
+fn demo_password() -> String {
+    use rand::Rng as _;
+    const ALNUM: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    let body: String = (0..14)
+        .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())] as char)
+        .collect();
+    format!("Demo{body}-7")
 }
 
 pub struct Demo {
@@ -153,11 +171,13 @@ impl Demo {
         }
     }
 
-    async fn create(&self, client: &Client, role: Role, generation: u32) -> anyhow::Result<String> {
+    async fn create(&self, client: &Client, role: Role, fleet: &Fleet) -> anyhow::Result<String> {
         let catalog = self.kernels.snapshot();
-        let token = role.token(generation);
+        let token = role.token(fleet.generation);
+        let password = fleet.root_password.clone().unwrap_or_default();
         let common = |engine: &str, kernel: String| -> Vec<(String, String)> {
             vec![
+                ("AccountPassword".into(), password.clone()),
                 ("RegionId".into(), self.region.clone()),
                 ("Engine".into(), "MongoDB".into()),
                 ("EngineVersion".into(), engine.into()),
@@ -224,6 +244,10 @@ impl Demo {
         let client =
             Client::with_signature(&self.endpoint, self.credentials.clone(), Signature::V3)?;
         let mut fleet = self.load().await?;
+        if fleet.root_password.is_none() {
+            fleet.root_password = Some(demo_password());
+            self.save(&fleet).await?;
+        }
         for role in [Role::Sharded, Role::ReplicaSet, Role::Standalone] {
             let slot = match role {
                 Role::Sharded => &fleet.sharded,
@@ -231,11 +255,11 @@ impl Demo {
                 Role::Standalone => &fleet.standalone,
             };
             if self.existing(slot).await?.is_none() {
-                let mut id = self.create(&client, role, fleet.generation).await?;
+                let mut id = self.create(&client, role, &fleet).await?;
                 if self.store.get_instance(&id).await?.is_none() {
                     // The token replayed the answer for an instance deleted since: take a fresh token.
                     fleet.generation += 1;
-                    id = self.create(&client, role, fleet.generation).await?;
+                    id = self.create(&client, role, &fleet).await?;
                 }
                 match role {
                     Role::Sharded => fleet.sharded = Some(id),
@@ -265,9 +289,7 @@ impl Demo {
             }
         }
         fleet.generation += 1;
-        let id = self
-            .create(&client, Role::Sharded, fleet.generation)
-            .await?;
+        let id = self.create(&client, Role::Sharded, &fleet).await?;
         fleet.sharded = Some(id.clone());
         self.save(&fleet).await?;
         self.wait_settled(std::slice::from_ref(&id)).await?;
@@ -346,6 +368,17 @@ impl Demo {
             .map(|k| k.kernel_version.clone())
             .unwrap_or_default();
         out.push_str(&format!("  endpoint         {}\n", self.endpoint));
+        if let Some(password) = &fleet.root_password {
+            for (label, id) in [
+                ("replica set", &fleet.replica_set),
+                ("mongos", &fleet.sharded),
+            ] {
+                if let Some(uri) = self.mongodb_uri(id.as_deref(), password).await {
+                    let label = format!("mongodb ({label})");
+                    out.push_str(&format!("  {label:<21} {uri}\n"));
+                }
+            }
+        }
         out.push_str(&format!(
             "  AccessKeyId      {}\n  AccessKeySecret  {}\n",
             self.credentials.access_key_id,
@@ -368,6 +401,49 @@ impl Demo {
             upgrade_command(target, &self.profile_path())
         ));
         Ok(out)
+    }
+
+    /// A driver's URI for the instance, from `DescribeDBInstanceAttribute` (where the processes
+    /// listen); `None` without the wire protocol.
+    async fn mongodb_uri(&self, id: Option<&str>, password: &str) -> Option<String> {
+        let client =
+            Client::with_signature(&self.endpoint, self.credentials.clone(), Signature::V3).ok()?;
+        let v = client
+            .call("DescribeDBInstanceAttribute", &[("DBInstanceId", id?)])
+            .await
+            .ok()?;
+        let a = &v["DBInstances"]["DBInstance"][0];
+        let addr = |host: &serde_json::Value, port: &serde_json::Value| {
+            let port = port
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| port.as_u64().map(|p| p.to_string()))?;
+            Some(format!("{}:{port}", host.as_str()?))
+        };
+        let user = format!("root:{}", password);
+        if let Some(mongos) = a["MongosList"]["MongosAttribute"].as_array() {
+            let hosts: Vec<String> = mongos
+                .iter()
+                .filter_map(|m| addr(&m["ConnectSting"], &m["Port"]))
+                .collect();
+            return Some(format!(
+                "mongodb://{user}@{}/?authSource=admin",
+                hosts.join(",")
+            ));
+        }
+        let hosts: Vec<String> = a["ReplicaSets"]["ReplicaSet"]
+            .as_array()?
+            .iter()
+            .filter_map(|m| addr(&m["ConnectionDomain"], &m["ConnectionPort"]))
+            .collect();
+        if hosts.iter().any(|h| h.ends_with(":3717")) {
+            return None;
+        }
+        Some(format!(
+            "mongodb://{user}@{}/?replicaSet={}&authSource=admin",
+            hosts.join(","),
+            a["ReplicaSetName"].as_str()?
+        ))
     }
 
     /// Ensures the fleet, writes the profile, prints the banner.

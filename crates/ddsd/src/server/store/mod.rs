@@ -53,6 +53,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// before returning, so the future only borrows the store.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
+/// Settings under this prefix belong to one instance and are deleted with it (the wire protocol's
+/// root account, for one).
+pub fn instance_setting_prefix(instance_id: &str) -> String {
+    format!("instance/{instance_id}/")
+}
+
 /// Waits for a store call from synchronous code on a tokio blocking thread (`spawn_blocking`, where the action
 /// handlers run). Never call it from an async task: it would block a runtime worker (tokio refuses that with
 /// a panic); async code simply `.await`s the future.

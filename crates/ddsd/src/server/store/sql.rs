@@ -573,6 +573,9 @@ fn delete_instance_rows(c: &Connection, id: &str) -> StoreResult<bool> {
         .execute([id])?;
     c.prepare_cached("DELETE FROM plane_snapshots WHERE instance_id = ?1")?
         .execute([id])?;
+    let prefix = super::instance_setting_prefix(id);
+    c.prepare_cached("DELETE FROM settings WHERE substr(key, 1, length(?1)) = ?1")?
+        .execute([prefix.as_str()])?;
     Ok(n > 0)
 }
 

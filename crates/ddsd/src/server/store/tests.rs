@@ -743,9 +743,22 @@ async fn delete_instance_removes_rows() {
         .save_plane_snapshot("dds-del", json!(1))
         .await
         .unwrap();
+    let own = format!("{}root_account", instance_setting_prefix("dds-del"));
+    let other = format!("{}root_account", instance_setting_prefix("dds-delx"));
+    store.put_setting(&own, "a").await.unwrap();
+    store.put_setting(&other, "b").await.unwrap();
     assert!(store.delete_instance("dds-del").await.unwrap());
     assert_eq!(store.get_instance("dds-del").await.unwrap(), None);
     assert_eq!(store.load_plane_snapshot("dds-del").await.unwrap(), None);
+    assert_eq!(
+        store.get_setting(&own).await.unwrap(),
+        None,
+        "its settings go with it"
+    );
+    assert_eq!(
+        store.get_setting(&other).await.unwrap().as_deref(),
+        Some("b")
+    );
     let page = store
         .list_instances(
             &InstanceFilter {

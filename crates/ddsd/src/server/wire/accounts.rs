@@ -16,7 +16,10 @@ pub const ROOT_USER: &str = "root";
 pub const ROOT_DB: &str = "admin";
 
 fn setting_key(instance_id: &str) -> String {
-    format!("wire.root_account.{instance_id}")
+    format!(
+        "{}root_account",
+        crate::server::store::instance_setting_prefix(instance_id)
+    )
 }
 
 #[derive(Serialize, Deserialize)]
