@@ -524,6 +524,7 @@ mod tests {
         std::fs::remove_file(p).unwrap();
         let default = Config::resolve_with_env(&args(&["ddsd", "serve"]), &|_| None).unwrap();
         assert_eq!(documented.limits, default.limits);
+        assert_eq!(documented.wire, default.wire);
         assert_eq!(
             (
                 documented.listen,
@@ -623,6 +624,38 @@ mod tests {
         .unwrap();
         assert_eq!(c.sim_speed, 7.0);
         std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn the_wire_table_is_read_and_checked() {
+        let resolve = |name: &str, body: &str| {
+            let p = temp_file(name, body);
+            let r = Config::resolve(&args(&["ddsd", "serve", "--config", p.to_str().unwrap()]));
+            std::fs::remove_file(p).unwrap();
+            r.map(|c| c.wire).map_err(|e| format!("{e:#}"))
+        };
+        let w = resolve(
+            "wire-ok",
+            "[wire]\nbind = \"0.0.0.0\"\nfirst_port = 28000\nlast_port = 28099\nmax_listeners = 90\n",
+        )
+        .unwrap();
+        assert_eq!(w.port_range, Some((28000, 28099)));
+        assert_eq!(w.advertised_host, "127.0.0.1", "a wildcard bind advertises loopback");
+        assert_eq!(w.max_listeners, 90);
+        let w = resolve("wire-host", "[wire]\nadvertised_host = \"db.example\"\n").unwrap();
+        assert_eq!((w.advertised_host.as_str(), w.port_range), ("db.example", None));
+        for (name, body, needle) in [
+            ("wire-bind", "[wire]\nbind = \"localhost\"\n", "bind"),
+            ("wire-half", "[wire]\nfirst_port = 28000\n", "first_port"),
+            ("wire-order", "[wire]\nfirst_port = 9\nlast_port = 8\n", "first_port"),
+            ("wire-zero", "[wire]\nmax_listeners = 0\n", "max_listeners"),
+            ("wire-conns", "[wire]\nmax_connections_per_member = 20000\n", "max_connections_per_member"),
+            ("wire-host-bad", "[wire]\nadvertised_host = \"a:1\"\n", "advertised_host"),
+            ("wire-unknown", "[wire]\nport = 1\n", "port"),
+        ] {
+            let e = resolve(name, body).unwrap_err();
+            assert!(e.contains(needle), "{name}: {e}");
+        }
     }
 
     #[test]
