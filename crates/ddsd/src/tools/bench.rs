@@ -53,10 +53,10 @@ pub struct BenchArgs {
 }
 
 /// A `ddsd serve` child, killed on drop.
-struct Server {
-    child: Child,
-    endpoint: String,
-    credentials: Credentials,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) endpoint: String,
+    pub(crate) credentials: Credentials,
 }
 
 impl Drop for Server {
@@ -66,7 +66,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(binary: &Path, dir: &Path, sim_speed: Option<f64>) -> anyhow::Result<Server> {
+pub(crate) fn start_server(binary: &Path, dir: &Path, sim_speed: Option<f64>) -> anyhow::Result<Server> {
     let config = dir.join("ddsd.toml");
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",

@@ -33,6 +33,8 @@ pub enum BenchMode {
     Api(ApiArgs),
     /// Mixed load with upgrades for minutes, killing and restarting ddsd; checks the end state.
     Soak(crate::tools::soak::SoakArgs),
+    /// MongoDB wire protocol through the Rust driver: latency, footprint, failover windows.
+    Wire(crate::tools::bench_wire::WireArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -111,6 +113,7 @@ pub fn run(
         match mode {
             BenchMode::Api(args) => api(args).await?,
             BenchMode::Soak(args) => crate::tools::soak::soak(args).await?,
+            BenchMode::Wire(args) => crate::tools::bench_wire::bench(args).await?,
         }
         Ok(())
     })

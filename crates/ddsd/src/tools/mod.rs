@@ -3,11 +3,14 @@
 //! - `bench`: API latency and memory with many instances loaded;
 //! - `bench_api`, `loadgen`: signed load against a server (throughput, latency percentiles,
 //!   error codes, RSS);
+//! - `bench_wire`: the simulated members through the Rust MongoDB driver (latency, footprint,
+//!   failover windows);
 //! - `soak`: minutes of load with kills and restarts, then end-state checks.
 //!
-//! May use: the signed RPC client and the CLI's failure type. The server never depends on them.
+//! May use: the signed RPC client, the MongoDB driver and the CLI's failure type. The server never depends on them.
 
 pub mod bench;
 pub mod bench_api;
+pub mod bench_wire;
 pub mod loadgen;
 pub mod soak;
