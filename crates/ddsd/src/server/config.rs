@@ -640,17 +640,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.port_range, Some((28000, 28099)));
-        assert_eq!(w.advertised_host, "127.0.0.1", "a wildcard bind advertises loopback");
+        assert_eq!(
+            w.advertised_host, "127.0.0.1",
+            "a wildcard bind advertises loopback"
+        );
         assert_eq!(w.max_listeners, 90);
         let w = resolve("wire-host", "[wire]\nadvertised_host = \"db.example\"\n").unwrap();
-        assert_eq!((w.advertised_host.as_str(), w.port_range), ("db.example", None));
+        assert_eq!(
+            (w.advertised_host.as_str(), w.port_range),
+            ("db.example", None)
+        );
         for (name, body, needle) in [
             ("wire-bind", "[wire]\nbind = \"localhost\"\n", "bind"),
             ("wire-half", "[wire]\nfirst_port = 28000\n", "first_port"),
-            ("wire-order", "[wire]\nfirst_port = 9\nlast_port = 8\n", "first_port"),
+            (
+                "wire-order",
+                "[wire]\nfirst_port = 9\nlast_port = 8\n",
+                "first_port",
+            ),
             ("wire-zero", "[wire]\nmax_listeners = 0\n", "max_listeners"),
-            ("wire-conns", "[wire]\nmax_connections_per_member = 20000\n", "max_connections_per_member"),
-            ("wire-host-bad", "[wire]\nadvertised_host = \"a:1\"\n", "advertised_host"),
+            (
+                "wire-conns",
+                "[wire]\nmax_connections_per_member = 20000\n",
+                "max_connections_per_member",
+            ),
+            (
+                "wire-host-bad",
+                "[wire]\nadvertised_host = \"a:1\"\n",
+                "advertised_host",
+            ),
             ("wire-unknown", "[wire]\nport = 1\n", "port"),
         ] {
             let e = resolve(name, body).unwrap_err();

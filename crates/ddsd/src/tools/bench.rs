@@ -66,7 +66,11 @@ impl Drop for Server {
     }
 }
 
-pub(crate) fn start_server(binary: &Path, dir: &Path, sim_speed: Option<f64>) -> anyhow::Result<Server> {
+pub(crate) fn start_server(
+    binary: &Path,
+    dir: &Path,
+    sim_speed: Option<f64>,
+) -> anyhow::Result<Server> {
     let config = dir.join("ddsd.toml");
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
