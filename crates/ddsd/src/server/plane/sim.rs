@@ -109,6 +109,11 @@ struct Deployment {
     saved_at: Instant,
     ports: BTreeMap<String, u16>,
     data: DeploymentData,
+    /// Changes made through [`SimPlane::with_wire`] so far, and how many of them are saved: a
+    /// caller that changed something waits until its change is saved (group commit: one save
+    /// covers every change made before it).
+    changes_made: u64,
+    changes_saved: u64,
 }
 
 /// What the wire server may touch of one deployment while the plane holds its lock.
@@ -279,7 +284,8 @@ impl SimPlane {
     /// Runs `f` on the deployment at the current plane time, with its documents brought in line
     /// with the fleet's elections. `f` says whether it changed anything; then (or after a
     /// rollback) the deployment is saved before this returns, so what `f` acknowledges is durable.
-    /// `None` without a deployment.
+    /// Concurrent callers share saves: the lock is released while waiting for the save, and one
+    /// save covers every change made before it. `None` without a deployment.
     pub async fn with_wire<R>(
         &self,
         instance_id: &str,
@@ -288,7 +294,6 @@ impl SimPlane {
         let slot = self.slot(instance_id);
         let mut slot = slot.lock().await;
         self.load(&mut slot, instance_id).await?;
-        let epoch = slot.epoch;
         let Some(d) = slot.deployment.as_mut() else {
             return Ok(None);
         };
@@ -302,13 +307,29 @@ impl SimPlane {
         };
         let (out, changed) = f(&mut access);
         let commanded = d.fleet.truth().commands.len() != before;
-        if changed || rolled_back > 0 || commanded {
-            self.save(instance_id, d, epoch).await?;
+        let mine = (changed || rolled_back > 0 || commanded).then(|| {
+            d.changes_made += 1;
+            d.changes_made
+        });
+        drop(slot);
+        if let Some(mine) = mine {
+            self.flush(instance_id, mine).await?;
         }
         if commanded {
             self.changes.mark(instance_id);
         }
         Ok(Some(out))
+    }
+
+    /// Saves the deployment unless a save since change number `mine` already covered it.
+    async fn flush(&self, instance_id: &str, mine: u64) -> PlaneResult<()> {
+        let slot = self.slot(instance_id);
+        let mut slot = slot.lock().await;
+        let epoch = slot.epoch;
+        match slot.deployment.as_mut() {
+            Some(d) if d.changes_saved < mine => self.save(instance_id, d, epoch).await,
+            _ => Ok(()),
+        }
     }
 
     pub fn speed(&self) -> f64 {
@@ -374,6 +395,8 @@ impl SimPlane {
                         saved_at: Instant::now(),
                         ports: rec.ports,
                         data,
+                        changes_made: 0,
+                        changes_saved: 0,
                     })
                 }
             };
@@ -403,8 +426,10 @@ impl SimPlane {
             data: (!d.data.is_empty()).then(|| d.data.to_text()),
         };
         let v = serde_json::to_value(&rec).map_err(|e| PlaneError::Corrupt(e.to_string()))?;
+        let covered = d.changes_made;
         self.store.save_plane_snapshot(instance_id, v).await?;
         d.saved_at = Instant::now();
+        d.changes_saved = d.changes_saved.max(covered);
         Ok(())
     }
 
@@ -485,6 +510,8 @@ impl DataPlane for SimPlane {
                 saved_at: Instant::now(),
                 ports: BTreeMap::new(),
                 data: DeploymentData::new(self.config.data_limits),
+                changes_made: 0,
+                changes_saved: 0,
             };
             self.assign_ports(&mut d);
             if let Err(e) = self.save(id, &mut d, slot.epoch).await {
