@@ -11,7 +11,7 @@ use dds_engine::sim::{Fault, Truth};
 use dds_engine::workflow::harness::{
     run, CrashPlan, FaultSpec, RunSummary, Scenario, FROM_KERNEL, START_MS, TO_KERNEL,
 };
-use dds_engine::workflow::operation::{OperationKind, RestartScope, RevertOutcome, RsStatus};
+use dds_engine::workflow::operation::{RestartScope, RevertOutcome, RollingKind, RsStatus};
 use dds_engine::workflow::{
     plan_steps, FailureReason, Outcome, PlannedStep, PreflightError, UpgradeConfig,
 };
@@ -682,7 +682,7 @@ fn f15_target_equal_to_current_is_refused() {
         21,
         "psh",
         instance,
-        OperationKind::Upgrade {
+        RollingKind::Upgrade {
             target_kernel: TO_KERNEL.into(),
         },
     );
@@ -757,7 +757,7 @@ fn rolling_restart_of_the_instance_and_of_one_node() {
         23,
         "sharded2x2",
         instance.clone(),
-        OperationKind::Restart {
+        RollingKind::Restart {
             scope: RestartScope::Instance,
         },
     );
@@ -774,7 +774,7 @@ fn rolling_restart_of_the_instance_and_of_one_node() {
         24,
         "sharded2x2",
         instance,
-        OperationKind::Restart {
+        RollingKind::Restart {
             scope: RestartScope::Node {
                 node_id: "shard1".into(),
             },

@@ -7,7 +7,7 @@
 
 use super::gates::{lag_ms, MemberRole};
 use super::operation::{
-    Decision, MemberStep, OperationKind, Outcome, Phase, RevertStage, RollingOperation, RsStatus,
+    Decision, MemberStep, Outcome, Phase, RevertStage, RollingKind, RollingOperation, RsStatus,
 };
 use crate::model::ReplicaSetKind;
 use crate::plane::{
@@ -337,7 +337,7 @@ impl DecisionAudit {
                     for p in &rs.procs {
                         let m = ro.member(&p.node_id);
                         match &op.kind {
-                            OperationKind::Upgrade { target_kernel } => {
+                            RollingKind::Upgrade { target_kernel } => {
                                 // A process down at the end crashed after its restart (the fleet's
                                 // truth judges that); a running one must run the target.
                                 let k = m.and_then(|m| m.kernel_version.as_deref());
@@ -348,7 +348,7 @@ impl DecisionAudit {
                                     )?;
                                 }
                             }
-                            OperationKind::Restart { .. } => {
+                            RollingKind::Restart { .. } => {
                                 if !p.restarted || self.restarts_begun(&p.node_id) != 1 {
                                     violation(
                                         "I4",

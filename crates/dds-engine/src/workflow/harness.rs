@@ -18,7 +18,7 @@
 
 use super::check::{DecisionAudit, Violation};
 use super::operation::{
-    Decision, FailureReason, MemberStep, OperationKind, Outcome, RestartScope, RollingOperation,
+    Decision, FailureReason, MemberStep, Outcome, RestartScope, RollingKind, RollingOperation,
     RsStatus,
 };
 use super::report::{plan_restart_steps, plan_steps, Report};
@@ -99,7 +99,7 @@ pub struct Scenario {
     pub seed: u64,
     pub topology_name: String,
     pub instance: Instance,
-    pub kind: OperationKind,
+    pub kind: RollingKind,
     pub config: UpgradeConfig,
     pub params: SimParams,
     pub faults: Vec<FaultSpec>,
@@ -108,7 +108,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// A fault-free, crash-free scenario with default limits and simulation parameters.
-    pub fn new(seed: u64, topology_name: &str, instance: Instance, kind: OperationKind) -> Self {
+    pub fn new(seed: u64, topology_name: &str, instance: Instance, kind: RollingKind) -> Self {
         Scenario {
             seed,
             topology_name: topology_name.to_string(),
@@ -127,7 +127,7 @@ impl Scenario {
             seed,
             topology_name,
             fixtures::instance("dds-bpsim", "4.4", topology),
-            OperationKind::Upgrade {
+            RollingKind::Upgrade {
                 target_kernel: TO_KERNEL.to_string(),
             },
         )
@@ -142,8 +142,8 @@ impl Scenario {
     pub fn describe(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
         let op = match &self.kind {
-            OperationKind::Upgrade { .. } => "upgrade".to_string(),
-            OperationKind::Restart { scope } => format!("restart({scope:?})"),
+            RollingKind::Upgrade { .. } => "upgrade".to_string(),
+            RollingKind::Restart { scope } => format!("restart({scope:?})"),
         };
         format!(
             "seed={} topology={} op={op} faults=[{}] crash={:?}",
@@ -289,9 +289,9 @@ pub fn scenario(seed: u64) -> Scenario {
         } else {
             RestartScope::Instance
         };
-        OperationKind::Restart { scope }
+        RollingKind::Restart { scope }
     } else {
-        OperationKind::Upgrade {
+        RollingKind::Upgrade {
             target_kernel: TO_KERNEL.to_string(),
         }
     };
@@ -549,12 +549,12 @@ pub fn run_traced(
         }
     }
     let planned = match &scenario.kind {
-        OperationKind::Upgrade { target_kernel } => RollingOperation::plan_upgrade(
+        RollingKind::Upgrade { target_kernel } => RollingOperation::plan_upgrade(
             &scenario.instance,
             target_kernel,
             scenario.config.clone(),
         ),
-        OperationKind::Restart { scope } => RollingOperation::plan_restart(
+        RollingKind::Restart { scope } => RollingOperation::plan_restart(
             &scenario.instance,
             scope.clone(),
             scenario.config.clone(),
@@ -790,12 +790,10 @@ fn check_end_truth(
             }
             if fault_free && scenario.crash == CrashPlan::Never {
                 let plan = match &op.kind {
-                    OperationKind::Upgrade { target_kernel } => {
+                    RollingKind::Upgrade { target_kernel } => {
                         plan_steps(&scenario.instance, target_kernel)
                     }
-                    OperationKind::Restart { scope } => {
-                        plan_restart_steps(&scenario.instance, scope)
-                    }
+                    RollingKind::Restart { scope } => plan_restart_steps(&scenario.instance, scope),
                 };
                 if plan.steps.len() as u64 != report.commands_executed {
                     return Err(violation(

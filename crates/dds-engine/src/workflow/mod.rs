@@ -35,8 +35,8 @@ pub mod report;
 
 pub use config::UpgradeConfig;
 pub use operation::{
-    Decision, ElectionCause, Failure, FailureReason, MemberStep, OperationKind, Outcome, Phase,
-    RestartScope, RollingOperation, UpgradeOperation,
+    Decision, ElectionCause, Failure, FailureReason, MemberStep, Outcome, Phase, RestartScope,
+    RollingKind, RollingOperation, UpgradeOperation,
 };
 pub use preflight::PreflightError;
 pub use report::{

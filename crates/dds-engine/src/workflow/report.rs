@@ -3,8 +3,8 @@
 
 use super::gates::{GateBlock, GateUnmet};
 use super::operation::{
-    ElectionCause, ElectionRecord, Failure, MemberStep, OperationKind, Outcome, Phase,
-    PrimaryStage, ProcessRecord, RestartScope, RevertOutcome, RollingOperation, RsStatus, RsTrack,
+    ElectionCause, ElectionRecord, Failure, MemberStep, Outcome, Phase, PrimaryStage,
+    ProcessRecord, RestartScope, RevertOutcome, RollingKind, RollingOperation, RsStatus, RsTrack,
 };
 use crate::model::{Instance, MemberSpec, ReplicaSetKind, ReplicaSetSpec};
 use crate::plane::{BalancerMode, DeploymentObservation, Millis};
@@ -78,7 +78,7 @@ pub struct MongosProgress {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    pub kind: OperationKind,
+    pub kind: RollingKind,
     pub phase: Phase,
     pub replica_sets: Vec<ReplicaSetProgress>,
     pub mongos: MongosProgress,
@@ -153,7 +153,7 @@ pub struct BalancerReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    pub kind: OperationKind,
+    pub kind: RollingKind,
     pub outcome: Outcome,
     pub started_ms: Option<Millis>,
     pub finished_ms: Millis,

@@ -3,7 +3,7 @@
 //! member and mongos steppers are free functions that borrow one track mutably at a time instead of methods
 //! borrowing the whole operation.
 
-use super::state::{Failure, FailureReason, OperationKind, ProcessRecord};
+use super::state::{Failure, FailureReason, ProcessRecord, RollingKind};
 use crate::plane::{Command, Millis};
 use crate::workflow::config::UpgradeConfig;
 
@@ -47,15 +47,15 @@ impl Cx {
 
 pub(super) fn env_of<'a>(
     cfg: &'a UpgradeConfig,
-    kind: &'a OperationKind,
+    kind: &'a RollingKind,
     halted: bool,
     started_ms: Option<Millis>,
 ) -> Env<'a> {
     Env {
         cfg,
         target: match kind {
-            OperationKind::Upgrade { target_kernel } => Some(target_kernel.as_str()),
-            OperationKind::Restart { .. } => None,
+            RollingKind::Upgrade { target_kernel } => Some(target_kernel.as_str()),
+            RollingKind::Restart { .. } => None,
         },
         halted,
         step_down_base: started_ms.unwrap_or(0).saturating_mul(1_000),

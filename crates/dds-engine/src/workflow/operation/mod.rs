@@ -57,7 +57,6 @@ mod step;
 pub(crate) use plan::{full_scope, resolve_scope};
 pub use state::{
     BalancerTrack, Decision, ElectionCause, ElectionRecord, Failure, FailureReason, MemberStep,
-    MongosTrack, OperationKind, Outcome, Phase, PrimaryStage, ProcessRecord, RestartScope,
-    RevertOutcome, RevertStage, RollingOperation, RsStatus, RsTrack, StartBlocked,
-    UpgradeOperation,
+    MongosTrack, Outcome, Phase, PrimaryStage, ProcessRecord, RestartScope, RevertOutcome,
+    RevertStage, RollingKind, RollingOperation, RsStatus, RsTrack, StartBlocked, UpgradeOperation,
 };

@@ -4,8 +4,8 @@
 //! report) use it without ever driving the machine.
 
 use super::state::{
-    BalancerTrack, MongosTrack, OperationKind, Phase, ProcessRecord, RestartScope,
-    RollingOperation, RsStatus, RsTrack,
+    BalancerTrack, MongosTrack, Phase, ProcessRecord, RestartScope, RollingKind, RollingOperation,
+    RsStatus, RsTrack,
 };
 use crate::model::{Instance, MaintainWindow, Topology};
 use crate::plane::DeploymentObservation;
@@ -25,7 +25,7 @@ impl RollingOperation {
         preflight::check_static(instance, Some(target_kernel), &scope, &config)?;
         Ok(Self::build(
             instance,
-            OperationKind::Upgrade {
+            RollingKind::Upgrade {
                 target_kernel: target_kernel.to_string(),
             },
             &scope,
@@ -52,7 +52,7 @@ impl RollingOperation {
         preflight::check_static(instance, None, &resolved, &config)?;
         Ok(Self::build(
             instance,
-            OperationKind::Restart { scope },
+            RollingKind::Restart { scope },
             &resolved,
             config,
         ))
@@ -69,12 +69,7 @@ impl RollingOperation {
         self
     }
 
-    fn build(
-        instance: &Instance,
-        kind: OperationKind,
-        scope: &Scope,
-        config: UpgradeConfig,
-    ) -> Self {
+    fn build(instance: &Instance, kind: RollingKind, scope: &Scope, config: UpgradeConfig) -> Self {
         let replica_sets = instance
             .topology
             .replica_sets()

@@ -10,9 +10,10 @@ use crate::workflow::gates::{GateBlock, GateUnmet, MemberRole};
 use crate::workflow::preflight::PreflightError;
 use serde::{Deserialize, Serialize};
 
-/// What the operation does.
+/// What a rolling operation does (the store's `OperationKind` says which kind of operation a row
+/// is; this carries the rolling one's target).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OperationKind {
+pub enum RollingKind {
     /// `UpgradeDBInstanceKernelVersion`: every process onto `target_kernel`, each restarted at most once.
     Upgrade { target_kernel: String },
     /// `RestartDBInstance`: every process in scope restarted exactly once on its current kernel.
@@ -377,14 +378,14 @@ pub struct BalancerTrack {
     pub last_error: Option<CommandError>,
 }
 
-/// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`OperationKind`]).
+/// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`RollingKind`]).
 pub type UpgradeOperation = RollingOperation;
 
 /// The persisted operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollingOperation {
     pub instance_id: String,
-    pub kind: OperationKind,
+    pub kind: RollingKind,
     pub config: UpgradeConfig,
     /// When set, new replica sets (and the mongos phase) start only inside the window; a started replica set
     /// finishes even past its end (`SwitchMode=1`).
@@ -421,8 +422,8 @@ pub struct StartBlocked {
 impl RollingOperation {
     pub fn target(&self) -> Option<&str> {
         match &self.kind {
-            OperationKind::Upgrade { target_kernel } => Some(target_kernel),
-            OperationKind::Restart { .. } => None,
+            RollingKind::Upgrade { target_kernel } => Some(target_kernel),
+            RollingKind::Restart { .. } => None,
         }
     }
 

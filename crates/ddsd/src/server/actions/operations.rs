@@ -21,7 +21,7 @@ use crate::server::actions::errors::ApiError;
 use acs_rpc::format_timestamp;
 use dds_engine::plane::Millis;
 use dds_engine::sim::Truth;
-use dds_engine::workflow::{OperationKind as FlowKind, RestartScope, RollingOperation};
+use dds_engine::workflow::{RestartScope, RollingKind, RollingOperation};
 use serde_json::{json, Map, Value};
 
 use super::errors::from_store;
@@ -186,15 +186,15 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
     let state = OperationState::from_json(op.kind, op.state.clone());
     if let Some(r) = rolling(op) {
         match &r.kind {
-            FlowKind::Upgrade { target_kernel } => {
+            RollingKind::Upgrade { target_kernel } => {
                 o.insert("TargetKernelVersion".into(), json!(target_kernel));
             }
-            FlowKind::Restart {
+            RollingKind::Restart {
                 scope: RestartScope::Node { node_id },
             } => {
                 o.insert("NodeId".into(), json!(node_id));
             }
-            FlowKind::Restart { .. } => {}
+            RollingKind::Restart { .. } => {}
         }
         o.insert(
             "SwitchMode".into(),

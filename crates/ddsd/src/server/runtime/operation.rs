@@ -71,8 +71,8 @@ impl OperationState {
     /// Wraps a planned rolling operation under the store kind matching what it does.
     pub fn rolling(op: RollingOperation) -> Self {
         match op.kind {
-            workflow::OperationKind::Upgrade { .. } => OperationState::Upgrade(Box::new(op)),
-            workflow::OperationKind::Restart { .. } => OperationState::Restart(Box::new(op)),
+            workflow::RollingKind::Upgrade { .. } => OperationState::Upgrade(Box::new(op)),
+            workflow::RollingKind::Restart { .. } => OperationState::Restart(Box::new(op)),
         }
     }
 
@@ -258,11 +258,11 @@ fn provision_step(
 /// The status a client sees while a rolling operation works on the deployment.
 pub fn busy_status(op: &RollingOperation) -> DbInstanceStatus {
     match &op.kind {
-        workflow::OperationKind::Upgrade { .. } => DbInstanceStatus::MinorVersionUpgrading,
-        workflow::OperationKind::Restart {
+        workflow::RollingKind::Upgrade { .. } => DbInstanceStatus::MinorVersionUpgrading,
+        workflow::RollingKind::Restart {
             scope: RestartScope::Instance,
         } => DbInstanceStatus::Rebooting,
-        workflow::OperationKind::Restart {
+        workflow::RollingKind::Restart {
             scope: RestartScope::Node { .. },
         } => DbInstanceStatus::NodeRestarting,
     }
