@@ -206,7 +206,13 @@ mod tests {
         let mut back = DeploymentData::from_text(&text, Limits::default()).unwrap();
         assert_eq!(ids(&mut back, "x"), vec![7]);
         assert_eq!(back.terms.get("rs"), Some(&5));
-        assert!(DeploymentData::from_text("not base64!", Limits::default()).is_err());
-        assert!(DeploymentData::from_text("AAAA", Limits::default()).is_err());
+        let e = DeploymentData::from_text("not base64!", Limits::default()).unwrap_err();
+        assert!(e.starts_with("document data: Invalid"), "{e}");
+        let e = DeploymentData::from_text("AAAA", Limits::default()).unwrap_err();
+        assert!(e.starts_with("document data:"), "{e}");
+        let wrong =
+            base64::engine::general_purpose::STANDARD.encode(doc! {"format": 9}.to_vec().unwrap());
+        let e = DeploymentData::from_text(&wrong, Limits::default()).unwrap_err();
+        assert_eq!(e, "document data: unknown format");
     }
 }

@@ -129,8 +129,10 @@ mod tests {
         assert_eq!(book.allocate(), Some(100), "reused after the wrap");
         assert_eq!(book.allocate(), None);
         assert_eq!(book.in_use(), 4);
-        assert!(PortBook::new(0, 10).is_err());
-        assert!(PortBook::new(10, 9).is_err());
+        for (first, last) in [(0, 10), (10, 9)] {
+            let e = PortBook::new(first, last).unwrap_err();
+            assert!(e.contains("is empty or starts at 0"), "{e}");
+        }
     }
 
     #[test]
