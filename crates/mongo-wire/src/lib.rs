@@ -57,7 +57,8 @@
 //!   `saslStart`/`saslContinue` (short and legacy conversations), `speculativeAuthenticate` and
 //!   `saslSupportedMechs` in `hello`, `logout`; before login only `hello`/`isMaster`, `ping`,
 //!   `buildInfo` and the auth commands run, anything else is `Unauthorized` 13 ("command find
-//!   requires authentication"). The authenticated user is on [`ConnCtx::user`].
+//!   requires authentication") — or `CommandNotFound` 59 when [`Service::has_command`] says the
+//!   service has no such command, as mongod looks a command up first. The authenticated user is on [`ConnCtx::user`].
 //!
 //! # Lower level
 //!

@@ -55,6 +55,13 @@ impl ConnCtx {
 pub trait Service: Send + Sync + 'static {
     fn handle(&self, conn: &ConnCtx, cmd: Command) -> impl Future<Output = Reply> + Send;
 
+    /// Whether `name` is a command this service has. mongod looks a command up before it checks
+    /// authorization, so an unknown command is `CommandNotFound` (59) even before login; the
+    /// default (every name) makes it `Unauthorized` (13) instead.
+    fn has_command(&self, _name: &str) -> bool {
+        true
+    }
+
     /// A connection was accepted (and fit under the connection limit).
     fn on_open(&self, _conn: &ConnCtx) {}
 
@@ -192,6 +199,9 @@ async fn accept_loop<S: Service>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    // The connections get their own signal, sent once the port is closed: a client that sees its
+    // connection close and reconnects at once is refused, not accepted and reset.
+    let (close_all, connection_shutdown) = watch::channel(false);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -208,7 +218,7 @@ async fn accept_loop<S: Service>(
                     continue;
                 };
                 let shared = Arc::clone(&shared);
-                let shutdown = shutdown.clone();
+                let shutdown = connection_shutdown.clone();
                 connections.spawn(async move {
                     serve_connection(stream, peer, shared, shutdown).await;
                     drop(permit);
@@ -218,6 +228,7 @@ async fn accept_loop<S: Service>(
     }
     // Closing the port first: from here on connects are refused.
     drop(listener);
+    let _ = close_all.send(true);
     while connections.join_next().await.is_some() {}
 }
 
@@ -401,6 +412,9 @@ async fn dispatch<S: Service>(
         return Reply::from(result);
     }
     if store.is_some() && session.user().is_none() && !allowed_unauthenticated(&cmd.name) {
+        if !shared.service.has_command(&cmd.name) {
+            return Reply::error(&MongoError::command_not_found(&cmd.name));
+        }
         return Reply::error(&MongoError::requires_authentication(&cmd.name));
     }
     let Ok(_permit) = shared.in_flight.acquire().await else {

@@ -156,6 +156,33 @@ fn wants_secondary(body: &Document) -> bool {
     )
 }
 
+/// Every command a member answers besides the reads and writes (the server loop answers the
+/// authentication ones); anything else is `CommandNotFound`.
+const STATE_COMMANDS: &[&str] = &[
+    "hello",
+    "isMaster",
+    "ismaster",
+    "ping",
+    "buildInfo",
+    "buildinfo",
+    "serverStatus",
+    "getParameter",
+    "connectionStatus",
+    "endSessions",
+    "killSessions",
+    "refreshSessions",
+    "getCmdLineOpts",
+    "getLog",
+    "whatsmyuri",
+    "replSetGetStatus",
+    "replSetGetConfig",
+    "replSetStepDown",
+    "balancerStatus",
+    "balancerStop",
+    "balancerStart",
+    "listShards",
+];
+
 const READS: &[&str] = &[
     "find",
     "getMore",
@@ -756,6 +783,12 @@ impl KindName for ProcessFacts {
 impl Service for Member {
     async fn handle(&self, conn: &ConnCtx, cmd: Command) -> Reply {
         Reply::ok(self.run(conn, cmd).await)
+    }
+
+    fn has_command(&self, name: &str) -> bool {
+        STATE_COMMANDS.contains(&name)
+            || READS.contains(&name)
+            || mongo_docstore::is_write_command(name)
     }
 
     fn on_open(&self, _conn: &ConnCtx) {
