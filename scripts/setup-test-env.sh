@@ -85,7 +85,8 @@ setup_node() {
     (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error) || die "npm install failed"
     want="$(printf '%s\n%s\n' "$(hash_of "$node_dir/package.json" "$node_dir/package-lock.json")" "$nodever")"
   fi
-  (cd "$node_dir" && node -e 'require("@alicloud/openapi-client"); require("@alicloud/tea-util"); require("@alicloud/pop-core")') \
+  (cd "$node_dir" && node -e 'require("@alicloud/openapi-client"); require("@alicloud/tea-util"); require("@alicloud/pop-core"); require("mongodb")' \
+    && ./node_modules/.bin/mongosh --nodb --quiet --eval 1 >/dev/null) \
     || die "installed node packages do not load"
   printf '%s\n' "$want" >"$node_stamp"
   say "node modules ready"
