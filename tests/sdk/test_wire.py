@@ -11,6 +11,7 @@ What an application relies on:
   `w: "majority"` and a reader keep working: afterwards every acknowledged write is there exactly
   once, the driver followed the new primary, every member's `buildInfo` shows the target, and the
   longest stretch the writer could not write agrees with the report's write-unavailable window;
+- `RestartDBInstance` restarts every member under a writer that loses nothing;
 - faults look from the driver as MongoDB would show them, and a failed upgrade loses nothing;
 - ddsd killed with -9 mid-upgrade comes back on the same ports and loses no majority write.
 
@@ -325,6 +326,41 @@ def test_a_writer_and_a_reader_live_through_the_upgrade_of_a_replica_set(server)
     assert window_s > 0, "one stepdown hand-off"
     print(f"replica set: client longest gap {w.longest_gap_s:.3f} s, report window {window_s:.3f} s, acked {len(w.acked)}, unknown {len(w.unknown)}")
     assert abs(w.longest_gap_s - window_s) <= WINDOW_TOLERANCE_S, (w.longest_gap_s, window_s)
+
+
+def test_a_writer_lives_through_restart_db_instance(server):
+    d = server
+    iid = create_rs(d)
+    a = describe(d, iid)
+    addrs = [f'{s["ConnectionDomain"]}:{s["ConnectionPort"]}' for s in a["ReplicaSets"]["ReplicaSet"]]
+
+    def started() -> dict[str, float]:
+        """When each member's process started: `localTime` minus `uptime` (plane time)."""
+        out = {}
+        for addr in addrs:
+            with pymongo.MongoClient(f"mongodb://root:{quote_plus(PASSWORD)}@{addr}/?directConnection=true&authSource=admin",
+                                     serverSelectionTimeoutMS=10_000) as c:
+                st = c.admin.command("serverStatus")
+                out[addr] = st["localTime"].timestamp() - st["uptime"]
+        return out
+
+    before = started()
+    with client(rs_uri(a, retryWrites="true", w="majority")) as c:
+        w = Writer(c.app.restarted, c)
+        w.start()
+        time.sleep(0.5)
+        tea_call(d, "RestartDBInstance", {"DBInstanceId": iid})
+        wait_status_long(d, iid, "Running")
+        time.sleep(0.5)
+        w.stop.set()
+        w.join(10)
+        assert len(w.acked) > 20, (len(w.acked), w.errors[:5])
+        check_exactly_once(c.app.restarted, w)
+        assert len(w.primaries) >= 2, f"the driver followed the new primary: {w.primaries}"
+    after = started()
+    # Every member listed restarted: its process started after the one before it.
+    assert all(after[x] > before[x] + 1 for x in addrs), (before, after)
+    assert last_operation(d, iid)["Status"] == "Succeeded"
 
 
 def test_a_writer_lives_through_the_upgrade_of_a_sharded_cluster_via_mongos(server):
