@@ -295,15 +295,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         rss_loaded as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!(
-            "machine load average (1/5/15 min) at the end: {}",
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-    }
+    println!(
+        "machine load average (1/5/15 min) at the end: {}",
+        crate::tools::bench_api::load_average()
+    );
     drop(server);
     if args.keep {
         println!("data dir kept: {}", dir.display());

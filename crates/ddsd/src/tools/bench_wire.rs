@@ -75,15 +75,10 @@ pub async fn bench(args: WireArgs) -> anyhow::Result<()> {
     };
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!(
-            "machine load average (1/5/15 min) at the end: {}",
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-    }
+    println!(
+        "machine load average (1/5/15 min) at the end: {}",
+        crate::tools::bench_api::load_average()
+    );
     out
 }
 

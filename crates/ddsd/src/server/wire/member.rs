@@ -18,7 +18,7 @@ use mongo_docstore::{read_command, write_command, Cursors, StoreError};
 use mongo_wire::error::LABEL_RETRYABLE_WRITE_ERROR;
 use mongo_wire::{Command, ConnCtx, ErrorCode, MongoError, Reply, Service};
 
-use super::facts::ProcessFacts;
+use super::facts::{ProcessFacts, ProcessKind};
 use super::replies;
 use super::view::{facts, Layout, Role};
 use crate::server::plane::sim::{SimPlane, WireAccess};
@@ -325,7 +325,14 @@ impl Member {
                 conn.user().map(|u| (u.username.as_str(), u.db.as_str())),
             )),
             "endSessions" | "killSessions" | "refreshSessions" => reply(doc! {"ok": 1.0}),
-            "getCmdLineOpts" => reply(doc! {"argv": [f.kind_name()], "parsed": {}, "ok": 1.0}),
+            "getCmdLineOpts" => {
+                let argv0 = if f.kind == ProcessKind::Mongos {
+                    "mongos"
+                } else {
+                    "mongod"
+                };
+                reply(doc! {"argv": [argv0], "parsed": {}, "ok": 1.0})
+            }
             "getLog" => reply(doc! {"totalLinesWritten": 0, "log": [], "ok": 1.0}),
             "whatsmyuri" => reply(doc! {"you": conn.peer.to_string(), "ok": 1.0}),
             "replSetGetStatus" | "replSetGetConfig" | "replSetStepDown" => {
@@ -540,9 +547,8 @@ impl Member {
         let name = cmd.name.as_str();
         let is_write = mongo_docstore::is_write_command(name);
         let role = self.layout.role(&obs, &self.node_id);
-        let role_ref = role.clone();
         // Which replica set and which member's view serve the command.
-        let (rs_name, member, writable) = match role {
+        let (rs_name, member, writable) = match role.clone() {
             Some(Role::Mongos) => {
                 let Some(shard) = self.layout.shards.first() else {
                     return refuse(ErrorCode::ShutdownInProgress, "no shards");
@@ -574,7 +580,6 @@ impl Member {
             }
             None => return refuse(ErrorCode::ShutdownInProgress, "shutting down"),
         };
-        let role = role_ref;
         let standalone = role == Some(Role::Standalone);
         let rs_obs = obs.replica_set(&rs_name);
         let member_obs = rs_obs.and_then(|rs| rs.member(&member));
@@ -762,20 +767,6 @@ impl Member {
                 }
                 Ok(Some(false)) => tokio::time::sleep(POLL).await,
             }
-        }
-    }
-}
-
-trait KindName {
-    fn kind_name(&self) -> &'static str;
-}
-
-impl KindName for ProcessFacts {
-    fn kind_name(&self) -> &'static str {
-        if self.kind == super::facts::ProcessKind::Mongos {
-            "mongos"
-        } else {
-            "mongod"
         }
     }
 }
