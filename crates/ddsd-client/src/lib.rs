@@ -155,6 +155,8 @@ pub struct Client {
     host: String,
     credentials: Credentials,
     signature: Signature,
+    /// The `Version` each request names ([`API_VERSION`] unless [`Client::for_version`] changed it).
+    version: &'static str,
 }
 
 impl std::fmt::Debug for Client {
@@ -209,6 +211,32 @@ impl Client {
             host,
             credentials,
             signature,
+            version: API_VERSION,
+        })
+    }
+
+    /// A V3 client for another API served the same way (the host agent's), naming `version` and
+    /// giving up on a request after `timeout`.
+    pub fn for_version(
+        endpoint: &str,
+        credentials: Credentials,
+        version: &'static str,
+        timeout: Duration,
+    ) -> anyhow::Result<Client> {
+        let (base_url, host) = parse_endpoint(endpoint)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(16)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            http,
+            base_url,
+            host,
+            credentials,
+            signature: Signature::V3,
+            version,
         })
     }
 
@@ -269,7 +297,7 @@ impl Client {
             Signature::V1 => {
                 let mut all: Vec<(&str, &str)> = vec![
                     ("Action", action),
-                    ("Version", API_VERSION),
+                    ("Version", self.version),
                     ("Format", format_param),
                 ];
                 all.extend_from_slice(params);
@@ -288,7 +316,7 @@ impl Client {
                         headers: &headers,
                         body: b"",
                         action,
-                        version: API_VERSION,
+                        version: self.version,
                     },
                     &creds,
                 );

@@ -12,6 +12,7 @@
 //! [`client::cli::run`]; the modules are a library so integration tests and tools can build the
 //! router in-process.
 
+pub mod agent;
 pub mod client;
 pub mod server;
 pub mod tools;
