@@ -2,8 +2,14 @@
 # The one-way arrows between ddsd's wings (crates/ddsd/src/{server,client,tools}), checked on the
 # source text. Fails (exit 1) listing every offending line.
 #
-#   server/  may use: its own modules, acs-rpc, dds-engine.
-#            must not use: crate::client, crate::tools, the ddsd-client crate.
+#   server/  may use: its own modules, acs-rpc, dds-engine, and the host agent's protocol
+#            (crate::agent::api: the mongodb data plane is the agents' client).
+#            must not use: crate::client, crate::tools, crate::fleet, the rest of crate::agent,
+#            the ddsd-client crate.
+#   agent/   may use: its own modules, acs-rpc, ddsd-client (the protocol's client half).
+#            must not use: crate::server, crate::client, crate::tools, crate::fleet.
+#   fleet/   (`ddsd sim-fleet`) may use: the server (its simulated plane, wire listeners, store)
+#            and the agent (the protocol and its service). must not use: crate::client, crate::tools.
 #   client/  may use: ddsd-client; from the server only its plain configuration types
 #            (crate::server::config) and, in demo.rs (a client sharing the server's process), the
 #            on-listening hook with the store and kernel catalog it hands over
@@ -49,7 +55,29 @@ done < <(code 'crate::\{' .)
 # 1. The server.
 while IFS= read -r hit; do
   [ -n "$hit" ] && fail "$hit: the server must not use the client or the tools"
-done < <(code 'crate::(client|tools)\b|\bddsd_client\b' server)
+done < <(code 'crate::(client|tools|fleet)\b|\bddsd_client\b' server)
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  case "$path" in
+    crate::agent::api | crate::agent::api::*) ;;
+    crate::agent*) fail "$file:$line: $path: the server may use only the agent's protocol (crate::agent::api)" ;;
+  esac
+done < <(uses server)
+
+# 1b. The agent and the fleet.
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  case "$path" in
+    crate::agent*) ;;
+    crate::*) fail "$file:$line: $path: the agent may use only its own modules" ;;
+  esac
+done < <(uses agent)
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  case "$path" in
+    crate::client* | crate::tools*) fail "$file:$line: $path: the fleet must not use the client or the tools" ;;
+  esac
+done < <(uses fleet)
 
 # 2. The client.
 while IFS=: read -r file line path; do

@@ -72,6 +72,7 @@ async fn harness() -> Harness {
         runtime: None,
         plane: None,
         sim: None,
+        mongo: None,
         rolling: dds_engine::workflow::UpgradeConfig::default(),
         api_faults: Default::default(),
     });

@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// Speed of the simulated data plane (plane time per wall time). Default 1.
     #[arg(long, env = "DDSD_SIM_SPEED", value_name = "FACTOR")]
     pub sim_speed: Option<f64>,
+    /// The data plane: the embedded simulation (default) or `mongodb`, deployments ddsd does not
+    /// own, imported with DdsdImportDBInstance and driven through host agents.
+    #[arg(long, env = "DDSD_PLANE", value_enum)]
+    pub plane: Option<crate::server::config::PlaneKind>,
     /// Start with a ready demo fleet (data dir ./data-demo and sim speed 30 unless configured) and
     /// print the one command that upgrades it.
     #[arg(long)]
@@ -155,6 +159,7 @@ impl ServeArgs {
             region: self.region.clone(),
             log_format: self.log_format,
             sim_speed: self.sim_speed,
+            plane: self.plane,
             demo: self.demo,
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),

@@ -36,10 +36,22 @@ pub struct ConfigOverrides {
     pub region: Option<String>,
     pub log_format: Option<LogFormat>,
     pub sim_speed: Option<f64>,
+    pub plane: Option<PlaneKind>,
     pub demo: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: bool,
+}
+
+/// Which data plane drives the instances (docs/mongodb-plane.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaneKind {
+    /// The embedded simulated fleet.
+    #[default]
+    Sim,
+    /// Deployments ddsd does not own, through the official driver and host agents.
+    Mongodb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -84,6 +96,10 @@ struct FileConfig {
     /// Speed of the simulated data plane: plane time per wall time (1 = MongoDB-like durations,
     /// 100 = a 30 s member start takes 0.3 s). Tests and demos speed it up.
     sim_speed: Option<f64>,
+    /// `sim` (default) or `mongodb`.
+    plane: Option<PlaneKind>,
+    /// `[mongodb]`: timeouts of the `mongodb` data plane.
+    mongodb: Option<MongodbFile>,
     /// Who may read `GET /metrics`: `loopback` (default), `any`, `off`.
     metrics: Option<MetricsAccess>,
     #[serde(default)]
@@ -93,6 +109,14 @@ struct FileConfig {
     upgrade: Option<toml::Table>,
     /// `[wire]`: the simulated processes' MongoDB listeners.
     wire: Option<WireFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MongodbFile {
+    connect_timeout_ms: Option<u64>,
+    command_timeout_ms: Option<u64>,
+    agent_timeout_ms: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -208,6 +232,9 @@ pub struct Config {
     /// Every bound on client input and load (docs/limits.md).
     pub limits: LimitSettings,
     pub sim_speed: f64,
+    pub plane: PlaneKind,
+    /// `[mongodb]`, for `plane = "mongodb"`.
+    pub mongodb: crate::server::plane::mongodb::MongoPlaneConfig,
     pub metrics: MetricsAccess,
     /// `serve --demo`: bring up the demo fleet (see `demo.rs`).
     pub demo: bool,
@@ -235,6 +262,8 @@ impl fmt::Debug for Config {
             .field("regions_file", &self.regions_file)
             .field("limits", &self.limits)
             .field("sim_speed", &self.sim_speed)
+            .field("plane", &self.plane)
+            .field("mongodb", &self.mongodb)
             .field("metrics", &self.metrics)
             .field("demo", &self.demo)
             .field("access_key_ids", &ids)
@@ -284,6 +313,23 @@ impl Config {
         });
         crate::server::plane::PlaneClock::check_speed(sim_speed)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let plane = args.plane.or(file.plane).unwrap_or_default();
+        let mongodb = {
+            let f = file.mongodb.unwrap_or_default();
+            let d = crate::server::plane::mongodb::MongoPlaneConfig::default();
+            let bounded = |name: &str, v: Option<u64>, default: u64| -> anyhow::Result<u64> {
+                let v = v.unwrap_or(default);
+                if !(1..=3_600_000).contains(&v) {
+                    bail!("[mongodb] {name} must be 1 to 3600000 ms, got {v}");
+                }
+                Ok(v)
+            };
+            crate::server::plane::mongodb::MongoPlaneConfig {
+                connect_timeout_ms: bounded("connect_timeout_ms", f.connect_timeout_ms, d.connect_timeout_ms)?,
+                command_timeout_ms: bounded("command_timeout_ms", f.command_timeout_ms, d.command_timeout_ms)?,
+                agent_timeout_ms: bounded("agent_timeout_ms", f.agent_timeout_ms, d.agent_timeout_ms)?,
+            }
+        };
         let limits = LimitSettings::resolve(
             &LimitsFile {
                 max_body_bytes: file.max_body_bytes,
@@ -373,6 +419,8 @@ impl Config {
             access_keys,
             admin_access_keys,
             sim_speed,
+            plane,
+            mongodb,
             metrics: file.metrics.unwrap_or_default(),
             demo: args.demo,
             rolling,
@@ -555,6 +603,10 @@ mod tests {
             "tls_key",
             "tls_self_signed",
             "sim_speed",
+            "plane",
+            "connect_timeout_ms",
+            "command_timeout_ms",
+            "agent_timeout_ms",
             "metrics",
             "max_body_bytes",
             "body_read_timeout_ms",

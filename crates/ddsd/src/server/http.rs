@@ -49,7 +49,9 @@ use crate::server::config::Config;
 use crate::server::keys;
 use crate::server::limits::Limiter;
 use crate::server::metrics::MetricsAccess;
+use crate::server::plane::mongodb::MongoPlane;
 use crate::server::plane::sim::{SimPlane, SimPlaneConfig};
+use crate::server::plane::DataPlane;
 use crate::server::runtime::{Runtime, RuntimeConfig};
 use crate::server::store::{SqliteOptions, SqliteStore, Store};
 
@@ -136,45 +138,17 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         .context("opening the store")?,
     );
     let kernels = Arc::new(KernelCatalog::load(&*store).await?);
-    let wire = &config.wire;
-    let ports = if wire.enabled {
-        Some(Arc::new(match wire.port_range {
-            Some((first, last)) => crate::server::plane::ports::PortBook::new(first, last)
-                .map_err(anyhow::Error::msg)?,
-            None => crate::server::plane::ports::PortBook::auto(wire.bind),
-        }))
-    } else {
-        None
+    let (plane, sim, mongo, wire_handle) = match config.plane {
+        crate::server::config::PlaneKind::Sim => {
+            let (sim, wire_handle) = open_sim_plane(&config, &store).await?;
+            (sim.clone() as Arc<dyn DataPlane>, Some(sim), None, wire_handle)
+        }
+        crate::server::config::PlaneKind::Mongodb => {
+            info!("data plane: mongodb (deployments imported with DdsdImportDBInstance, driven through host agents)");
+            let mongo = Arc::new(MongoPlane::new(store.clone(), config.mongodb.clone()));
+            (mongo.clone() as Arc<dyn DataPlane>, None, Some(mongo), None)
+        }
     };
-    let plane = Arc::new(
-        SimPlane::open(
-            store.clone(),
-            SimPlaneConfig {
-                speed: config.sim_speed,
-                ports,
-                advertised_host: wire.advertised_host.clone(),
-                ..SimPlaneConfig::default()
-            },
-        )
-        .await
-        .context("opening the simulated data plane")?,
-    );
-    let wire_handle = wire.enabled.then(|| {
-        info!(bind = %wire.bind, advertised_host = %wire.advertised_host, "simulated processes speak MongoDB's wire protocol");
-        crate::server::wire::supervisor::Supervisor::spawn(
-            plane.clone(),
-            store.clone(),
-            crate::server::wire::supervisor::WireSettings {
-                bind: wire.bind,
-                max_listeners: wire.max_listeners,
-                limits: mongo_wire::WireLimits {
-                    max_connections: wire.max_connections_per_member,
-                    ..mongo_wire::WireLimits::default()
-                },
-                ..Default::default()
-            },
-        )
-    });
     // Resumes every operation a previous run left unfinished (a crash, kill -9, power loss).
     let runtime = Runtime::start(
         store.clone(),
@@ -195,7 +169,8 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         admin_keys,
         runtime: Some(runtime.handle()),
         plane: Some(plane.clone()),
-        sim: Some(plane.clone()),
+        sim,
+        mongo,
         rolling: config.rolling.clone(),
         api_faults: Default::default(),
     });
@@ -270,6 +245,56 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
     }
     info!("ddsd stopped");
     Ok(())
+}
+
+/// The embedded simulated fleet and, when `[wire]` is on, its processes' MongoDB listeners.
+async fn open_sim_plane(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<(
+    Arc<SimPlane>,
+    Option<crate::server::wire::supervisor::WireHandle>,
+)> {
+    let wire = &config.wire;
+    let ports = if wire.enabled {
+        Some(Arc::new(match wire.port_range {
+            Some((first, last)) => crate::server::plane::ports::PortBook::new(first, last)
+                .map_err(anyhow::Error::msg)?,
+            None => crate::server::plane::ports::PortBook::auto(wire.bind),
+        }))
+    } else {
+        None
+    };
+    let plane = Arc::new(
+        SimPlane::open(
+            store.clone(),
+            SimPlaneConfig {
+                speed: config.sim_speed,
+                ports,
+                advertised_host: wire.advertised_host.clone(),
+                ..SimPlaneConfig::default()
+            },
+        )
+        .await
+        .context("opening the simulated data plane")?,
+    );
+    let wire_handle = wire.enabled.then(|| {
+        info!(bind = %wire.bind, advertised_host = %wire.advertised_host, "simulated processes speak MongoDB's wire protocol");
+        crate::server::wire::supervisor::Supervisor::spawn(
+            plane.clone(),
+            store.clone(),
+            crate::server::wire::supervisor::WireSettings {
+                bind: wire.bind,
+                max_listeners: wire.max_listeners,
+                limits: mongo_wire::WireLimits {
+                    max_connections: wire.max_connections_per_member,
+                    ..mongo_wire::WireLimits::default()
+                },
+                ..Default::default()
+            },
+        )
+    });
+    Ok((plane, wire_handle))
 }
 
 /// How long shutdown waits for in-flight requests before exiting anyway.

@@ -109,6 +109,8 @@ pub enum ApiError {
 
     // Faults.
     NotSimulated,
+    /// `DdsdImportDBInstance` without the `mongodb` data plane.
+    NotMongoPlane,
     ApiFaultQuota {
         max: usize,
     },
@@ -188,6 +190,7 @@ impl ApiError {
             IncorrectState { .. } => "IncorrectDBInstanceState",
             OperationNotFound => "InvalidOperationId.NotFound",
             NotSimulated => "OperationDenied.NotSimulated",
+            NotMongoPlane => "OperationDenied.DataPlane",
             ApiFaultQuota { .. } => "QuotaExceeded.ApiFaults",
             MissingErrorCode => "MissingErrorCode",
             Injected { code, .. } => code,
@@ -220,7 +223,8 @@ impl ApiError {
             | OperationUnfinished { .. }
             | InstanceType { .. }
             | IncorrectState { .. }
-            | NotSimulated => 403,
+            | NotSimulated
+            | NotMongoPlane => 403,
             InstanceNotFound
             | ClassNotFound { .. }
             | RegionNotFound
@@ -314,6 +318,9 @@ impl ApiError {
                 "The OperationId provided does not exist in our records for this instance.".into()
             }
             NotSimulated => "Faults can only be injected into the simulated data plane.".into(),
+            NotMongoPlane => {
+                "Deployments can be imported only when ddsd runs with plane = \"mongodb\".".into()
+            }
             ApiFaultQuota { max } => format!(
                 "At most {max} API faults are kept, spent ones included; clear some with \
                  DdsdClearApiFaults."
@@ -497,6 +504,7 @@ mod tests {
             IncorrectState { detail: s() },
             OperationNotFound,
             NotSimulated,
+            NotMongoPlane,
             ApiFaultQuota { max: 64 },
             MissingErrorCode,
             Injected {
@@ -517,7 +525,7 @@ mod tests {
                 EngineVersionNotFound { .. } | KernelVersionMalformed { .. } => {}
                 KernelVersionDuplicate { .. } | KernelVersionNotNewer { .. } => {}
                 KernelVersionNotFound { .. } | InstanceType { .. } | AlreadyLatest => {}
-                IncorrectState { .. } | OperationNotFound | NotSimulated => {}
+                IncorrectState { .. } | OperationNotFound | NotSimulated | NotMongoPlane => {}
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
             }
         }

@@ -67,6 +67,7 @@ pub mod classes;
 pub mod describe;
 pub mod errors;
 pub mod faults;
+pub mod import;
 pub mod instances;
 pub mod kernels;
 pub mod operations;
@@ -103,6 +104,8 @@ pub struct Context {
     pub plane: Option<Arc<dyn DataPlane>>,
     /// The simulated plane when it is the data plane: the ground truth `DdsdDescribeOperations` adds.
     pub sim: Option<Arc<SimPlane>>,
+    /// The `mongodb` plane when it is the data plane: what `DdsdImportDBInstance` imports into.
+    pub mongo: Option<Arc<crate::server::plane::mongodb::MongoPlane>>,
     /// Limits and timeouts of the upgrades and restarts accepted from now on (persisted with each
     /// operation, so a change applies to new operations only).
     pub rolling: UpgradeConfig,
@@ -158,6 +161,8 @@ pub enum Plane {
     Any,
     /// Only the simulated plane (`OperationDenied.NotSimulated` otherwise): faults on demand.
     Simulated,
+    /// Only the `mongodb` plane (`OperationDenied.DataPlane` otherwise): imports.
+    MongoDB,
 }
 
 /// The verified request's business parameters (protocol parameters removed).
@@ -322,6 +327,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             NoParams => api_faults::ddsd_describe_api_faults),
     action!("DdsdClearApiFaults",               Admin,  Mutates, Ignored,     Any,
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
+    action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
+            import::ImportRequest => import::ddsd_import_db_instance),
 ];
 
 /// The row of an action, by its exact name.
@@ -338,6 +345,8 @@ impl ActionSpec {
                 Some(ApiError::ForbiddenRam)
             } else if self.plane == Plane::Simulated && ctx.sim.is_none() {
                 Some(ApiError::NotSimulated)
+            } else if self.plane == Plane::MongoDB && ctx.mongo.is_none() {
+                Some(ApiError::NotMongoPlane)
             } else {
                 None
             };
@@ -400,6 +409,7 @@ pub(crate) mod testing {
                 runtime: None,
                 plane: None,
                 sim: None,
+                mongo: None,
                 rolling: UpgradeConfig::default(),
                 api_faults: Default::default(),
             }),

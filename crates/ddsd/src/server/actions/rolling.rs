@@ -180,6 +180,16 @@ pub(crate) async fn accept(
         });
     }
     if let Some(plane) = &ctx.plane {
+        if let dds_engine::workflow::RollingKind::Upgrade { target_kernel } = &op.kind {
+            match plane.check_kernel(id, target_kernel).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(ApiError::incorrect_state(&why)),
+                Err(e) => {
+                    tracing::error!(instance_id = %id, error = %e, "cannot ask the hosts for their kernels");
+                    return Err(acs_rpc::Gateway::ServiceUnavailable.into());
+                }
+            }
+        }
         match plane.observe(id).await {
             Ok(Some(obs)) => op.preflight(&obs)?,
             Ok(None) => {

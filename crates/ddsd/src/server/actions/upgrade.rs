@@ -121,6 +121,7 @@ pub(crate) mod test_support {
             runtime: Some(runtime.handle()),
             plane: Some(plane.clone()),
             sim: Some(plane.clone()),
+            mongo: None,
             rolling: UpgradeConfig::default(),
             api_faults: Default::default(),
         });

@@ -2,6 +2,7 @@
 //! provision and deprovision deployments, and (for tests and demos) inject faults.
 //!
 //! - this module: the [`DataPlane`] trait and [`PlaneClock`], the plane's own time base;
+//! - [`mongodb`]: deployments ddsd does not own, through the official driver and host agents;
 //! - [`sim`]: the default implementation, one simulated fleet (`dds_engine::sim::SimFleet`) per instance on
 //!   real time scaled by a speed factor, persisted in the store so a restart of ddsd does not reset the
 //!   simulated deployments.
@@ -15,6 +16,7 @@
 //! extensions) and the serve wiring; never by the client or the tools.
 
 pub mod data;
+pub mod mongodb;
 pub mod ports;
 pub mod sim;
 
@@ -46,6 +48,9 @@ pub enum PlaneError {
     Unsupported(&'static str),
     #[error("invalid data-plane configuration: {0}")]
     Config(String),
+    /// The deployment (or its agent) did not answer: the outcome is unknown, observe again later.
+    #[error("the deployment is unavailable: {0}")]
+    Unavailable(String),
     /// A newer claim on an operation of this instance has reached the plane; the caller must stop.
     #[error("instance {instance_id}: fencing epoch {presented} is older than {current}")]
     Fenced {
@@ -105,13 +110,26 @@ pub trait DataPlane: Send + Sync + 'static {
     /// The deployment as it is now, `None` when there is none.
     fn observe(&self, instance_id: &str) -> PlaneFuture<'_, Option<DeploymentObservation>>;
 
-    /// Carries out a workflow command; the inner error is the plane's refusal.
+    /// Carries out a workflow command of operation `operation_id`; the inner error is the plane's
+    /// refusal. The same command of the same operation, sent again (after a crash), is recognised
+    /// as a repeat where the plane can tell.
     fn execute(
         &self,
         instance_id: &str,
         epoch: u64,
+        operation_id: &str,
         command: &Command,
     ) -> PlaneFuture<'_, Result<(), CommandError>>;
+
+    /// Whether every host of the deployment can run `kernel_version` (its binary is installed);
+    /// the inner error says which host lacks it. Planes that provide every kernel say yes.
+    fn check_kernel(
+        &self,
+        _instance_id: &str,
+        _kernel_version: &str,
+    ) -> PlaneFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(Ok(())) })
+    }
 
     /// Arms a fault, in the plane's own vocabulary (for the simulation: a serialised
     /// `dds_engine::sim::Fault`).

@@ -581,6 +581,7 @@ impl DataPlane for SimPlane {
         &self,
         instance_id: &str,
         epoch: u64,
+        _operation_id: &str,
         command: &Command,
     ) -> PlaneFuture<'_, Result<(), CommandError>> {
         let (id, command) = (instance_id.to_string(), command.clone());
@@ -767,7 +768,7 @@ mod tests {
                 replica_set: obs.replica_sets[0].name.clone(),
                 node_id: secondary.into(),
             };
-            assert_eq!(plane.execute("dds-p2", 1, &stop).await.unwrap(), Ok(()));
+            assert_eq!(plane.execute("dds-p2", 1, "op", &stop).await.unwrap(), Ok(()));
         }
         // ddsd is down for a minute; the stop completes meanwhile, as it would on a real host.
         w.advance(60_000);
@@ -805,7 +806,7 @@ mod tests {
             node_id: "dds-p3-1".into(),
         };
         assert!(matches!(
-            plane.execute("dds-p3", 6, &stop).await,
+            plane.execute("dds-p3", 6, "op", &stop).await,
             Err(PlaneError::Fenced { .. })
         ));
         assert!(matches!(
@@ -814,7 +815,7 @@ mod tests {
         ));
         let truth = plane.truth("dds-p3").await.unwrap().unwrap();
         assert!(truth.commands.is_empty(), "nothing reached the fleet");
-        assert_eq!(plane.execute("dds-p3", 7, &stop).await.unwrap(), Ok(()));
+        assert_eq!(plane.execute("dds-p3", 7, "op", &stop).await.unwrap(), Ok(()));
     }
 
     #[tokio::test]

@@ -379,8 +379,9 @@ async fn drive(shared: &Shared, op: Operation) -> Result<(), DriveError> {
                 state.follow_maintain_window(current.maintain_window);
             }
         }
-        let now = plane.now_ms();
         let obs = plane.observe(&instance.id).await?;
+        // The deployment's own time when it was seen (a remote deployment's clock is its own).
+        let now = obs.as_ref().map_or_else(|| plane.now_ms(), |o| o.now_ms);
         let step = state.step(&instance, obs.as_ref(), now);
         let update = state.instance_update(&instance, obs.as_ref());
         match step {
@@ -409,7 +410,8 @@ async fn drive(shared: &Shared, op: Operation) -> Result<(), DriveError> {
                 persist.save(&state, update.clone(), true).await?;
                 apply_update(&mut instance, &update);
                 for effect in &effects {
-                    let result = execute(plane.as_ref(), &instance, epoch, effect).await?;
+                    let result =
+                        execute(plane.as_ref(), &instance, epoch, &persist.op_id, effect).await?;
                     match &result {
                         Err(e) => tracing::info!(?effect, error = %e, "the data plane refused"),
                         Ok(()) => tracing::debug!(?effect, "executed"),
@@ -438,11 +440,12 @@ async fn execute(
     plane: &dyn DataPlane,
     instance: &dds_engine::model::Instance,
     epoch: u64,
+    operation_id: &str,
     effect: &Effect,
 ) -> Result<Result<(), CommandError>, PlaneError> {
     match effect {
         Effect::Plane(PlaneEffect::Provision) => plane.provision(instance, epoch).await,
         Effect::Plane(PlaneEffect::Deprovision) => plane.deprovision(&instance.id, epoch).await,
-        Effect::Command(cmd) => plane.execute(&instance.id, epoch, cmd).await,
+        Effect::Command(cmd) => plane.execute(&instance.id, epoch, operation_id, cmd).await,
     }
 }

@@ -401,6 +401,7 @@ async fn a_takeover_fences_the_previous_driver_in_the_store_and_at_the_plane() {
         .execute(
             "dds-zz",
             other.epoch,
+            "op",
             &dds_engine::plane::Command::StopMember {
                 replica_set: "mgset-dds-zz".into(),
                 node_id: "dds-zz-1".into(),

@@ -601,4 +601,12 @@ pub trait Store: Send + Sync + 'static {
 
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>>;
     fn put_setting(&self, key: &str, value: &str) -> StoreFuture<'_, ()>;
+
+    /// `DdsdImportDBInstance`: stores an instance that already runs somewhere (no create operation)
+    /// together with its settings, at once. [`StoreError::InstanceExists`] when the id is taken.
+    fn import_instance(
+        &self,
+        instance: Instance,
+        settings: Vec<(String, String)>,
+    ) -> StoreFuture<'_, ()>;
 }

@@ -946,6 +946,22 @@ pub(crate) fn plane_snapshot_ids(c: &Connection) -> StoreResult<Vec<String>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub(crate) fn import_instance(
+    c: &Connection,
+    ctx: &Ctx,
+    instance: &EncodedInstance,
+    settings: &[(String, String)],
+) -> StoreResult<()> {
+    if get_instance(c, &instance.instance.id)?.is_some() {
+        return Err(StoreError::InstanceExists(instance.instance.id.clone()));
+    }
+    insert_instance(c, ctx, instance)?;
+    for (k, v) in settings {
+        put_setting(c, k, v)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_setting(key: &str, value: Option<&str>) -> StoreResult<()> {
     if key.is_empty() {
         return Err(invalid("empty setting key"));

@@ -557,4 +557,20 @@ impl Store for SqliteStore {
         let (key, value) = (key.to_string(), value.to_string());
         self.write(move |c, _| sql::put_setting(c, &key, &value))
     }
+
+    fn import_instance(
+        &self,
+        instance: Instance,
+        settings: Vec<(String, String)>,
+    ) -> StoreFuture<'_, ()> {
+        for (k, v) in &settings {
+            if let Err(e) = sql::check_setting(k, Some(v)) {
+                return Self::fail(e);
+            }
+        }
+        match sql::encode_instance(instance) {
+            Ok(encoded) => self.write(move |c, ctx| sql::import_instance(c, ctx, &encoded, &settings)),
+            Err(e) => Self::fail(e),
+        }
+    }
 }
