@@ -131,7 +131,9 @@ def start_ddsd(
     data_dir: Path | None = None,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
+    extra_config: str = "",
 ) -> Ddsd:
+    """`extra_config`: TOML tables appended to the generated file (e.g. `[mongodb]`)."""
     binary = ddsd_binary()
     if not binary.is_file():
         pytest.fail(f"ddsd binary not found at {binary}: run `cargo build -p ddsd` (or set DDSD_BIN)", pytrace=False)
@@ -139,6 +141,8 @@ def start_ddsd(
     data_dir = data_dir or workdir / "data"
     config = workdir / "ddsd.toml"
     write_config(config, data_dir)
+    if extra_config:
+        config.write_text(config.read_text() + "\n" + extra_config + "\n")
     n = len(list(workdir.glob("stderr-*.log")))
     stderr_path = workdir / f"stderr-{n}.log"
     stderr_file = open(stderr_path, "wb")
@@ -227,8 +231,10 @@ class DdsdFactory:
         data_dir: Path | None = None,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        extra_config: str = "",
     ) -> Ddsd:
-        d = start_ddsd(self.base / name, data_dir=data_dir, extra_args=extra_args, env=env)
+        d = start_ddsd(self.base / name, data_dir=data_dir, extra_args=extra_args, env=env,
+                       extra_config=extra_config)
         self.running.append(d)
         return d
 

@@ -13,6 +13,11 @@ Instances start on an older kernel through the operator extensions (`DdsdCreateD
   shows every process restarted exactly once and one election per replica set.
 
 The simulated data plane runs at `--sim-speed 500`, so a sharded upgrade takes a second or two.
+
+Every scenario runs twice: on the embedded simulated plane, and on the `mongodb` plane against a
+separate `ddsd sim-fleet` process — instances imported (`DdsdImportDBInstance`) and driven through
+MongoDB's wire protocol and the hosts' agents, the ground truth read from the fleet. The standalone
+scenario is the embedded plane's only: the `mongodb` plane imports deployments, it does not create them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from aliyunsdkdds.request.v20151201.UpgradeDBInstanceKernelVersionRequest import
 )
 from alibabacloud_dds20151201 import models as M
 
+from conftest import DdsdFactory
+from fleet import Fleet, check_invariants, import_deployment
 from test_instances import REGION, attribute, legacy, legacy_json, legacy_prepare, load, start_fast, tea, tea_call, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 
@@ -31,11 +38,22 @@ SPEED = "500"
 OLD_44 = "mongodb_20211020_4.4.6"  # the oldest catalogued 4.4 kernel
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    factory, d = start_fast(tmp_path_factory, "upgrade", speed=SPEED)
+@pytest.fixture(scope="module", params=["sim", "mongodb"])
+def server(request, tmp_path_factory):
+    if request.param == "sim":
+        factory, d = start_fast(tmp_path_factory, "upgrade", speed=SPEED)
+        d.fleet = None
+        yield d
+        factory.stop_all()
+        return
+    base = tmp_path_factory.mktemp("upgrade-mongodb")
+    fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
+    factory = DdsdFactory(base)
+    d = factory.start(extra_args=["--plane", "mongodb"])
+    d.fleet = fleet
     yield d
     factory.stop_all()
+    fleet.stop()
 
 
 def admin(d) -> tuple[str, str]:
@@ -51,6 +69,8 @@ def newest_44(d) -> str:
 
 
 def pinned_rs(d) -> str:
+    if d.fleet:
+        return import_deployment(d, d.fleet, d.fleet.create("replicate", OLD_44))
     body = tea_call(d, "DdsdCreateDBInstance", {
         "RegionId": REGION, "EngineVersion": "4.4", "DBInstanceClass": "dds.mongo.mid",
         "DBInstanceStorage": "20", "KernelVersion": OLD_44}, key=admin(d))
@@ -58,6 +78,8 @@ def pinned_rs(d) -> str:
 
 
 def pinned_sharded(d, shards: int = 2) -> str:
+    if d.fleet:
+        return import_deployment(d, d.fleet, d.fleet.create("sharding", OLD_44, Shards=shards))
     q = {"RegionId": REGION, "Engine": "MongoDB", "EngineVersion": "4.4", "KernelVersion": OLD_44,
          "ConfigServer.1.Class": "dds.cs.mid", "ConfigServer.1.Storage": "20",
          "Mongos.1.Class": "dds.mongos.mid", "Mongos.2.Class": "dds.mongos.mid"}
@@ -97,6 +119,13 @@ def check_last_operation(d, instance_id: str, action: str, restarted: set[str] |
     op = operations(d, instance_id)[0]
     assert (op["Action"], op["Status"]) == (action, "Succeeded"), op
     assert op["Report"]["Outcome"] == "Succeeded"
+    if d.fleet:
+        # The deployment's clock is the fleet's: the report's times are on it.
+        report = op["Report"]
+        truth = d.fleet.truth(d.fleet.deployments[instance_id]["DeploymentId"], report["StartedMs"],
+                              report["FinishedMs"])
+        check_invariants(truth, restarted)
+        return op
     sim = op["Simulation"]
     for p in sim["Processes"]:
         want = 1 if restarted is None or p["NodeId"] in restarted else 0
@@ -191,6 +220,8 @@ def test_legacy_core_v1_upgrades_a_sharded_cluster_and_a_replica_set(server):
 
 
 def test_standalone_and_unknown_instances_are_refused_and_nothing_changes(server):
+    if server.fleet:
+        pytest.skip("the mongodb plane imports replica sets and sharded clusters; it creates nothing")
     body = tea(server).create_dbinstance(M.CreateDBInstanceRequest(
         region_id=REGION, engine="MongoDB", engine_version="4.0", dbinstance_class="dds.sn2.standard.1",
         dbinstance_storage=20, replication_factor="1"))

@@ -14,5 +14,6 @@
 
 pub mod agent;
 pub mod client;
+pub mod fleet;
 pub mod server;
 pub mod tools;

@@ -29,6 +29,9 @@ enum Command {
     Client(ddsd::client::cli::Command),
     /// Load instances into a fresh ddsd and measure API latency and memory.
     Bench(ddsd::tools::bench::BenchArgs),
+    /// Simulated MongoDB deployments in a process of their own: members on wire ports, hosts
+    /// behind the agent protocol (what `serve --plane mongodb` imports and drives).
+    SimFleet(ddsd::fleet::FleetArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +44,6 @@ fn main() -> ExitCode {
         }
         Command::Client(command) => ddsd::client::cli::run(command),
         Command::Bench(args) => client_command(|| ddsd::tools::bench::run(args)),
+        Command::SimFleet(args) => ddsd::fleet::run(args),
     }
 }

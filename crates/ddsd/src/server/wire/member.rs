@@ -319,7 +319,26 @@ impl Member {
             }
             "ping" => reply(doc! {"ok": 1.0}),
             "buildInfo" | "buildinfo" => reply(replies::build_info(&f)),
-            "serverStatus" => reply(replies::server_status(&f)),
+            "serverStatus" => {
+                let mut d = replies::server_status(&f);
+                // As a real mongos does: where its config servers are (what an importer reads).
+                if let (ProcessKind::Mongos, Some(cs)) = (f.kind, &self.layout.config_server) {
+                    let host = self.plane.advertised_host();
+                    let hosts: Vec<String> = self
+                        .layout
+                        .sets
+                        .iter()
+                        .filter(|s| &s.name == cs)
+                        .flat_map(|s| s.members.iter())
+                        .filter_map(|m| a.ports.get(&m.node_id).map(|p| format!("{host}:{p}")))
+                        .collect();
+                    d.insert(
+                        "sharding",
+                        doc! {"configsvrConnectionString": format!("{cs}/{}", hosts.join(","))},
+                    );
+                }
+                reply(d)
+            }
             "getParameter" => reply(replies::get_parameter(&f, body)),
             "connectionStatus" => reply(replies::connection_status(
                 conn.user().map(|u| (u.username.as_str(), u.db.as_str())),

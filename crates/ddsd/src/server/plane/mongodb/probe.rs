@@ -78,7 +78,9 @@ impl Connector {
         opts.direct_connection = Some(true);
         opts.app_name = Some("ddsd".into());
         opts.connect_timeout = Some(self.connect_timeout);
-        opts.server_selection_timeout = Some(self.command_timeout);
+        // A fresh client checks its server at once; a cached one whose server went away waits for
+        // its monitor, so a dead server's client is dropped (`forget`) and selection kept short.
+        opts.server_selection_timeout = Some(self.connect_timeout);
         opts.heartbeat_freq = Some(Duration::from_millis(500));
         opts.max_pool_size = Some(4);
         opts.retry_reads = Some(false);
@@ -96,6 +98,14 @@ impl Connector {
             .map_err(|e| CallError::NoAnswer(format!("driver options for {address}: {e}")))?;
         clients.insert(address.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// Drops the cached client of a process that went away (its pool and monitor are stale).
+    pub fn forget(&self, address: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(address);
     }
 
     /// Whether something accepts connections on `address` (refused or silent: no).
@@ -116,10 +126,13 @@ impl Connector {
         let db = client.database("admin");
         let run = db.run_command(command);
         match tokio::time::timeout(self.command_timeout, run).await {
-            Err(_) => Err(CallError::NoAnswer(format!(
-                "{address}: no answer within {} ms",
-                self.command_timeout.as_millis()
-            ))),
+            Err(_) => {
+                self.forget(address);
+                Err(CallError::NoAnswer(format!(
+                    "{address}: no answer within {} ms",
+                    self.command_timeout.as_millis()
+                )))
+            }
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(match *e.kind {
                 ErrorKind::Command(ref c) => CallError::Refused {
@@ -127,7 +140,10 @@ impl Connector {
                     code_name: c.code_name.clone(),
                     message: c.message.clone(),
                 },
-                _ => CallError::NoAnswer(format!("{address}: {e}")),
+                _ => {
+                    self.forget(address);
+                    CallError::NoAnswer(format!("{address}: {e}"))
+                }
             }),
         }
     }
@@ -190,6 +206,7 @@ impl Connector {
     pub async fn probe(&self, address: &str, cached: Option<(u64, String)>) -> ProcessProbe {
         let mut p = ProcessProbe::default();
         if !self.listening(address).await {
+            self.forget(address);
             return p;
         }
         let (hello, status) = tokio::join!(
