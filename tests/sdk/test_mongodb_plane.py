@@ -186,6 +186,13 @@ def test_a_majority_writer_loses_nothing_through_a_mongodb_plane_upgrade(world):
         assert len(w.primaries) >= 2, "it followed the stepdown to a new primary"
         check_exactly_once(coll, w)
     upgraded(d, fleet, iid)
+    # The credentials the import was given are kept for the plane's use only.
+    secrets = [PASSWORD] + [a["AccessKeySecret"] for a in m["Agents"]]
+    shown = json.dumps(tea_call(d, "DescribeDBInstanceAttribute", {"DBInstanceId": iid}))
+    shown += json.dumps(tea_call(d, "DdsdDescribeOperations", {"DBInstanceId": iid}))
+    logs = d.stderr_text() + "".join(p.read_text() for p in fleet.workdir.glob("fleet-stderr-*.log"))
+    for s in secrets:
+        assert s not in shown and s not in logs
 
 
 def test_an_agent_key_acts_on_its_own_host_only_and_requests_must_be_signed_once(world):

@@ -86,6 +86,19 @@ pub type ExtraActions = Arc<
         + Sync,
 >;
 
+/// The parameters as they may be logged: a password or a secret (a deployment's own actions may
+/// take one) shows as `***`.
+fn loggable(params: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            let secret = lower.contains("password") || lower.contains("secret");
+            (k.as_str(), if secret { "***" } else { v.as_str() })
+        })
+        .collect()
+}
+
 /// How long a client may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
@@ -643,7 +656,7 @@ async fn handle(service: Arc<AgentService>, req: Request, request_id: String) ->
         action = %action,
         access_key_id = %verified.access_key_id,
         host = %host,
-        params = ?verified.params,
+        params = ?loggable(&verified.params),
         "request"
     );
     match service.dispatch(&action, verified.params, &host).await {
