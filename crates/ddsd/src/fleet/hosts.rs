@@ -119,11 +119,7 @@ impl SimHosts {
                 .map(|m| (m.up, m.kernel_version.clone())),
         }
         .ok_or_else(|| AgentError::NoSuchProcess(h.process.clone()))?;
-        let endpoints = self
-            .plane
-            .endpoints(&h.deployment)
-            .await
-            .map_err(failed)?;
+        let endpoints = self.plane.endpoints(&h.deployment).await.map_err(failed)?;
         let port = endpoints
             .as_ref()
             .and_then(|e| e.ports.get(&h.process).copied())

@@ -108,8 +108,15 @@ fn admin_key(data_dir: &std::path::Path) -> anyhow::Result<(String, String, bool
     if let Ok(text) = std::fs::read_to_string(&path) {
         let v: Value = serde_json::from_str(&text).context("reading the fleet admin key")?;
         let id = v["AccessKeyId"].as_str().unwrap_or_default().to_string();
-        let secret = v["AccessKeySecret"].as_str().unwrap_or_default().to_string();
-        anyhow::ensure!(!id.is_empty() && !secret.is_empty(), "{} is incomplete", path.display());
+        let secret = v["AccessKeySecret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(
+            !id.is_empty() && !secret.is_empty(),
+            "{} is incomplete",
+            path.display()
+        );
         return Ok((id, secret, false));
     }
     let (id, secret) = (format!("FLEET{}", random_token(16)), random_token(30));
@@ -132,9 +139,11 @@ async fn serve(args: FleetArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.clone();
     let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open_in(&data_dir, SqliteOptions::default()))
-            .await?
-            .context("opening the fleet's store")?,
+        tokio::task::spawn_blocking(move || {
+            SqliteStore::open_in(&data_dir, SqliteOptions::default())
+        })
+        .await?
+        .context("opening the fleet's store")?,
     );
     let bind = args.listen.ip();
     let plane = Arc::new(
@@ -238,9 +247,10 @@ async fn serve(args: FleetArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %local, speed = args.sim_speed, "sim-fleet serving");
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        {
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
@@ -275,14 +285,12 @@ fn count(
 ) -> Result<u32, AgentError> {
     match p.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or(AgentError::InvalidParameter {
+        Some(v) => v.parse::<u32>().ok().filter(|n| range.contains(n)).ok_or(
+            AgentError::InvalidParameter {
                 name,
                 reason: format!("{v} is not in {range:?}"),
-            }),
+            },
+        ),
     }
 }
 
@@ -304,13 +312,12 @@ impl Fleet {
                         reason: e.to_string(),
                     }
                 })?;
-                self.plane
-                    .arm_fault(&id, fault)
-                    .await
-                    .map_err(|e| AgentError::InvalidParameter {
+                self.plane.arm_fault(&id, fault).await.map_err(|e| {
+                    AgentError::InvalidParameter {
                         name: "Fault",
                         reason: e.to_string(),
-                    })?;
+                    }
+                })?;
                 Ok(json!({"DeploymentId": id}))
             }),
             "RemoveKernel" => Box::pin(async move {
@@ -339,7 +346,9 @@ impl Fleet {
                 };
                 let action = match params.get("TargetAction").map(String::as_str) {
                     None => None,
-                    Some(a @ ("DescribeHost" | "StopProcess" | "StartProcess")) => Some(a.to_string()),
+                    Some(a @ ("DescribeHost" | "StopProcess" | "StartProcess")) => {
+                        Some(a.to_string())
+                    }
                     Some(other) => {
                         return Err(AgentError::InvalidParameter {
                             name: "TargetAction",
@@ -369,16 +378,23 @@ impl Fleet {
         self: Arc<Self>,
         params: BTreeMap<String, String>,
     ) -> Result<Value, AgentError> {
-        let invalid = |name: &'static str, reason: String| AgentError::InvalidParameter { name, reason };
+        let invalid =
+            |name: &'static str, reason: String| AgentError::InvalidParameter { name, reason };
         if lock(&self.registry).agent_ports.len() >= MAX_DEPLOYMENTS {
-            return Err(invalid("Kind", format!("the fleet holds {MAX_DEPLOYMENTS} deployments")));
+            return Err(invalid(
+                "Kind",
+                format!("the fleet holds {MAX_DEPLOYMENTS} deployments"),
+            ));
         }
         let sharded = match params.get("Kind").map(String::as_str) {
             None | Some("replicate") => false,
             Some("sharding") => true,
             Some(other) => return Err(invalid("Kind", format!("{other}: replicate or sharding"))),
         };
-        let engine_version = params.get("EngineVersion").cloned().unwrap_or_else(|| "4.4".into());
+        let engine_version = params
+            .get("EngineVersion")
+            .cloned()
+            .unwrap_or_else(|| "4.4".into());
         let password = param(&params, "AccountPassword")?.to_string();
         let encoded = crate::server::wire::accounts::encode_password(&password)
             .map_err(|e| invalid("AccountPassword", e))?;
@@ -434,11 +450,19 @@ impl Fleet {
                     .kernels(&engine_version)
                     .is_some_and(|ks| ks.iter().any(|r| &r.kernel_version == k));
                 if !known {
-                    return Err(invalid("KernelVersion", format!("{k} is not a {engine_version} kernel")));
+                    return Err(invalid(
+                        "KernelVersion",
+                        format!("{k} is not a {engine_version} kernel"),
+                    ));
                 }
                 k.clone()
             }
-            None => instance.topology.kernel_versions().next().unwrap_or_default().to_string(),
+            None => instance
+                .topology
+                .kernel_versions()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         };
         pin_kernel(&mut instance, &kernel);
         instance.status = DbInstanceStatus::Running;
@@ -467,7 +491,11 @@ impl Fleet {
         let mut processes: Vec<(String, ProcessKind, Option<String>)> = Vec::new();
         for rs in instance.topology.replica_sets() {
             for m in &rs.members {
-                processes.push((m.node_id.clone(), ProcessKind::Mongod, Some(rs.name.clone())));
+                processes.push((
+                    m.node_id.clone(),
+                    ProcessKind::Mongod,
+                    Some(rs.name.clone()),
+                ));
             }
         }
         for m in instance.topology.mongos() {
@@ -522,7 +550,9 @@ impl Fleet {
         let service = AgentService::new(self.backend.clone(), keys, ServiceConfig::default())?;
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(self.bind, port))
             .await
-            .with_context(|| format!("binding the agent endpoint of {deployment} on port {port}"))?;
+            .with_context(|| {
+                format!("binding the agent endpoint of {deployment} on port {port}")
+            })?;
         let port = listener.local_addr()?.port();
         let mut stop = self.shutdown.clone();
         tokio::spawn(service.serve(listener, async move {
@@ -541,14 +571,20 @@ impl Fleet {
         loop {
             if let Ok(Some(obs)) = self.plane.observe(id).await {
                 let ready = obs.replica_sets.iter().all(|rs| {
-                    rs.primary.is_some() && rs.members.iter().all(|m| m.process_up && m.state.is_steady())
+                    rs.primary.is_some()
+                        && rs
+                            .members
+                            .iter()
+                            .all(|m| m.process_up && m.state.is_steady())
                 }) && obs.mongos.iter().all(|m| m.up);
                 if ready {
                     return Ok(());
                 }
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err(AgentError::Failed(format!("{id} did not come up within 60 s")));
+                return Err(AgentError::Failed(format!(
+                    "{id} did not come up within 60 s"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -569,9 +605,10 @@ impl Fleet {
             .map_err(|e| failed(e.to_string()))?
             .ok_or_else(|| failed(format!("{id} has no ports")))?;
         let seeds: Vec<String> = match &instance.topology {
-            Topology::Sharded { mongos, .. } => {
-                mongos.iter().filter_map(|m| endpoints.address(&m.node_id)).collect()
-            }
+            Topology::Sharded { mongos, .. } => mongos
+                .iter()
+                .filter_map(|m| endpoints.address(&m.node_id))
+                .collect(),
             t => t
                 .replica_sets()
                 .iter()

@@ -325,9 +325,21 @@ impl Config {
                 Ok(v)
             };
             crate::server::plane::mongodb::MongoPlaneConfig {
-                connect_timeout_ms: bounded("connect_timeout_ms", f.connect_timeout_ms, d.connect_timeout_ms)?,
-                command_timeout_ms: bounded("command_timeout_ms", f.command_timeout_ms, d.command_timeout_ms)?,
-                agent_timeout_ms: bounded("agent_timeout_ms", f.agent_timeout_ms, d.agent_timeout_ms)?,
+                connect_timeout_ms: bounded(
+                    "connect_timeout_ms",
+                    f.connect_timeout_ms,
+                    d.connect_timeout_ms,
+                )?,
+                command_timeout_ms: bounded(
+                    "command_timeout_ms",
+                    f.command_timeout_ms,
+                    d.command_timeout_ms,
+                )?,
+                agent_timeout_ms: bounded(
+                    "agent_timeout_ms",
+                    f.agent_timeout_ms,
+                    d.agent_timeout_ms,
+                )?,
             }
         };
         let limits = LimitSettings::resolve(

@@ -141,7 +141,12 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
     let (plane, sim, mongo, wire_handle) = match config.plane {
         crate::server::config::PlaneKind::Sim => {
             let (sim, wire_handle) = open_sim_plane(&config, &store).await?;
-            (sim.clone() as Arc<dyn DataPlane>, Some(sim), None, wire_handle)
+            (
+                sim.clone() as Arc<dyn DataPlane>,
+                Some(sim),
+                None,
+                wire_handle,
+            )
         }
         crate::server::config::PlaneKind::Mongodb => {
             info!("data plane: mongodb (deployments imported with DdsdImportDBInstance, driven through host agents)");

@@ -104,6 +104,11 @@ struct Inner {
     operations: BTreeMap<(String, String), u64>,
     elections: BTreeMap<String, u64>,
     restarts: BTreeMap<String, u64>,
+    /// The `mongodb` data plane: observations, the commands and agent calls they cost, their time.
+    plane_observations: u64,
+    plane_observe_seconds: f64,
+    plane_commands: u64,
+    plane_agent_calls: u64,
 }
 
 /// The process's counters.
@@ -207,6 +212,24 @@ impl Registry {
         }
     }
 
+    /// One observation of a deployment by the `mongodb` plane: `commands` sent to its processes.
+    pub fn plane_observed(&self, commands: u64, elapsed: Duration) {
+        let mut inner = self.lock();
+        inner.plane_observations += 1;
+        inner.plane_commands += commands;
+        inner.plane_observe_seconds += elapsed.as_secs_f64();
+    }
+
+    /// A command the `mongodb` plane sent outside an observation (a stepdown, the balancer).
+    pub fn plane_command(&self) {
+        self.lock().plane_commands += 1;
+    }
+
+    /// One call of the `mongodb` plane to a host agent.
+    pub fn plane_agent_call(&self) {
+        self.lock().plane_agent_calls += 1;
+    }
+
     /// The exposition text. `nonce_entries` is read by the caller at scrape time.
     pub fn render(&self, nonce_entries: usize) -> String {
         let inner = self.lock();
@@ -302,6 +325,35 @@ impl Registry {
                 &[("kind", kind)],
                 *n as f64,
             );
+        }
+        for (name, kind, help, value) in [
+            (
+                "ddsd_plane_observations_total",
+                "counter",
+                "Observations of a deployment by the mongodb data plane.",
+                inner.plane_observations as f64,
+            ),
+            (
+                "ddsd_plane_observe_seconds_total",
+                "counter",
+                "Time the mongodb data plane spent observing deployments.",
+                inner.plane_observe_seconds,
+            ),
+            (
+                "ddsd_plane_commands_total",
+                "counter",
+                "MongoDB commands the mongodb data plane sent (observations included).",
+                inner.plane_commands as f64,
+            ),
+            (
+                "ddsd_plane_agent_calls_total",
+                "counter",
+                "Calls of the mongodb data plane to host agents.",
+                inner.plane_agent_calls as f64,
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            sample(&mut out, name, &[], value);
         }
         drop(inner);
         header(

@@ -71,6 +71,16 @@ pub(crate) fn start_server(
     dir: &Path,
     sim_speed: Option<f64>,
 ) -> anyhow::Result<Server> {
+    start_server_with(binary, dir, sim_speed, "")
+}
+
+/// [`start_server`] with more of the configuration file (`extra`, TOML) after the basics.
+pub(crate) fn start_server_with(
+    binary: &Path,
+    dir: &Path,
+    sim_speed: Option<f64>,
+    extra: &str,
+) -> anyhow::Result<Server> {
     let config = dir.join("ddsd.toml");
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
@@ -79,6 +89,7 @@ pub(crate) fn start_server(
     if let Some(speed) = sim_speed {
         toml.push_str(&format!("sim_speed = {speed}\n"));
     }
+    toml.push_str(extra);
     std::fs::write(&config, toml)?;
     let log = std::fs::File::create(dir.join("ddsd.log"))?;
     let mut child = Command::new(binary)

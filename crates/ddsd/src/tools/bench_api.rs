@@ -35,6 +35,9 @@ pub enum BenchMode {
     Soak(crate::tools::soak::SoakArgs),
     /// MongoDB wire protocol through the Rust driver: latency, footprint, failover windows.
     Wire(crate::tools::bench_wire::WireArgs),
+    /// The mongodb data plane over `ddsd sim-fleet` against the in-process simulation: upgrade
+    /// duration and the cost of one observation.
+    Plane(crate::tools::bench_plane::PlaneArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -114,6 +117,7 @@ pub fn run(
             BenchMode::Api(args) => api(args).await?,
             BenchMode::Soak(args) => crate::tools::soak::soak(args).await?,
             BenchMode::Wire(args) => crate::tools::bench_wire::bench(args).await?,
+            BenchMode::Plane(args) => crate::tools::bench_plane::bench(args).await?,
         }
         Ok(())
     })

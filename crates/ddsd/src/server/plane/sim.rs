@@ -768,7 +768,10 @@ mod tests {
                 replica_set: obs.replica_sets[0].name.clone(),
                 node_id: secondary.into(),
             };
-            assert_eq!(plane.execute("dds-p2", 1, "op", &stop).await.unwrap(), Ok(()));
+            assert_eq!(
+                plane.execute("dds-p2", 1, "op", &stop).await.unwrap(),
+                Ok(())
+            );
         }
         // ddsd is down for a minute; the stop completes meanwhile, as it would on a real host.
         w.advance(60_000);
@@ -815,7 +818,10 @@ mod tests {
         ));
         let truth = plane.truth("dds-p3").await.unwrap().unwrap();
         assert!(truth.commands.is_empty(), "nothing reached the fleet");
-        assert_eq!(plane.execute("dds-p3", 7, "op", &stop).await.unwrap(), Ok(()));
+        assert_eq!(
+            plane.execute("dds-p3", 7, "op", &stop).await.unwrap(),
+            Ok(())
+        );
     }
 
     #[tokio::test]

@@ -569,7 +569,9 @@ impl Store for SqliteStore {
             }
         }
         match sql::encode_instance(instance) {
-            Ok(encoded) => self.write(move |c, ctx| sql::import_instance(c, ctx, &encoded, &settings)),
+            Ok(encoded) => {
+                self.write(move |c, ctx| sql::import_instance(c, ctx, &encoded, &settings))
+            }
             Err(e) => Self::fail(e),
         }
     }

@@ -127,7 +127,9 @@ pub async fn discover(
             .ok_or_else(|| {
                 refuse(
                     "SeedList",
-                    format!("{seed} does not report serverStatus.sharding.configsvrConnectionString"),
+                    format!(
+                        "{seed} does not report serverStatus.sharding.configsvrConnectionString"
+                    ),
                 )
             })?
             .to_string();
@@ -139,13 +141,16 @@ pub async fn discover(
             .admin(&seed, doc! {"listShards": 1})
             .await
             .map_err(|e| refuse("SeedList", format!("listShards on {seed}: {e}")))?;
-        let list = shards.get_array("shards").map_err(|_| {
-            refuse("SeedList", format!("listShards on {seed} lists no shards"))
-        })?;
+        let list = shards
+            .get_array("shards")
+            .map_err(|_| refuse("SeedList", format!("listShards on {seed} lists no shards")))?;
         if list.is_empty() || list.len() > MAX_SHARDS {
             return Err(refuse(
                 "SeedList",
-                format!("the cluster has {} shards (1 to {MAX_SHARDS} can be imported)", list.len()),
+                format!(
+                    "the cluster has {} shards (1 to {MAX_SHARDS} can be imported)",
+                    list.len()
+                ),
             ));
         }
         for s in list {
@@ -159,9 +164,7 @@ pub async fn discover(
         }
         (true, sets, mongos)
     } else if hello.get_str("setName").is_ok() {
-        let rs = d
-            .replica_set(&seed, ReplicaSetKind::Instance, None)
-            .await?;
+        let rs = d.replica_set(&seed, ReplicaSetKind::Instance, None).await?;
         (false, vec![rs], Vec::new())
     } else {
         return Err(refuse(

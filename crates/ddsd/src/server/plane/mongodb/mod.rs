@@ -101,7 +101,9 @@ impl DeploymentClock {
 
     fn project(s: &ClockState) -> Millis {
         match s.anchor {
-            Some((at, t)) => t.saturating_add((at.elapsed().as_secs_f64() * 1_000.0 * s.rate) as u64),
+            Some((at, t)) => {
+                t.saturating_add((at.elapsed().as_secs_f64() * 1_000.0 * s.rate) as u64)
+            }
             None => crate::server::store::Clock::system().now_ms(),
         }
     }
@@ -141,21 +143,12 @@ impl DeploymentClock {
     }
 }
 
-/// Counters for `ddsd bench plane` and the logs.
-#[derive(Debug, Default)]
-pub struct PlaneStats {
-    pub observations: AtomicU64,
-    pub commands_sent: AtomicU64,
-    pub agent_calls: AtomicU64,
-}
-
 pub struct MongoPlane {
     store: Arc<dyn Store>,
     config: MongoPlaneConfig,
     live: Mutex<HashMap<String, Option<Arc<Live>>>>,
     clock: DeploymentClock,
     fences: Mutex<HashMap<String, u64>>,
-    pub stats: PlaneStats,
 }
 
 impl MongoPlane {
@@ -166,7 +159,6 @@ impl MongoPlane {
             live: Mutex::new(HashMap::new()),
             clock: DeploymentClock::new(),
             fences: Mutex::new(HashMap::new()),
-            stats: PlaneStats::default(),
         }
     }
 
@@ -216,10 +208,7 @@ impl MongoPlane {
             None => None,
         };
         let mut map = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(map
-            .entry(instance_id.to_string())
-            .or_insert(loaded)
-            .clone())
+        Ok(map.entry(instance_id.to_string()).or_insert(loaded).clone())
     }
 
     /// Starts managing an imported deployment (the import has stored `record` with the instance).
@@ -247,7 +236,7 @@ impl MongoPlane {
     }
 
     async fn observe_live(&self, live: &Arc<Live>) -> PlaneResult<DeploymentObservation> {
-        self.stats.observations.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for p in live.record.processes() {
             let (live, node, address) = (live.clone(), p.node_id.clone(), p.address.clone());
@@ -396,9 +385,7 @@ impl MongoPlane {
             commands += 1;
             Some(self.balancer_status(live, &probes).await?)
         };
-        self.stats
-            .commands_sent
-            .fetch_add(commands, Ordering::Relaxed);
+        crate::server::metrics::global().plane_observed(commands, started.elapsed());
         Ok(DeploymentObservation {
             now_ms: now,
             replica_sets,
@@ -451,7 +438,7 @@ impl MongoPlane {
         }
         if let Some(p) = live.record.process(node_id) {
             if let Some(agent) = live.agents.get(p.agent) {
-                self.stats.agent_calls.fetch_add(1, Ordering::Relaxed);
+                crate::server::metrics::global().plane_agent_call();
                 if let Ok(host) = agent.describe_host().await {
                     let mut kernels = live.kernels.lock().unwrap_or_else(|e| e.into_inner());
                     for d in &host.processes {
@@ -479,7 +466,7 @@ impl MongoPlane {
         let Some(agent) = live.agents.get(p.agent) else {
             return Ok(Err(CommandError::NoSuchNode(node_id.to_string())));
         };
-        self.stats.agent_calls.fetch_add(1, Ordering::Relaxed);
+        crate::server::metrics::global().plane_agent_call();
         match call.run(agent).await {
             Ok(outcome) => {
                 live.kernels
@@ -717,7 +704,7 @@ impl DataPlane for MongoPlane {
                     let Some(p) = live.record.process(node_id) else {
                         return Ok(Err(CommandError::NoSuchNode(node_id.clone())));
                     };
-                    self.stats.commands_sent.fetch_add(1, Ordering::Relaxed);
+                    crate::server::metrics::global().plane_command();
                     let cmd = doc! {
                         "replSetStepDown": i64::from(*step_down_secs),
                         "secondaryCatchUpPeriodSecs": i64::from(*catch_up_secs),
@@ -735,7 +722,7 @@ impl DataPlane for MongoPlane {
                     };
                     let mut last = CallError::NoAnswer("the deployment has no mongos".into());
                     for m in &live.record.mongos {
-                        self.stats.commands_sent.fetch_add(1, Ordering::Relaxed);
+                        crate::server::metrics::global().plane_command();
                         let mut cmd = Document::new();
                         cmd.insert(name, Bson::Int32(1));
                         match live.connector.admin(&m.address, cmd).await {
@@ -795,14 +782,14 @@ impl DataPlane for MongoPlane {
                 if needed.is_empty() {
                     continue;
                 }
-                self.stats.agent_calls.fetch_add(1, Ordering::Relaxed);
+                crate::server::metrics::global().plane_agent_call();
                 let host = agent.describe_host().await.map_err(|e| {
                     PlaneError::Unavailable(format!(
                         "agent {}: {e}",
                         live.record.agents[i].endpoint
                     ))
                 })?;
-                if !host.kernels.iter().any(|k| *k == kernel) {
+                if !host.kernels.contains(&kernel) {
                     return Ok(Err(format!(
                         "Kernel {kernel} is not installed on host {} (processes {}).",
                         host.host_name,

@@ -230,7 +230,9 @@ impl Connector {
         // A process keeps its binary for as long as it runs: one buildInfo per start.
         let started_s = p.started_ms.map(|s| s / 1000);
         match cached {
-            Some((s, v)) if started_s.is_some_and(|now| now.abs_diff(s) <= 1) => p.version = Some(v),
+            Some((s, v)) if started_s.is_some_and(|now| now.abs_diff(s) <= 1) => {
+                p.version = Some(v)
+            }
             _ => {
                 p.commands += 1;
                 if let Ok(b) = self.admin(address, doc! {"buildInfo": 1}).await {
