@@ -1,5 +1,5 @@
 //! The `ddsd` binary: parses the command line and hands it to its wing (see `lib.rs`): `serve` to
-//! the server, `bench` to the tools, everything else to the client.
+//! the server, `bench` to the tools, `agent` to the host agent, everything else to the client.
 
 use std::process::ExitCode;
 
@@ -29,6 +29,8 @@ enum Command {
     Client(ddsd::client::cli::Command),
     /// Load instances into a fresh ddsd and measure API latency and memory.
     Bench(ddsd::tools::bench::BenchArgs),
+    /// Run the host agent: stops and starts this host's mongod/mongos processes for ddsd.
+    Agent(ddsd::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +43,6 @@ fn main() -> ExitCode {
         }
         Command::Client(command) => ddsd::client::cli::run(command),
         Command::Bench(args) => client_command(|| ddsd::tools::bench::run(args)),
+        Command::Agent(args) => ddsd::agent::run(args),
     }
 }
