@@ -452,6 +452,87 @@ async fn an_agent_restart_adopts_running_processes_and_never_starts_them_twice()
 }
 
 #[tokio::test]
+async fn a_stop_cut_by_kill_9_of_the_agent_completes_when_retried() {
+    let f = Fixture::new("mid-stop");
+    let agent = f.spawn();
+    let c = agent.client(SECRET);
+    let started = c
+        .start_process("rs0-a", "6.0.0-stubborn", "m1")
+        .await
+        .unwrap();
+    let pid = started.process.pid.unwrap();
+    // The stop takes about term_timeout_ms (the stand-in ignores SIGTERM): kill the agent
+    // after SIGTERM was sent and before SIGKILL.
+    let stop = tokio::spawn({
+        let c = c.clone();
+        async move { c.stop_process("rs0-a", "m2").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f.records().contains(&format!("term-ignored pid={pid}")) {
+        assert!(Instant::now() < deadline, "no SIGTERM reached the process");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.kill9();
+    let e = stop.await.unwrap().unwrap_err();
+    assert!(!e.answered(), "{e:?}");
+    assert!(alive(pid));
+
+    // ddsd retries the same command against the new agent: it adopts the process and stops it.
+    let agent = f.spawn();
+    let c = agent.client(SECRET);
+    let stopped = c.stop_process("rs0-a", "m2").await.unwrap();
+    assert!(stopped.changed && !stopped.replayed && !stopped.process.running);
+    assert!(!alive(pid));
+    let again = c.stop_process("rs0-a", "m2").await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(f.starts().len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "a measurement: cargo test -p ddsd --test agent -- --ignored --nocapture"]
+async fn measure_request_and_command_times() {
+    let f = Fixture::new("measure");
+    let agent = f.spawn();
+    let c = agent.client(SECRET);
+    let mut describe = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        c.describe_host().await.unwrap();
+        describe.push(t.elapsed());
+    }
+    describe.sort();
+    let (mut starts, mut stops, mut replays) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..10 {
+        let t = Instant::now();
+        c.start_process("rs0-a", "7.0.1", &format!("s{i}"))
+            .await
+            .unwrap();
+        starts.push(t.elapsed());
+        let t = Instant::now();
+        c.start_process("rs0-a", "7.0.1", &format!("s{i}"))
+            .await
+            .unwrap();
+        replays.push(t.elapsed());
+        let t = Instant::now();
+        c.stop_process("rs0-a", &format!("t{i}")).await.unwrap();
+        stops.push(t.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!(
+        "DescribeHost p50 {:?} p99 {:?} (200 calls); StartProcess p50 {:?} (start_check_ms 300); \
+         replayed StartProcess p50 {:?}; StopProcess (shutdown refused, SIGTERM) p50 {:?}",
+        describe[100],
+        describe[197],
+        median(&mut starts),
+        median(&mut replays),
+        median(&mut stops)
+    );
+}
+
+#[tokio::test]
 async fn the_binary_refuses_unsigned_and_wrongly_signed_requests() {
     let f = Fixture::new("security");
     let agent = f.spawn();
