@@ -488,6 +488,75 @@ async fn a_stop_cut_by_kill_9_of_the_agent_completes_when_retried() {
     assert_eq!(f.starts().len(), 1);
 }
 
+/// The systemd supervisor through the binary, with a stand-in `systemctl` (there is no systemd
+/// here): the configuration reaches it and the units are driven as the unit tests pin down.
+#[tokio::test]
+async fn the_systemd_supervisor_drives_systemctl() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = Fixture::new("systemd");
+    let d = f.dir.display();
+    let systemctl = f.dir.join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!(
+            r#"#!/bin/sh
+echo "$*" >> {d}/systemctl.argv
+case "$1" in
+  show)
+    if [ -f "{d}/active-$4" ]; then echo "ActiveState=active"; echo "MainPID=4242";
+    else echo "ActiveState=inactive"; echo "MainPID=0"; fi ;;
+  start) touch "{d}/active-$2" ;;
+  stop) rm -f "{d}/active-$2" ;;
+esac
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let units = f.dir.join("units");
+    let config = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("supervisor = \"child\"", "supervisor = \"systemd\"");
+    std::fs::write(
+        &f.config,
+        format!(
+            "{config}\n[systemd]\nunit_dir = \"{}\"\nsystemctl = \"{}\"\n",
+            units.display(),
+            systemctl.display()
+        ),
+    )
+    .unwrap();
+    let agent = f.spawn();
+    let c = agent.client(SECRET);
+    assert!(units.join("ddsd-mongo@.service").is_file());
+    let started = c.start_process("rs0-a", "8.0.4", "u1").await.unwrap();
+    assert!(started.changed && started.process.running);
+    assert_eq!(started.process.pid, Some(4242));
+    let drop_in =
+        std::fs::read_to_string(units.join("ddsd-mongo@rs0-a.service.d/ddsd-kernel.conf")).unwrap();
+    assert!(
+        drop_in.contains(&format!(
+            "ExecStart=\nExecStart={}/kernels/8.0.4/bin/mongod --port {} --dbpath {}/data/rs0-a\n",
+            d, f.ports[0], d
+        )),
+        "{drop_in}"
+    );
+    let stopped = c.stop_process("rs0-a", "u2").await.unwrap();
+    assert!(stopped.changed && !stopped.process.running);
+    let argv = std::fs::read_to_string(f.dir.join("systemctl.argv")).unwrap();
+    let actions: Vec<&str> = argv.lines().filter(|l| !l.starts_with("show ")).collect();
+    assert_eq!(
+        actions,
+        [
+            "daemon-reload",
+            "start ddsd-mongo@rs0-a.service",
+            "stop ddsd-mongo@rs0-a.service"
+        ]
+    );
+    // Nothing ran as a child of the agent.
+    assert!(f.starts().is_empty());
+}
+
 #[tokio::test]
 #[ignore = "a measurement: cargo test -p ddsd --test agent -- --ignored --nocapture"]
 async fn measure_request_and_command_times() {
