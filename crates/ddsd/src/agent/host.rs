@@ -145,6 +145,9 @@ pub fn describe(
     }
 }
 
+/// How long the `shutdown` command may take to reach the process.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sends MongoDB's `shutdown` command to `address` over a direct connection. `Ok` when the server
 /// accepted it — including when it dropped the connection while going down, which is how a
 /// successful shutdown usually answers.
@@ -155,8 +158,11 @@ pub async fn send_shutdown(
 ) -> Result<(), String> {
     use mongodb::error::ErrorKind;
     let ms = timeout.as_millis().max(1);
+    // A process that does not accept connections (hung, still starting) is not going to run the
+    // command: reach SIGTERM after at most this, not after the whole shutdown timeout.
+    let connect_ms = timeout.min(CONNECT_TIMEOUT).as_millis().max(1);
     let uri = format!(
-        "mongodb://{address}/?directConnection=true&serverSelectionTimeoutMS={ms}&connectTimeoutMS={ms}&appname=ddsd-agent"
+        "mongodb://{address}/?directConnection=true&serverSelectionTimeoutMS={connect_ms}&connectTimeoutMS={connect_ms}&appname=ddsd-agent"
     );
     let mut options = mongodb::options::ClientOptions::parse(&uri)
         .await
