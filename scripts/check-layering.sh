@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one-way arrows between ddsd's wings (crates/ddsd/src/{server,client,tools}), checked on the
+# The one-way arrows between ddsd's wings (crates/ddsd/src/{server,client,tools,agent}), checked on the
 # source text. Fails (exit 1) listing every offending line.
 #
 #   server/  may use: its own modules, acs-rpc, dds-engine, and the host agent's protocol
@@ -19,6 +19,9 @@
 #   tools/   may use: the client (ddsd-client, crate::client), and from the server only the store's
 #            defaults and its read-only integrity check
 #            (crate::server::store::{SqliteOptions, sqlite::integrity_check}).
+#   agent/   may use: only its own modules (crate::agent), acs-rpc, ddsd-client (the client half
+#            of its protocol). must not use: crate::server, crate::client, crate::tools — it runs
+#            on every MongoDB host and the server's data plane uses it, not the other way round.
 # And no import circle among the top-level modules of crates/ddsd/src.
 #
 # Paths are checked as written, so a grouped `use crate::{a, b}` is refused: it would hide an arrow.
@@ -105,7 +108,16 @@ while IFS=: read -r file line path; do
   esac
 done < <(uses tools)
 
-# 4. No circle among top-level modules: an edge A -> B for each `crate::B` in A's files.
+# 4. The agent.
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  case "$path" in
+    crate::agent | crate::agent::*) ;;
+    *) fail "$file:$line: $path: the agent may use only crate::agent" ;;
+  esac
+done < <(uses agent)
+
+# 5. No circle among top-level modules: an edge A -> B for each `crate::B` in A's files.
 mapfile -t tops < <(sed -nE 's/^pub mod ([a-z_]+);/\1/p' lib.rs)
 declare -A edge=()
 for a in "${tops[@]}"; do

@@ -1,5 +1,5 @@
 //! The `ddsd` binary: parses the command line and hands it to its wing (see `lib.rs`): `serve` to
-//! the server, `bench` to the tools, everything else to the client.
+//! the server, `bench` to the tools, `agent` to the host agent, everything else to the client.
 
 use std::process::ExitCode;
 
@@ -32,6 +32,8 @@ enum Command {
     /// Simulated MongoDB deployments in a process of their own: members on wire ports, hosts
     /// behind the agent protocol (what `serve --plane mongodb` imports and drives).
     SimFleet(ddsd::fleet::FleetArgs),
+    /// Run the host agent: stops and starts this host's mongod/mongos processes for ddsd.
+    Agent(ddsd::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +47,6 @@ fn main() -> ExitCode {
         Command::Client(command) => ddsd::client::cli::run(command),
         Command::Bench(args) => client_command(|| ddsd::tools::bench::run(args)),
         Command::SimFleet(args) => ddsd::fleet::run(args),
+        Command::Agent(args) => ddsd::agent::run(args),
     }
 }

@@ -145,6 +145,9 @@ pub fn describe(
     }
 }
 
+/// How long the `shutdown` command may take to reach the process.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sends MongoDB's `shutdown` command to `address` over a direct connection. `Ok` when the server
 /// accepted it — including when it dropped the connection while going down, which is how a
 /// successful shutdown usually answers.
@@ -155,8 +158,11 @@ pub async fn send_shutdown(
 ) -> Result<(), String> {
     use mongodb::error::ErrorKind;
     let ms = timeout.as_millis().max(1);
+    // A process that does not accept connections (hung, still starting) is not going to run the
+    // command: reach SIGTERM after at most this, not after the whole shutdown timeout.
+    let connect_ms = timeout.min(CONNECT_TIMEOUT).as_millis().max(1);
     let uri = format!(
-        "mongodb://{address}/?directConnection=true&serverSelectionTimeoutMS={ms}&connectTimeoutMS={ms}&appname=ddsd-agent"
+        "mongodb://{address}/?directConnection=true&serverSelectionTimeoutMS={connect_ms}&connectTimeoutMS={connect_ms}&appname=ddsd-agent"
     );
     let mut options = mongodb::options::ClientOptions::parse(&uri)
         .await
@@ -248,6 +254,8 @@ pub fn save_state(path: &Path, processes: BTreeMap<String, SavedProcess>) -> any
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn process(kind: ProcessKind) -> ManagedProcess {
@@ -292,6 +300,115 @@ mod tests {
             Path::new("/opt/mongodb/7.0.1/bin/mongod")
         ));
         assert!(!process_runs(u32::MAX - 1, Path::new(&argv0)));
+    }
+
+    /// A mongod stand-in on the wire: `shutdown` records who sent it, then the listener stops
+    /// (every connection dropped, as a mongod going down), or it answers `refuse` when set.
+    struct Mongod {
+        shutdowns: std::sync::Mutex<Vec<(String, Option<String>)>>,
+        going_down: tokio::sync::mpsc::UnboundedSender<()>,
+        refuse: bool,
+    }
+
+    impl mongo_wire::Service for Mongod {
+        async fn handle(
+            &self,
+            conn: &mongo_wire::ConnCtx,
+            cmd: mongo_wire::Command,
+        ) -> mongo_wire::Reply {
+            match cmd.name.as_str() {
+                "hello" | "isMaster" | "ismaster" => mongo_wire::Reply::ok(bson::doc! {
+                    "isWritablePrimary": true, "maxWireVersion": 21, "minWireVersion": 0,
+                }),
+                "ping" => mongo_wire::Reply::ok(bson::doc! {}),
+                "shutdown" if self.refuse => mongo_wire::MongoError::new(
+                    mongo_wire::ErrorCode::ExceededTimeLimit,
+                    "No electable secondaries caught up",
+                )
+                .into(),
+                "shutdown" => {
+                    self.shutdowns
+                        .lock()
+                        .unwrap()
+                        .push((cmd.db.clone(), conn.user().map(|u| u.username.clone())));
+                    let _ = self.going_down.send(());
+                    std::future::pending().await
+                }
+                other => mongo_wire::MongoError::command_not_found(other).into(),
+            }
+        }
+    }
+
+    async fn mongod(refuse: bool) -> (String, Arc<Mongod>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let service = Arc::new(Mongod {
+            shutdowns: Default::default(),
+            going_down: tx,
+            refuse,
+        });
+        let users = mongo_wire::MemoryCredentialStore::new();
+        users
+            .add_user(
+                "admin",
+                "agent",
+                "agent-pw",
+                &[mongo_wire::Mechanism::ScramSha256],
+            )
+            .unwrap();
+        let config = mongo_wire::ServerConfig {
+            credentials: Some(Arc::new(users)),
+            ..Default::default()
+        };
+        let mut listener =
+            mongo_wire::WireListener::new("127.0.0.1:0".parse().unwrap(), service.clone(), config);
+        let addr = listener.start().await.unwrap();
+        tokio::spawn(async move {
+            if rx.recv().await.is_some() {
+                listener.stop().await;
+            }
+        });
+        (addr.to_string(), service)
+    }
+
+    fn agent_user(password: &str) -> MongoCredentials {
+        MongoCredentials {
+            username: "agent".into(),
+            password: acs_rpc::Secret::new(password),
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_sent_authenticated_and_the_dropped_connection_is_success() {
+        let (addr, service) = mongod(false).await;
+        send_shutdown(&addr, Some(&agent_user("agent-pw")), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            *service.shutdowns.lock().unwrap(),
+            [("admin".to_string(), Some("agent".to_string()))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_unauthorised_shutdown_is_an_error() {
+        let (addr, _) = mongod(true).await;
+        let e = send_shutdown(&addr, Some(&agent_user("agent-pw")), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(e.contains("No electable secondaries"), "{e}");
+        let (addr, service) = mongod(false).await;
+        let e = send_shutdown(&addr, None, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("requires authentication") || e.contains("Unauthorized"),
+            "{e}"
+        );
+        let e = send_shutdown(&addr, Some(&agent_user("wrong")), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(e.to_lowercase().contains("auth"), "{e}");
+        assert!(service.shutdowns.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

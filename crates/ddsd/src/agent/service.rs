@@ -248,8 +248,8 @@ impl AgentService {
         self
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish (at most 30 s).
-    /// Commands already handed to the backend run to their end either way.
+    /// Serves until `shutdown` completes, then lets in-flight requests and commands already
+    /// handed to the backend finish (at most 30 s in all).
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
@@ -295,10 +295,31 @@ impl AgentService {
             });
         }
         drop(listener);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
         tokio::select! {
             () = graceful.shutdown() => {}
             () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("in-flight requests did not finish in time"),
         }
+        // A command whose caller hung up has no request left to drain, but stopping the runtime
+        // under it would leave a process half-restarted until ddsd retries.
+        while self.commands_running() > 0 {
+            if Instant::now() >= deadline {
+                warn!(
+                    running = self.commands_running(),
+                    "commands still running at shutdown"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn commands_running(&self) -> usize {
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running
+            .len()
     }
 
     /// Runs (or replays, or joins) one command of `host`.

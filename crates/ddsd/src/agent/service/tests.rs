@@ -186,7 +186,9 @@ fn client(served: &Served, key: &str, secret: &str) -> AgentClient {
     .unwrap()
 }
 
-/// A V3 request signed by hand: `(status, body)`.
+/// A V3 request signed by hand: `(status, body)`. Every part is an argument so each test can
+/// break exactly one of them.
+#[allow(clippy::too_many_arguments)]
 async fn raw_v3(
     served: &Served,
     action: &str,
@@ -323,6 +325,41 @@ async fn unsigned_wrongly_signed_replayed_and_expired_requests_are_refused() {
         .unwrap();
     let wrong = (resp.status().as_u16(), resp.json::<Value>().await.unwrap());
     assert_refused(&wrong, 400, "SignatureDoesNotMatch");
+
+    // The same V1 request signed with the right secret is served (V1 answers in its Format).
+    let n = nonce();
+    let secret = Secret::new(SECRET_A);
+    let query = sign_v1_request(
+        "POST",
+        &[
+            ("Action", "DescribeHost"),
+            ("Version", AGENT_API_VERSION),
+            ("Format", "JSON"),
+        ],
+        &Credentials {
+            access_key_id: "key-a",
+            secret: &secret,
+            nonce: &n,
+            timestamp: now,
+        },
+    );
+    let resp = http
+        .post(format!("{}/?{query}", served.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["HostName"], "host-a");
+
+    // A body over the bound is refused before anything is verified.
+    let resp = http
+        .post(format!("{}/", served.endpoint))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; ServiceConfig::default().max_body_bytes + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
 
     // V3 with the wrong secret.
     let params = [("ProcessName", "a1"), ("CommandId", "y")];
