@@ -149,11 +149,28 @@ impl SimHosts {
     }
 
     async fn run(&self, h: &SimHost, command: Command) -> Result<(), AgentError> {
-        match self
-            .plane
-            .execute(&h.deployment, FLEET_EPOCH, "agent", &command)
-            .await
-        {
+        let started = Instant::now();
+        loop {
+            match self
+                .plane
+                .execute(&h.deployment, FLEET_EPOCH, "agent", &command)
+                .await
+            {
+                // A simulated shutdown ends some time after the process stops serving: a start
+                // that comes in between waits for it, as a real agent waits for the old process
+                // to exit before launching the new one.
+                Ok(Err(CommandError::NotStopped(_))) if started.elapsed() < STOP_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return Self::outcome(other),
+            }
+        }
+    }
+
+    fn outcome(
+        r: crate::server::plane::PlaneResult<Result<(), CommandError>>,
+    ) -> Result<(), AgentError> {
+        match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(CommandError::NoSuchNode(n))) => Err(AgentError::NoSuchProcess(n)),
             Ok(Err(e)) => Err(AgentError::Failed(e.to_string())),

@@ -340,6 +340,11 @@ impl MongoPlane {
                     }
                     e.1
                 };
+                // Without its own serverStatus (an arbiter), the primary's view of its uptime.
+                let started_ms = p.started_ms.or_else(|| {
+                    let up_s = seen.and_then(|s| number(s.get("uptime")))?;
+                    Some(now.saturating_sub((up_s * 1000.0) as u64))
+                });
                 members.push(MemberObservation {
                     node_id: m.node_id.clone(),
                     state,
@@ -348,7 +353,7 @@ impl MongoPlane {
                     kernel_version,
                     optime_ms,
                     state_since_ms: since,
-                    started_ms: if p.up { p.started_ms } else { None },
+                    started_ms: if p.up { started_ms } else { None },
                 });
             }
             let primary = members

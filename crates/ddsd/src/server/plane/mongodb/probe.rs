@@ -21,6 +21,9 @@ pub struct Connector {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     clients: Mutex<HashMap<String, mongodb::Client>>,
+    /// Clients without credentials, for processes that hold no users (arbiters): `hello` and
+    /// `buildInfo` answer before authentication.
+    anonymous: Mutex<HashMap<String, mongodb::Client>>,
 }
 
 /// A command that did not succeed: MongoDB's own refusal (`ok: 0` with a code), or no answer.
@@ -63,11 +66,17 @@ impl Connector {
             connect_timeout,
             command_timeout,
             clients: Mutex::new(HashMap::new()),
+            anonymous: Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(&self, address: &str) -> Result<mongodb::Client, CallError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+    fn client(&self, address: &str, anonymous: bool) -> Result<mongodb::Client, CallError> {
+        let mut clients = if anonymous {
+            self.anonymous.lock()
+        } else {
+            self.clients.lock()
+        }
+        .unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(address) {
             return Ok(c.clone());
         }
@@ -85,7 +94,7 @@ impl Connector {
         opts.max_pool_size = Some(4);
         opts.retry_reads = Some(false);
         opts.retry_writes = Some(false);
-        if !self.username.is_empty() {
+        if !self.username.is_empty() && !anonymous {
             opts.credential = Some(
                 Credential::builder()
                     .username(self.username.clone())
@@ -102,10 +111,11 @@ impl Connector {
 
     /// Drops the cached client of a process that went away (its pool and monitor are stale).
     pub fn forget(&self, address: &str) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(address);
+        for map in [&self.clients, &self.anonymous] {
+            map.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(address);
+        }
     }
 
     /// Whether something accepts connections on `address` (refused or silent: no).
@@ -122,7 +132,25 @@ impl Connector {
 
     /// Runs `command` against the `admin` database of the process at `address`.
     pub async fn admin(&self, address: &str, command: Document) -> Result<Document, CallError> {
-        let client = self.client(address)?;
+        self.admin_as(address, command, false).await
+    }
+
+    /// [`Connector::admin`] without credentials (`hello`, `buildInfo`: what any client may ask).
+    pub async fn admin_anonymous(
+        &self,
+        address: &str,
+        command: Document,
+    ) -> Result<Document, CallError> {
+        self.admin_as(address, command, true).await
+    }
+
+    async fn admin_as(
+        &self,
+        address: &str,
+        command: Document,
+        anonymous: bool,
+    ) -> Result<Document, CallError> {
+        let client = self.client(address, anonymous)?;
         let db = client.database("admin");
         let run = db.run_command(command);
         match tokio::time::timeout(self.command_timeout, run).await {
@@ -214,8 +242,16 @@ impl Connector {
             self.admin(address, server_status_command())
         );
         p.commands += 2;
-        let Ok(hello) = hello else {
-            return p;
+        let (hello, anonymous) = match hello {
+            Ok(h) => (h, false),
+            // A process that holds no users (an arbiter) refuses the login but answers hello.
+            Err(_) => {
+                p.commands += 1;
+                match self.admin_anonymous(address, doc! {"hello": 1}).await {
+                    Ok(h) => (h, true),
+                    Err(_) => return p,
+                }
+            }
         };
         p.up = true;
         p.hello = hello;
@@ -235,7 +271,12 @@ impl Connector {
             }
             _ => {
                 p.commands += 1;
-                if let Ok(b) = self.admin(address, doc! {"buildInfo": 1}).await {
+                let info = if anonymous {
+                    self.admin_anonymous(address, doc! {"buildInfo": 1}).await
+                } else {
+                    self.admin(address, doc! {"buildInfo": 1}).await
+                };
+                if let Ok(b) = info {
                     p.version = b.get_str("version").ok().map(str::to_string);
                 }
             }
