@@ -144,6 +144,7 @@ impl Scenario {
         let op = match &self.kind {
             RollingKind::Upgrade { .. } => "upgrade".to_string(),
             RollingKind::Restart { scope } => format!("restart({scope:?})"),
+            RollingKind::Switch { scope, .. } => format!("switch({scope:?})"),
         };
         format!(
             "seed={} topology={} op={op} faults=[{}] crash={:?}",
@@ -559,6 +560,12 @@ pub fn run_traced(
             scope.clone(),
             scenario.config.clone(),
         ),
+        RollingKind::Switch { scope, candidates } => RollingOperation::plan_switch(
+            &scenario.instance,
+            scope.clone(),
+            candidates.clone(),
+            scenario.config.clone(),
+        ),
     };
     let mut op = planned.map_err(|e| {
         fail(
@@ -771,7 +778,14 @@ fn check_end_truth(
                 let Some(p) = truth.process(node) else {
                     return Err(violation("I4", format!("{node} unknown to the fleet")));
                 };
-                let needed = op.target().is_none_or(|t| t != from);
+                let skipped = op
+                    .replica_sets
+                    .iter()
+                    .flat_map(|r| r.procs.iter())
+                    .any(|p| p.node_id == node && p.step == MemberStep::Skipped);
+                let needed = !op.is_switch()
+                    && !(skipped && op.target().is_none())
+                    && op.target().is_none_or(|t| t != from);
                 let expected = u32::from(needed);
                 if p.stops_by_command != expected || p.starts_by_command != expected {
                     return Err(violation(
@@ -794,8 +808,18 @@ fn check_end_truth(
                         plan_steps(&scenario.instance, target_kernel)
                     }
                     RollingKind::Restart { scope } => plan_restart_steps(&scenario.instance, scope),
+                    // A switch: one stepdown and one election per set in scope, no dry run.
+                    RollingKind::Switch { .. } => super::report::StepPlan {
+                        steps: Vec::new(),
+                        expected_elections: op
+                            .replica_sets
+                            .iter()
+                            .filter(|r| r.status != RsStatus::OutOfScope)
+                            .map(|r| (r.name.clone(), 1))
+                            .collect(),
+                    },
                 };
-                if plan.steps.len() as u64 != report.commands_executed {
+                if !op.is_switch() && plan.steps.len() as u64 != report.commands_executed {
                     return Err(violation(
                         "plan",
                         format!(
