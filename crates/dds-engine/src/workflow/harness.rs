@@ -783,9 +783,9 @@ fn check_end_truth(
                     .iter()
                     .flat_map(|r| r.procs.iter())
                     .any(|p| p.node_id == node && p.step == MemberStep::Skipped);
-                let needed = !op.is_switch()
-                    && !(skipped && op.target().is_none())
-                    && op.target().is_none_or(|t| t != from);
+                // A switch restarts nobody; `RestartNode` only its member.
+                let untouched = op.is_switch() || (skipped && op.target().is_none());
+                let needed = !untouched && op.target().is_none_or(|t| t != from);
                 let expected = u32::from(needed);
                 if p.stops_by_command != expected || p.starts_by_command != expected {
                     return Err(violation(

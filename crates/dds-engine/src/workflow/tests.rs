@@ -1640,7 +1640,11 @@ fn a_primary_switch_is_one_stepdown_and_restarts_nobody() {
 
     // Resumed after a crash at any step, it still steps down exactly once.
     for at in 0..3 {
-        for crash in [Crash::BeforeExecute, Crash::BeforeResult, Crash::AfterResult] {
+        for crash in [
+            Crash::BeforeExecute,
+            Crash::BeforeResult,
+            Crash::AfterResult,
+        ] {
             let mut op =
                 RollingOperation::plan_switch(&inst, RestartScope::Instance, Vec::new(), cfg())
                     .unwrap();
@@ -1691,13 +1695,8 @@ fn a_switch_needs_a_caught_up_electable_secondary_among_its_candidates() {
     }
     .is_transient());
     assert_eq!(
-        RollingOperation::plan_switch(
-            &inst,
-            RestartScope::Instance,
-            vec!["nobody".into()],
-            cfg()
-        )
-        .unwrap_err(),
+        RollingOperation::plan_switch(&inst, RestartScope::Instance, vec!["nobody".into()], cfg())
+            .unwrap_err(),
         PreflightError::NoSuchRole {
             role_id: "nobody".into()
         }

@@ -4,8 +4,8 @@
 //! report) use it without ever driving the machine.
 
 use super::state::{
-    BalancerTrack, MemberStep, MongosTrack, Phase, ProcessRecord, RestartScope, RollingKind, RollingOperation,
-    RsStatus, RsTrack,
+    BalancerTrack, MemberStep, MongosTrack, Phase, ProcessRecord, RestartScope, RollingKind,
+    RollingOperation, RsStatus, RsTrack,
 };
 use crate::model::{Instance, MaintainWindow, Topology};
 use crate::plane::DeploymentObservation;
@@ -276,6 +276,19 @@ pub(crate) fn resolve_scope(
             })
         }
         RestartScope::Member { node_id, role_id } => {
+            // A mongos is its own only member.
+            if role_id == node_id
+                && instance
+                    .topology
+                    .mongos()
+                    .iter()
+                    .any(|m| &m.node_id == node_id)
+            {
+                return Ok(Scope {
+                    replica_sets: Vec::new(),
+                    mongos: vec![node_id.clone()],
+                });
+            }
             let Some(rs) = instance
                 .topology
                 .replica_sets()

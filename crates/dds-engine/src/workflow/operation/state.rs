@@ -34,11 +34,17 @@ pub enum RollingKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RestartScope {
     Instance,
-    Node { node_id: String },
+    Node {
+        node_id: String,
+    },
     /// `RestartNode`: one member (`role_id`, its node id) of the replica set `node_id` (a shard's or the
     /// config server's node id, or the replica set of a replica-set instance); the other members are
-    /// recorded `Skipped`. A primary is stepped down (never forced) before its restart.
-    Member { node_id: String, role_id: String },
+    /// recorded `Skipped`. A primary is stepped down (never forced) before its restart. A mongos is named
+    /// with `role_id` = `node_id` = its node id.
+    Member {
+        node_id: String,
+        role_id: String,
+    },
 }
 
 /// What the runtime should do next.

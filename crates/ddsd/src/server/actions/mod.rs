@@ -45,6 +45,8 @@
 //! - [`api_faults`]: the admin extensions `DdsdArmApiFault` / `DdsdDescribeApiFaults` /
 //!   `DdsdClearApiFaults` (errors on demand at the API, any data plane; checked by the server
 //!   before a vendor action's handler runs).
+//! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
+//! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -75,6 +77,8 @@ pub mod plan;
 pub mod regions;
 pub mod restart;
 pub mod rolling;
+pub mod switch;
+pub mod switch_log;
 pub mod upgrade;
 
 #[cfg(test)]
@@ -322,6 +326,12 @@ pub static ACTIONS: &[ActionSpec] = &[
             NoParams => api_faults::ddsd_describe_api_faults),
     action!("DdsdClearApiFaults",               Admin,  Mutates, Ignored,     Any,
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
+    action!("SwitchDBInstanceHA",               AnyKey, Mutates, Ignored,     Any,
+            switch::SwitchRequest => switch::switch_db_instance_ha),
+    action!("RestartNode",                      AnyKey, Mutates, Ignored,     Any,
+            switch::RestartNodeRequest => switch::restart_node),
+    action!("DescribeDBInstanceSwitchLog",      AnyKey, Reads,   Ignored,     Any,
+            switch_log::SwitchLogRequest => switch_log::describe_db_instance_switch_log),
 ];
 
 /// The row of an action, by its exact name.

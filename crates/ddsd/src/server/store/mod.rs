@@ -118,6 +118,8 @@ pub enum OperationKind {
     Delete,
     Upgrade,
     Restart,
+    /// `SwitchDBInstanceHA`: a planned primary switch.
+    Switch,
 }
 
 impl OperationKind {
@@ -126,6 +128,7 @@ impl OperationKind {
         OperationKind::Delete,
         OperationKind::Upgrade,
         OperationKind::Restart,
+        OperationKind::Switch,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,6 +136,7 @@ impl OperationKind {
             OperationKind::Delete => "delete",
             OperationKind::Upgrade => "upgrade",
             OperationKind::Restart => "restart",
+            OperationKind::Switch => "switch",
         }
     }
 }
