@@ -47,6 +47,8 @@
 //!   before a vendor action's handler runs).
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
+//! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
+//!   tasks).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -79,6 +81,7 @@ pub mod restart;
 pub mod rolling;
 pub mod switch;
 pub mod switch_log;
+pub mod tasks;
 pub mod upgrade;
 
 #[cfg(test)]
@@ -332,6 +335,10 @@ pub static ACTIONS: &[ActionSpec] = &[
             switch::RestartNodeRequest => switch::restart_node),
     action!("DescribeDBInstanceSwitchLog",      AnyKey, Reads,   Ignored,     Any,
             switch_log::SwitchLogRequest => switch_log::describe_db_instance_switch_log),
+    action!("DescribeHistoryTasks",             AnyKey, Reads,   Ignored,     Any,
+            tasks::HistoryTasksRequest => tasks::describe_history_tasks),
+    action!("DescribeHistoryTasksStat",         AnyKey, Reads,   Ignored,     Any,
+            tasks::TaskFilter => tasks::describe_history_tasks_stat),
 ];
 
 /// The row of an action, by its exact name.

@@ -569,6 +569,15 @@ pub trait Store: Send + Sync + 'static {
     /// Pending and running operations, oldest first, at most `limit`.
     fn unfinished_operations(&self, limit: u32) -> StoreFuture<'_, Vec<Operation>>;
 
+    /// Operations of every instance recorded (`created_ms`) from `from_ms` to `to_ms` inclusive, newest
+    /// first, at most `limit` (the task center's listing).
+    fn operations_created_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Operation>>;
+
     /// Takes ownership of an unfinished operation for `lease_ms`: gives it a new epoch (fencing every earlier
     /// claim) and marks it running. Refused while another holder's lease is live; the same holder may
     /// re-claim at once (a restarted single-node ddsd).

@@ -108,7 +108,7 @@ CREATE TABLE plane_snapshots (
     },
     Migration {
         version: 3,
-        name: "operations of kind switch (SwitchDBInstanceHA)",
+        name: "operations of kind switch (SwitchDBInstanceHA); operations by time (task center)",
         // SQLite cannot alter a CHECK constraint: the table is rebuilt with the same rows and indexes.
         // Nothing references `operations`, so dropping the old table keeps every foreign key intact.
         sql: r#"
@@ -139,6 +139,8 @@ CREATE UNIQUE INDEX operations_one_unfinished ON operations (instance_id)
 CREATE INDEX operations_by_instance ON operations (instance_id, created_ms);
 CREATE INDEX operations_unfinished ON operations (created_ms, id)
     WHERE status IN ('pending', 'running');
+-- The task center (DescribeHistoryTasks) lists every instance's operations by time.
+CREATE INDEX operations_by_created ON operations (created_ms, id);
 "#,
     },
 ];

@@ -685,6 +685,23 @@ pub(crate) fn unfinished_operations(c: &Connection, limit: u32) -> StoreResult<V
     rows.into_iter().map(decode_op).collect()
 }
 
+pub(crate) fn operations_created_between(
+    c: &Connection,
+    from_ms: u64,
+    to_ms: u64,
+    limit: u32,
+) -> StoreResult<Vec<Operation>> {
+    let clamp = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE created_ms BETWEEN ?1 AND ?2 \
+             ORDER BY created_ms DESC, id DESC LIMIT ?3"
+        ))?
+        .query_map(params![clamp(from_ms), clamp(to_ms), limit], op_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_op).collect()
+}
+
 pub(crate) fn claim_operation(
     c: &Connection,
     ctx: &Ctx,

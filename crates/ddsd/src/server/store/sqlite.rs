@@ -466,6 +466,18 @@ impl Store for SqliteStore {
         self.read(move |c| sql::unfinished_operations(c, limit))
     }
 
+    fn operations_created_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Operation>> {
+        if let Err(e) = sql::check_limit(limit) {
+            return Self::fail(e);
+        }
+        self.read(move |c| sql::operations_created_between(c, from_ms, to_ms, limit))
+    }
+
     fn claim_operation(&self, id: &str, holder: &str, lease_ms: u64) -> StoreFuture<'_, Operation> {
         if let Err(e) = sql::check_id("lease holder", holder) {
             return Self::fail(e);
