@@ -123,6 +123,21 @@ fn check_passthrough_id(param: &str, v: &Option<String>) -> Result<String, Build
     })
 }
 
+/// `DBInstanceDescription` (at creation and `ModifyDBInstanceDescription`): 2 to 256 characters, starting
+/// with a letter, no control characters, not starting with `http://` / `https://`.
+pub fn check_description(d: &str) -> Result<(), BuildError> {
+    let n = d.chars().count();
+    let ok = (2..=MAX_DESCRIPTION_CHARS).contains(&n)
+        && d.chars().next().is_some_and(char::is_alphabetic)
+        && !d.chars().any(char::is_control)
+        && !reserved_prefix(d);
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidDescription)
+    }
+}
+
 /// Checks the common parameters; returns the newest kernel of the engine version.
 fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildError> {
     if let Some(engine) = &c.engine {
@@ -136,14 +151,7 @@ fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildErro
         .kernel_version
         .clone();
     if let Some(d) = &c.description {
-        let n = d.chars().count();
-        let ok = (2..=MAX_DESCRIPTION_CHARS).contains(&n)
-            && d.chars().next().is_some_and(char::is_alphabetic)
-            && !d.chars().any(char::is_control)
-            && !reserved_prefix(d);
-        if !ok {
-            return Err(BuildError::InvalidDescription);
-        }
+        check_description(d)?;
     }
     if let Some(t) = &c.storage_type {
         if !STORAGE_TYPES.contains(&t.as_str()) {

@@ -47,6 +47,7 @@
 //!   before a vendor action's handler runs).
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
+//! - [`attributes`]: `ModifyDBInstanceDescription`.
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
@@ -67,6 +68,7 @@ use crate::server::runtime::RuntimeHandle;
 use crate::server::store::{Idempotency, Store};
 
 pub mod api_faults;
+pub mod attributes;
 pub mod classes;
 pub mod describe;
 pub mod errors;
@@ -339,6 +341,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             tasks::HistoryTasksRequest => tasks::describe_history_tasks),
     action!("DescribeHistoryTasksStat",         AnyKey, Reads,   Ignored,     Any,
             tasks::TaskFilter => tasks::describe_history_tasks_stat),
+    action!("ModifyDBInstanceDescription",      AnyKey, Mutates, Ignored,     Any,
+            attributes::DescriptionRequest => attributes::modify_db_instance_description),
 ];
 
 /// The row of an action, by its exact name.
