@@ -47,7 +47,7 @@
 //!   before a vendor action's handler runs).
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
-//! - [`attributes`]: `ModifyDBInstanceDescription`.
+//! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
