@@ -87,6 +87,8 @@ pub mod tasks;
 pub mod upgrade;
 
 #[cfg(test)]
+mod coverage;
+#[cfg(test)]
 mod tests;
 
 pub use params::{optional, required, InstanceRequest};
