@@ -123,6 +123,16 @@ fn check_passthrough_id(param: &str, v: &Option<String>) -> Result<String, Build
     })
 }
 
+/// A tag (at creation and `TagResources`): a key of 1 to 128 characters, a value of at most 128, neither
+/// starting with `aliyun`, `acs:`, `http://` or `https://`, no control characters.
+pub fn tag_ok(key: &str, value: &str) -> bool {
+    (1..=128).contains(&key.chars().count())
+        && value.chars().count() <= 128
+        && !reserved_prefix(key)
+        && !reserved_prefix(value)
+        && !key.chars().chain(value.chars()).any(char::is_control)
+}
+
 /// `DBInstanceDescription` (at creation and `ModifyDBInstanceDescription`): 2 to 256 characters, starting
 /// with a letter, no control characters, not starting with `http://` / `https://`.
 pub fn check_description(d: &str) -> Result<(), BuildError> {
@@ -172,17 +182,7 @@ fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildErro
         return Err(BuildError::TooManyTags(c.tags.len()));
     }
     for (i, tag) in c.tags.iter().enumerate() {
-        let key_len = tag.key.chars().count();
-        let ok = (1..=128).contains(&key_len)
-            && tag.value.chars().count() <= 128
-            && !reserved_prefix(&tag.key)
-            && !reserved_prefix(&tag.value)
-            && !tag
-                .key
-                .chars()
-                .chain(tag.value.chars())
-                .any(char::is_control);
-        if !ok {
+        if !tag_ok(&tag.key, &tag.value) {
             return Err(BuildError::InvalidTag { index: i + 1 });
         }
     }

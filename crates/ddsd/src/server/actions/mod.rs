@@ -48,6 +48,7 @@
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
 //! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
+//! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
@@ -83,6 +84,7 @@ pub mod restart;
 pub mod rolling;
 pub mod switch;
 pub mod switch_log;
+pub mod tags;
 pub mod tasks;
 pub mod upgrade;
 
@@ -345,6 +347,14 @@ pub static ACTIONS: &[ActionSpec] = &[
             tasks::TaskFilter => tasks::describe_history_tasks_stat),
     action!("ModifyDBInstanceDescription",      AnyKey, Mutates, Ignored,     Any,
             attributes::DescriptionRequest => attributes::modify_db_instance_description),
+    action!("TagResources",                     AnyKey, Mutates, Ignored,     Any,
+            tags::TagRequest => tags::tag_resources),
+    action!("UntagResources",                   AnyKey, Mutates, Ignored,     Any,
+            tags::UntagRequest => tags::untag_resources),
+    action!("ListTagResources",                 AnyKey, Reads,   Ignored,     Any,
+            tags::ListTagsRequest => tags::list_tag_resources),
+    action!("DescribeTags",                     AnyKey, Reads,   Ignored,     Any,
+            tags::DescribeTagsRequest => tags::describe_tags),
 ];
 
 /// The row of an action, by its exact name.

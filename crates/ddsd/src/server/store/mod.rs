@@ -328,6 +328,8 @@ pub struct OperationFinish {
 pub struct InstancePatch {
     pub description: Option<String>,
     pub maintain_window: Option<MaintainWindow>,
+    /// The instance's whole tag list (`TagResources`, `UntagResources`).
+    pub tags: Option<Vec<dds_engine::model::Tag>>,
 }
 
 /// A `Tag.N.Key` / `Tag.N.Value` filter; without a value any value matches.

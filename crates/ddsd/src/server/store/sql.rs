@@ -562,6 +562,9 @@ pub(crate) fn modify_instance(
     if let Some(w) = patch.maintain_window {
         instance.maintain_window = w;
     }
+    if let Some(t) = &patch.tags {
+        instance.tags = t.clone();
+    }
     let encoded = encode_instance(instance)?;
     replace_instance(c, ctx, &encoded)?;
     Ok(encoded.instance)

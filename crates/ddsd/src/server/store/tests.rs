@@ -622,6 +622,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
             InstancePatch {
                 description: Some("renamed during the upgrade".into()),
                 maintain_window: None,
+                tags: None,
             },
         )
         .await
@@ -1157,6 +1158,7 @@ async fn modify_instance_patches_attributes() {
             InstancePatch {
                 description: Some("renamed".into()),
                 maintain_window: Some(window),
+                tags: None,
             },
         )
         .await
