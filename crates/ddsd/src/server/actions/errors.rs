@@ -132,6 +132,10 @@ pub enum ApiError {
     InvalidRoleId {
         detail: String,
     },
+
+    // Accounts.
+    /// `InvalidAccountName.NotFound`: an `AccountName` other than the instance's `root`.
+    AccountNotFound,
 }
 
 const STATUS_DENIED: &str = "The operation is not permitted due to status of instance.";
@@ -206,6 +210,7 @@ impl ApiError {
             HaStatusNotSupport { .. } => "HaStatusNotSupport",
             InvalidSwitchType => "InvalidSwitchType",
             InvalidRoleId { .. } => "InvalidParameter",
+            AccountNotFound => "InvalidAccountName.NotFound",
         }
     }
 
@@ -246,7 +251,8 @@ impl ApiError {
             | StatusNotFound
             | EngineVersionNotFound { .. }
             | KernelVersionNotFound { .. }
-            | OperationNotFound => 404,
+            | OperationNotFound
+            | AccountNotFound => 404,
             Injected { status, .. } => *status,
         }
     }
@@ -349,6 +355,9 @@ impl ApiError {
             InvalidRoleId { detail } => {
                 format!("The specified parameter RoleId is not valid. ({detail})")
             }
+            AccountNotFound => "The specified account does not exist. (ddsd keeps one account per \
+                                instance: root)"
+                .into(),
         }
     }
 
@@ -541,6 +550,7 @@ mod tests {
             HaStatusNotSupport { detail: s() },
             InvalidSwitchType,
             InvalidRoleId { detail: s() },
+            AccountNotFound,
         ];
         for e in &all {
             match e {
@@ -556,6 +566,7 @@ mod tests {
                 IncorrectState { .. } | OperationNotFound | NotSimulated => {}
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
                 HaStatusNotSupport { .. } | InvalidSwitchType | InvalidRoleId { .. } => {}
+                AccountNotFound => {}
             }
         }
         all

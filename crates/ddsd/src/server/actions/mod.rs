@@ -48,6 +48,8 @@
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
 //! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
+//! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
+//!   instance's `root` account the wire listeners authenticate).
 //! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
@@ -68,6 +70,7 @@ use crate::server::plane::DataPlane;
 use crate::server::runtime::RuntimeHandle;
 use crate::server::store::{Idempotency, Store};
 
+pub mod accounts;
 pub mod api_faults;
 pub mod attributes;
 pub mod classes;
@@ -355,6 +358,12 @@ pub static ACTIONS: &[ActionSpec] = &[
             tags::ListTagsRequest => tags::list_tag_resources),
     action!("DescribeTags",                     AnyKey, Reads,   Ignored,     Any,
             tags::DescribeTagsRequest => tags::describe_tags),
+    action!("DescribeAccounts",                 AnyKey, Reads,   Ignored,     Any,
+            accounts::DescribeAccountsRequest => accounts::describe_accounts),
+    action!("ResetAccountPassword",             AnyKey, Mutates, Ignored,     Any,
+            accounts::ResetPasswordRequest => accounts::reset_account_password),
+    action!("ModifyAccountDescription",         AnyKey, Mutates, Ignored,     Any,
+            accounts::AccountDescriptionRequest => accounts::modify_account_description),
 ];
 
 /// The row of an action, by its exact name.

@@ -76,6 +76,8 @@ pub struct Supervisor {
     served: HashMap<String, Served>,
     listening: usize,
     warned_full: bool,
+    /// [`accounts::generation`] when the served instances' accounts were last read.
+    accounts_seen: u64,
 }
 
 /// The running supervisor; [`WireHandle::shutdown`] closes every listener.
@@ -117,6 +119,7 @@ impl Supervisor {
             served: HashMap::new(),
             listening: 0,
             warned_full: false,
+            accounts_seen: accounts::generation(),
         };
         let task = tokio::spawn(async move {
             sup.refresh().await;
@@ -142,7 +145,9 @@ impl Supervisor {
                         }
                     }
                     _ = tokio::time::sleep_until(wake) => {}
+                    _ = accounts::changed() => {}
                 }
+                sup.refresh_accounts().await;
                 if Instant::now() >= next_refresh {
                     sup.refresh().await;
                     next_refresh = Instant::now() + Duration::from_secs(2);
@@ -195,6 +200,21 @@ impl Supervisor {
                 due: Instant::now(),
             },
         );
+    }
+
+    /// A root account was stored since the last look (`ResetAccountPassword`): every served
+    /// instance's listeners take its stored credentials.
+    async fn refresh_accounts(&mut self) {
+        let now = accounts::generation();
+        if now == self.accounts_seen {
+            return;
+        }
+        self.accounts_seen = now;
+        for (id, served) in &self.served {
+            if let Err(e) = accounts::refresh_users(&*self.store, id, &served.users).await {
+                tracing::warn!(instance = %id, error = %e, "cannot read the root account");
+            }
+        }
     }
 
     async fn reconcile_due(&mut self) {
