@@ -136,6 +136,8 @@ pub enum ApiError {
     // Accounts.
     /// `InvalidAccountName.NotFound`: an `AccountName` other than the instance's `root`.
     AccountNotFound,
+    /// `DryRunOperation`: a `DryRun=true` request passed every check; nothing changed.
+    DryRunOperation,
 }
 
 const STATUS_DENIED: &str = "The operation is not permitted due to status of instance.";
@@ -211,6 +213,7 @@ impl ApiError {
             InvalidSwitchType => "InvalidSwitchType",
             InvalidRoleId { .. } => "InvalidParameter",
             AccountNotFound => "InvalidAccountName.NotFound",
+            DryRunOperation => "DryRunOperation",
         }
     }
 
@@ -238,7 +241,8 @@ impl ApiError {
             | MissingErrorCode
             | HaStatusNotSupport { .. }
             | InvalidSwitchType
-            | InvalidRoleId { .. } => 400,
+            | InvalidRoleId { .. }
+            | DryRunOperation => 400,
             StatusDenied
             | OperationUnfinished { .. }
             | InstanceType { .. }
@@ -358,6 +362,7 @@ impl ApiError {
             AccountNotFound => "The specified account does not exist. (ddsd keeps one account per \
                                 instance: root)"
                 .into(),
+            DryRunOperation => "Request validation has been passed with DryRun flag set.".into(),
         }
     }
 
@@ -551,6 +556,7 @@ mod tests {
             InvalidSwitchType,
             InvalidRoleId { detail: s() },
             AccountNotFound,
+            DryRunOperation,
         ];
         for e in &all {
             match e {
@@ -566,7 +572,7 @@ mod tests {
                 IncorrectState { .. } | OperationNotFound | NotSimulated => {}
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
                 HaStatusNotSupport { .. } | InvalidSwitchType | InvalidRoleId { .. } => {}
-                AccountNotFound => {}
+                AccountNotFound | DryRunOperation => {}
             }
         }
         all

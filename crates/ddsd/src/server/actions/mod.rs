@@ -50,6 +50,8 @@
 //! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
 //! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
 //!   instance's `root` account the wire listeners authenticate).
+//! - [`security_ips`]: `DescribeSecurityIps`, `ModifySecurityIps` (the whitelist the wire listeners
+//!   enforce).
 //! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
@@ -85,6 +87,7 @@ pub mod plan;
 pub mod regions;
 pub mod restart;
 pub mod rolling;
+pub mod security_ips;
 pub mod switch;
 pub mod switch_log;
 pub mod tags;
@@ -364,6 +367,10 @@ pub static ACTIONS: &[ActionSpec] = &[
             accounts::ResetPasswordRequest => accounts::reset_account_password),
     action!("ModifyAccountDescription",         AnyKey, Mutates, Ignored,     Any,
             accounts::AccountDescriptionRequest => accounts::modify_account_description),
+    action!("DescribeSecurityIps",              AnyKey, Reads,   Ignored,     Any,
+            security_ips::DescribeRequest => security_ips::describe_security_ips),
+    action!("ModifySecurityIps",                AnyKey, Mutates, ClientToken, Any,
+            security_ips::ModifyRequest => security_ips::modify_security_ips),
 ];
 
 /// The row of an action, by its exact name.

@@ -616,4 +616,17 @@ pub trait Store: Send + Sync + 'static {
 
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>>;
     fn put_setting(&self, key: &str, value: &str) -> StoreFuture<'_, ()>;
+    /// Writes a setting together with a `ClientToken` record, in one transaction. `Some(response)`:
+    /// the token was used before for the same request, nothing was written, answer that response
+    /// (a different request reusing it is `IdempotentParameterMismatch`).
+    fn put_setting_once(
+        &self,
+        key: &str,
+        value: &str,
+        idempotency: Idempotency,
+    ) -> StoreFuture<'_, Option<Value>>;
+
+    /// The response recorded for this `ClientToken` and request, if any (a different request reusing
+    /// the token is `IdempotentParameterMismatch`); nothing is written.
+    fn replayed(&self, idempotency: Idempotency) -> StoreFuture<'_, Option<Value>>;
 }

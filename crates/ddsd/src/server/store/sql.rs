@@ -426,7 +426,7 @@ fn insert_operation(
 }
 
 /// The stored response when `idem` repeats a live record with the same fingerprint.
-fn idempotent_replay(
+pub(crate) fn idempotent_replay(
     c: &Connection,
     ctx: &Ctx,
     idem: &EncodedIdempotency,
@@ -983,6 +983,21 @@ pub(crate) fn get_setting(c: &Connection, key: &str) -> StoreResult<Option<Strin
             .query_row([key], |r| r.get(0))
             .optional()?,
     )
+}
+
+pub(crate) fn put_setting_once(
+    c: &Connection,
+    ctx: &Ctx,
+    key: &str,
+    value: &str,
+    idem: &EncodedIdempotency,
+) -> StoreResult<Option<Value>> {
+    if let Some(response) = idempotent_replay(c, ctx, idem)? {
+        return Ok(Some(response));
+    }
+    put_setting(c, key, value)?;
+    record_idempotency(c, ctx, idem)?;
+    Ok(None)
 }
 
 pub(crate) fn put_setting(c: &Connection, key: &str, value: &str) -> StoreResult<()> {

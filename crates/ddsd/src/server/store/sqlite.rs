@@ -569,4 +569,29 @@ impl Store for SqliteStore {
         let (key, value) = (key.to_string(), value.to_string());
         self.write(move |c, _| sql::put_setting(c, &key, &value))
     }
+
+    fn put_setting_once(
+        &self,
+        key: &str,
+        value: &str,
+        idempotency: Idempotency,
+    ) -> StoreFuture<'_, Option<Value>> {
+        if let Err(e) = sql::check_setting(key, Some(value)) {
+            return Self::fail(e);
+        }
+        let idem = match sql::encode_idempotency(&idempotency) {
+            Ok(i) => i,
+            Err(e) => return Self::fail(e),
+        };
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c, ctx| sql::put_setting_once(c, ctx, &key, &value, &idem))
+    }
+
+    fn replayed(&self, idempotency: Idempotency) -> StoreFuture<'_, Option<Value>> {
+        let idem = match sql::encode_idempotency(&idempotency) {
+            Ok(i) => i,
+            Err(e) => return Self::fail(e),
+        };
+        self.write(move |c, ctx| sql::idempotent_replay(c, ctx, &idem))
+    }
 }

@@ -82,7 +82,8 @@ fn decode(text: &str) -> Option<UserCredentials> {
     Some(UserCredentials { credentials })
 }
 
-/// Bumped whenever a root account is stored, so the wire supervisor knows to re-read them.
+/// Bumped whenever an instance's access (root account, whitelist) is stored, so the wire supervisor
+/// knows to re-read them.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 fn changes() -> &'static Notify {
@@ -95,7 +96,7 @@ pub fn generation() -> u64 {
     GENERATION.load(Ordering::SeqCst)
 }
 
-/// Resolves after a root account was stored (one waiter at a time: the wire supervisor).
+/// Resolves after [`announce`] (one waiter at a time: the wire supervisor).
 pub async fn changed() {
     changes().notified().await;
 }
@@ -111,9 +112,14 @@ pub async fn store_root_account(
     store
         .put_setting(&setting_key(instance_id), encoded)
         .await?;
+    announce();
+    Ok(())
+}
+
+/// Tells the wire supervisor that an instance's access (root account, whitelist) changed.
+pub fn announce() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
     changes().notify_one();
-    Ok(())
 }
 
 /// Whether `instance_id` has a root account.

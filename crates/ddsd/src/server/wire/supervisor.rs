@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::accounts;
 use super::member::Member;
 use super::view::Layout;
+use super::whitelist::{self, Whitelist};
 use crate::server::plane::sim::SimPlane;
 use crate::server::plane::DataPlane;
 use crate::server::store::Store;
@@ -65,6 +66,7 @@ struct Process {
 struct Served {
     layout: Arc<Layout>,
     users: Arc<MemoryCredentialStore>,
+    whitelist: Arc<Whitelist>,
     processes: BTreeMap<String, Process>,
     due: Instant,
 }
@@ -191,19 +193,28 @@ impl Supervisor {
                 return;
             }
         };
+        let whitelist = Arc::new(Whitelist::default());
+        match whitelist::load(&*self.store, id).await {
+            Ok(groups) => whitelist.set(groups.as_deref()),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot read the whitelist");
+                return;
+            }
+        }
         self.served.insert(
             id.to_string(),
             Served {
                 layout: Arc::new(Layout::of(&instance)),
                 users: Arc::new(users),
+                whitelist,
                 processes: BTreeMap::new(),
                 due: Instant::now(),
             },
         );
     }
 
-    /// A root account was stored since the last look (`ResetAccountPassword`): every served
-    /// instance's listeners take its stored credentials.
+    /// A root account or a whitelist was stored since the last look (`ResetAccountPassword`,
+    /// `ModifySecurityIps`): every served instance's listeners take the stored ones.
     async fn refresh_accounts(&mut self) {
         let now = accounts::generation();
         if now == self.accounts_seen {
@@ -213,6 +224,10 @@ impl Supervisor {
         for (id, served) in &self.served {
             if let Err(e) = accounts::refresh_users(&*self.store, id, &served.users).await {
                 tracing::warn!(instance = %id, error = %e, "cannot read the root account");
+            }
+            match whitelist::load(&*self.store, id).await {
+                Ok(groups) => served.whitelist.set(groups.as_deref()),
+                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot read the whitelist"),
             }
         }
     }
@@ -290,6 +305,7 @@ impl Supervisor {
                         node.clone(),
                         self.settings.limits.max_connections as u32,
                         1_000,
+                        served.whitelist.clone(),
                     )),
                     socket: Port::Reserved(None),
                 });
