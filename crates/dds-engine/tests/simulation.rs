@@ -6,8 +6,10 @@
 //!   prints its report.
 //! - `DDS_SIM_SEEDS=100000 cargo test -p dds-engine --release --test simulation` runs more
 //!   (`DDS_SIM_FIRST_SEED` moves the window).
+//! - `seeded_switch_and_member_restart` does the same for primary switches (`SwitchDBInstanceHA`) and
+//!   one-member restarts (`RestartNode`): 300 seeds, `DDS_SIM_SWITCH_SEED=<n>` replays one.
 
-use dds_engine::workflow::harness::{run, run_traced, scenario};
+use dds_engine::workflow::harness::{run, run_traced, scenario, switch_or_member_scenario};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -75,4 +77,57 @@ fn seeded_simulation() {
 fn reason_name(r: &dds_engine::workflow::FailureReason) -> String {
     let s = format!("{r:?}");
     s.split([' ', '(', '{']).next().unwrap_or("").to_string()
+}
+
+#[test]
+fn seeded_switch_and_member_restart() {
+    if let Some(seed) = env_u64("DDS_SIM_SWITCH_SEED") {
+        let s = switch_or_member_scenario(seed);
+        println!("{}", s.describe());
+        match run(&s) {
+            Ok(summary) => {
+                println!("{summary:#?}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let n = env_u64("DDS_SIM_SWITCH_SEEDS").unwrap_or(300);
+    let mut failures = Vec::new();
+    let mut outcomes = BTreeMap::<String, u64>::new();
+    for seed in 1..=n {
+        let s = switch_or_member_scenario(seed);
+        match run(&s) {
+            Ok(summary) => {
+                let key = match &summary.outcome {
+                    dds_engine::workflow::Outcome::Succeeded => "succeeded".to_string(),
+                    dds_engine::workflow::Outcome::Failed(f) => {
+                        format!("failed:{}", reason_name(&f.reason))
+                    }
+                };
+                *outcomes
+                    .entry(format!(
+                        "{}:{key}",
+                        s.describe()
+                            .split(' ')
+                            .nth(2)
+                            .unwrap_or("?")
+                            .split('(')
+                            .next()
+                            .unwrap_or("?")
+                    ))
+                    .or_default() += 1;
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    println!("{n} switch / member-restart seeds; outcomes {outcomes:?}");
+    for f in failures.iter().take(100) {
+        eprintln!("{f}\n  replay: DDS_SIM_SWITCH_SEED=<seed> cargo test -p dds-engine --test simulation seeded_switch -- --nocapture");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} seeds failed",
+        failures.len()
+    );
 }

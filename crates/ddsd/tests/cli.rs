@@ -1104,3 +1104,63 @@ fn watch_follows_an_upgrade_started_without_wait_and_operations_lists_the_outcom
     let r = run(&["operations", &id, "--max-records", "1", "--json"]).ok();
     assert_eq!(r.json()["Operations"]["Operation"][0]["OperationId"], op_id);
 }
+
+#[test]
+fn switch_ha_wait_hands_the_primary_over_and_names_the_new_one() {
+    let root = common::TempDir::new("switch-ha");
+    let s = Server::start(&root);
+    let home = root.join("home");
+    let data = s.data_dir.to_str().unwrap().to_string();
+    let id = create(&home, &s, false);
+    let primary = |home: &Path| -> String {
+        let p = format!("DBInstanceId={id}");
+        let mut args = vec!["call", "DescribeReplicaSetRole", p.as_str()];
+        args.extend(admin(&s, &data));
+        let v = cli(home, &args, &[]).ok().json();
+        v["ReplicaSets"]["ReplicaSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ReplicaSetRole"] == "Primary")
+            .unwrap()["RoleId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = primary(&home);
+
+    let mut args = vec!["switch-ha", id.as_str(), "--wait", "--poll-ms", "100"];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]).ok();
+    assert!(
+        r.stdout
+            .starts_with(&format!("{id}: primary switch accepted (RequestId ")),
+        "{}",
+        r.stdout
+    );
+    let after = primary(&home);
+    assert_ne!(before, after);
+    assert!(
+        r.stdout.contains(&format!(": new primary {after}")),
+        "{}",
+        r.stdout
+    );
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("{id} is Running on {OLDER} after "))
+            && last.contains(": 0 processes restarted, 1 election,"),
+        "{last}"
+    );
+    assert_eq!(
+        last_operation(&home, &s, &id)["Action"],
+        "SwitchDBInstanceHA"
+    );
+
+    // A sharded cluster needs the shard: the API's refusal, exit 1.
+    let sh = create(&home, &s, true);
+    let mut args = vec!["switch-ha", sh.as_str()];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("MissingNodeId: "), "{}", r.stderr);
+}

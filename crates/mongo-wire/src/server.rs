@@ -62,6 +62,12 @@ pub trait Service: Send + Sync + 'static {
         true
     }
 
+    /// Whether a client at `peer` may connect at all (an IP whitelist). A refused client's
+    /// connection is closed at once, before a byte is read; the default admits everyone.
+    fn admits(&self, _peer: &SocketAddr) -> bool {
+        true
+    }
+
     /// A connection was accepted (and fit under the connection limit).
     fn on_open(&self, _conn: &ConnCtx) {}
 
@@ -212,6 +218,11 @@ async fn accept_loop<S: Service>(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
+                if !shared.service.admits(&peer) {
+                    tracing::debug!(%peer, "wire connection refused: not in the whitelist");
+                    drop(stream);
+                    continue;
+                }
                 let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
                     tracing::debug!(%peer, "wire connection refused: connection limit");
                     drop(stream);

@@ -123,6 +123,31 @@ fn check_passthrough_id(param: &str, v: &Option<String>) -> Result<String, Build
     })
 }
 
+/// A tag (at creation and `TagResources`): a key of 1 to 128 characters, a value of at most 128, neither
+/// starting with `aliyun`, `acs:`, `http://` or `https://`, no control characters.
+pub fn tag_ok(key: &str, value: &str) -> bool {
+    (1..=128).contains(&key.chars().count())
+        && value.chars().count() <= 128
+        && !reserved_prefix(key)
+        && !reserved_prefix(value)
+        && !key.chars().chain(value.chars()).any(char::is_control)
+}
+
+/// `DBInstanceDescription` (at creation and `ModifyDBInstanceDescription`): 2 to 256 characters, starting
+/// with a letter, no control characters, not starting with `http://` / `https://`.
+pub fn check_description(d: &str) -> Result<(), BuildError> {
+    let n = d.chars().count();
+    let ok = (2..=MAX_DESCRIPTION_CHARS).contains(&n)
+        && d.chars().next().is_some_and(char::is_alphabetic)
+        && !d.chars().any(char::is_control)
+        && !reserved_prefix(d);
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidDescription)
+    }
+}
+
 /// Checks the common parameters; returns the newest kernel of the engine version.
 fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildError> {
     if let Some(engine) = &c.engine {
@@ -136,14 +161,7 @@ fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildErro
         .kernel_version
         .clone();
     if let Some(d) = &c.description {
-        let n = d.chars().count();
-        let ok = (2..=MAX_DESCRIPTION_CHARS).contains(&n)
-            && d.chars().next().is_some_and(char::is_alphabetic)
-            && !d.chars().any(char::is_control)
-            && !reserved_prefix(d);
-        if !ok {
-            return Err(BuildError::InvalidDescription);
-        }
+        check_description(d)?;
     }
     if let Some(t) = &c.storage_type {
         if !STORAGE_TYPES.contains(&t.as_str()) {
@@ -164,17 +182,7 @@ fn check_common(c: &CreateCommon, catalog: &Catalog) -> Result<String, BuildErro
         return Err(BuildError::TooManyTags(c.tags.len()));
     }
     for (i, tag) in c.tags.iter().enumerate() {
-        let key_len = tag.key.chars().count();
-        let ok = (1..=128).contains(&key_len)
-            && tag.value.chars().count() <= 128
-            && !reserved_prefix(&tag.key)
-            && !reserved_prefix(&tag.value)
-            && !tag
-                .key
-                .chars()
-                .chain(tag.value.chars())
-                .any(char::is_control);
-        if !ok {
+        if !tag_ok(&tag.key, &tag.value) {
             return Err(BuildError::InvalidTag { index: i + 1 });
         }
     }

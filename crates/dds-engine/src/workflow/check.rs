@@ -348,6 +348,25 @@ impl DecisionAudit {
                                     )?;
                                 }
                             }
+                            RollingKind::Restart { .. }
+                                if p.step == crate::workflow::MemberStep::Skipped =>
+                            {
+                                // `RestartNode`: a member outside the one named is never touched.
+                                if self.restarts_begun(&p.node_id) != 0 {
+                                    violation(
+                                        "I4",
+                                        format!("{} restarted outside the scope", p.node_id),
+                                    )?;
+                                }
+                            }
+                            RollingKind::Switch { .. } => {
+                                if self.restarts_begun(&p.node_id) != 0 {
+                                    violation(
+                                        "I4",
+                                        format!("{} restarted by a primary switch", p.node_id),
+                                    )?;
+                                }
+                            }
                             RollingKind::Restart { .. } => {
                                 if !p.restarted || self.restarts_begun(&p.node_id) != 1 {
                                     violation(
@@ -569,6 +588,13 @@ fn check_gated_done(
     for (rb, ra) in before.replica_sets.iter().zip(&after.replica_sets) {
         for (j, (pb, pa)) in rb.procs.iter().zip(&ra.procs).enumerate() {
             if pa.step != MemberStep::Done || pb.step == MemberStep::Done {
+                continue;
+            }
+            if after.is_switch() && pb.step == MemberStep::Pending {
+                // A switched primary was never stopped: there is no restart to gate.
+                if pa.stop_issued_ms.is_some() {
+                    return violation("I4", format!("{} stopped by a switch", pa.node_id));
+                }
                 continue;
             }
             let MemberStep::Gating {

@@ -144,6 +144,7 @@ impl Scenario {
         let op = match &self.kind {
             RollingKind::Upgrade { .. } => "upgrade".to_string(),
             RollingKind::Restart { scope } => format!("restart({scope:?})"),
+            RollingKind::Switch { scope, .. } => format!("switch({scope:?})"),
         };
         format!(
             "seed={} topology={} op={op} faults=[{}] crash={:?}",
@@ -204,6 +205,67 @@ fn set_kind(mut rs: ReplicaSetSpec) -> ReplicaSetSpec {
 /// read-only replicas, sharded with 1–4 shards and 1–4 mongos), operation (mostly upgrades, some rolling
 /// restarts of the instance or one node) and at most one fault row of F1–F17, plus a crash plan.
 pub fn scenario(seed: u64) -> Scenario {
+    scenario_of(seed, default_kind)
+}
+
+/// The upgrade or restart of [`scenario`] (six in seven upgrades).
+fn default_kind(rng: &mut SmallRng, instance: &Instance) -> RollingKind {
+    let sharded = matches!(instance.topology, Topology::Sharded { .. });
+    if rng.gen_ratio(1, 7) {
+        let scope = if sharded && rng.gen_bool(0.5) {
+            let nodes: Vec<String> = instance
+                .topology
+                .replica_sets()
+                .iter()
+                .map(|r| r.node_id.clone())
+                .chain(instance.topology.mongos().iter().map(|m| m.node_id.clone()))
+                .collect();
+            RestartScope::Node {
+                node_id: pick(rng, &nodes).clone(),
+            }
+        } else {
+            RestartScope::Instance
+        };
+        RollingKind::Restart { scope }
+    } else {
+        RollingKind::Upgrade {
+            target_kernel: TO_KERNEL.to_string(),
+        }
+    }
+}
+
+/// A scenario whose operation is a primary switch (`SwitchDBInstanceHA`) or a one-member restart
+/// (`RestartNode`), half and half, over the same topologies, faults and crashes as [`scenario`].
+pub fn switch_or_member_scenario(seed: u64) -> Scenario {
+    scenario_of(seed, |rng, instance| {
+        let sets = instance.topology.replica_sets();
+        let rs = pick(rng, &sets);
+        let node_id = rs.node_id.clone();
+        if rng.gen_bool(0.5) {
+            let scope = match instance.topology {
+                Topology::Sharded { .. } => RestartScope::Node { node_id },
+                _ => RestartScope::Instance,
+            };
+            RollingKind::Switch {
+                scope,
+                candidates: Vec::new(),
+            }
+        } else {
+            let members: Vec<String> = rs.members.iter().map(|m| m.node_id.clone()).collect();
+            RollingKind::Restart {
+                scope: RestartScope::Member {
+                    node_id,
+                    role_id: pick(rng, &members).clone(),
+                },
+            }
+        }
+    })
+}
+
+fn scenario_of(
+    seed: u64,
+    kind_of: impl FnOnce(&mut SmallRng, &Instance) -> RollingKind,
+) -> Scenario {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x005E_ED0F_5CE4_A210);
     let k = FROM_KERNEL;
     let (name, topology) = match rng.gen_range(0..16) {
@@ -274,27 +336,7 @@ pub fn scenario(seed: u64) -> Scenario {
         name.push_str("+mixed");
     }
     let sharded = matches!(instance.topology, Topology::Sharded { .. });
-    let kind = if rng.gen_ratio(1, 7) {
-        let scope = if sharded && rng.gen_bool(0.5) {
-            let nodes: Vec<String> = instance
-                .topology
-                .replica_sets()
-                .iter()
-                .map(|r| r.node_id.clone())
-                .chain(instance.topology.mongos().iter().map(|m| m.node_id.clone()))
-                .collect();
-            RestartScope::Node {
-                node_id: pick(&mut rng, &nodes).clone(),
-            }
-        } else {
-            RestartScope::Instance
-        };
-        RollingKind::Restart { scope }
-    } else {
-        RollingKind::Upgrade {
-            target_kernel: TO_KERNEL.to_string(),
-        }
-    };
+    let kind = kind_of(&mut rng, &instance);
     let mut config = UpgradeConfig::default();
     // Mostly the default window; sometimes strictly sequential or a window narrower than the shard count.
     if sharded && rng.gen_ratio(1, 4) {
@@ -559,6 +601,12 @@ pub fn run_traced(
             scope.clone(),
             scenario.config.clone(),
         ),
+        RollingKind::Switch { scope, candidates } => RollingOperation::plan_switch(
+            &scenario.instance,
+            scope.clone(),
+            candidates.clone(),
+            scenario.config.clone(),
+        ),
     };
     let mut op = planned.map_err(|e| {
         fail(
@@ -771,7 +819,14 @@ fn check_end_truth(
                 let Some(p) = truth.process(node) else {
                     return Err(violation("I4", format!("{node} unknown to the fleet")));
                 };
-                let needed = op.target().is_none_or(|t| t != from);
+                let skipped = op
+                    .replica_sets
+                    .iter()
+                    .flat_map(|r| r.procs.iter())
+                    .any(|p| p.node_id == node && p.step == MemberStep::Skipped);
+                // A switch restarts nobody; `RestartNode` only its member.
+                let untouched = op.is_switch() || (skipped && op.target().is_none());
+                let needed = !untouched && op.target().is_none_or(|t| t != from);
                 let expected = u32::from(needed);
                 if p.stops_by_command != expected || p.starts_by_command != expected {
                     return Err(violation(
@@ -788,12 +843,49 @@ fn check_end_truth(
                     }
                 }
             }
-            if fault_free && scenario.crash == CrashPlan::Never {
+            // A switch or a one-member restart has no dry run: one handover per set in scope for a
+            // switch, at most one (the member was primary) for `RestartNode`; a priority takeover
+            // that follows (the old primary outranks the new one) is MongoDB's, not ours.
+            let narrow = op.is_switch()
+                || matches!(
+                    op.kind,
+                    RollingKind::Restart {
+                        scope: RestartScope::Member { .. }
+                    }
+                );
+            if fault_free && scenario.crash == CrashPlan::Never && narrow {
+                for rs in op
+                    .replica_sets
+                    .iter()
+                    .filter(|r| r.status != RsStatus::OutOfScope)
+                {
+                    let Some(t) = truth.replica_set(&rs.name) else {
+                        continue;
+                    };
+                    let handovers = t
+                        .elections_since(started)
+                        .filter(|e| e.cause != SimElectionCause::PriorityTakeover)
+                        .count();
+                    let ok = if op.is_switch() {
+                        handovers == 1
+                    } else {
+                        handovers <= 1
+                    };
+                    if !ok {
+                        return Err(violation(
+                            "elections",
+                            format!("{}: {handovers} elections besides takeovers", rs.name),
+                        ));
+                    }
+                }
+            }
+            if fault_free && scenario.crash == CrashPlan::Never && !narrow {
                 let plan = match &op.kind {
                     RollingKind::Upgrade { target_kernel } => {
                         plan_steps(&scenario.instance, target_kernel)
                     }
                     RollingKind::Restart { scope } => plan_restart_steps(&scenario.instance, scope),
+                    RollingKind::Switch { .. } => unreachable!("checked above"),
                 };
                 if plan.steps.len() as u64 != report.commands_executed {
                     return Err(violation(

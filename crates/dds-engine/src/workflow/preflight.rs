@@ -30,6 +30,12 @@ pub enum PreflightError {
     NoElectableSecondary { replica_set: String },
     #[error("node {node_id} is not a shard, config server or mongos of this instance")]
     NoSuchNode { node_id: String },
+    #[error("node {node_id} is not a replica set (shard or config server) of this instance")]
+    NotAReplicaSet { node_id: String },
+    #[error("role {role_id} is not a member of the replica set in scope")]
+    NoSuchRole { role_id: String },
+    #[error("replica set {replica_set} has no electable secondary caught up with its primary to switch to")]
+    NoCaughtUpSecondary { replica_set: String },
     #[error("replica set {replica_set} is not observable")]
     ReplicaSetNotObserved { replica_set: String },
     #[error("member {node_id} of {replica_set} is not observable")]
@@ -91,6 +97,7 @@ impl PreflightError {
                 | LagTooHigh { .. }
                 | BalancerNotObserved
                 | MongosDown { .. }
+                | NoCaughtUpSecondary { .. }
         )
     }
 }
@@ -180,6 +187,42 @@ pub(crate) fn check_static(
 pub(crate) struct SetRoles<'a> {
     pub name: &'a str,
     pub roles: &'a [MemberRole],
+}
+
+/// A primary switch's own live check, run before [`check_live`]: some electable secondary among
+/// `candidates` (any, when empty) is serving and within the lag threshold, so the non-forced stepdown has
+/// someone to hand over to. A set without a primary or not observed passes here: `check_live` names that.
+pub(crate) fn check_switchable(
+    set: &SetRoles<'_>,
+    candidates: &[String],
+    obs: &DeploymentObservation,
+    cfg: &UpgradeConfig,
+) -> Result<(), PreflightError> {
+    let Some(ro) = obs.replica_set(set.name) else {
+        return Ok(());
+    };
+    let Some(primary) = ro.primary.as_deref() else {
+        return Ok(());
+    };
+    let named = |id: &str| candidates.is_empty() || candidates.iter().any(|c| c == id);
+    let ready = set.roles.iter().any(|role| {
+        role.kind.electable()
+            && role.node_id != primary
+            && named(&role.node_id)
+            && ro.member(&role.node_id).is_some_and(|m| {
+                m.process_up
+                    && m.healthy
+                    && m.state == MemberState::Secondary
+                    && lag_ms(role, ro, m) <= cfg.max_lag_ms
+            })
+    });
+    if ready {
+        Ok(())
+    } else {
+        Err(PreflightError::NoCaughtUpSecondary {
+            replica_set: set.name.to_string(),
+        })
+    }
 }
 
 /// Checks against a fresh observation of the deployment.

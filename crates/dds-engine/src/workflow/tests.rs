@@ -1617,3 +1617,152 @@ fn a_primary_that_keeps_getting_re_elected_is_never_stopped_and_stepdowns_are_ca
     assert_eq!(toy.stops.get("rs-0"), None);
     assert_eq!(op.report().unwrap().replica_sets[0].elections, 6);
 }
+
+#[test]
+fn a_primary_switch_is_one_stepdown_and_restarts_nobody() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut op =
+        RollingOperation::plan_switch(&inst, RestartScope::Instance, Vec::new(), cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    assert_eq!(op.preflight(&toy.observe()), Ok(()));
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    assert_eq!(member_cmds(&toy.log), ["stepdown rs-0"]);
+    assert!(toy.stops.is_empty() && toy.starts.is_empty());
+    assert_eq!(toy.obs.replica_sets[0].primary.as_deref(), Some("rs-1"));
+    let report = op.report().unwrap();
+    assert_eq!(report.replica_sets[0].elections, 1);
+    assert_eq!(
+        report.replica_sets[0].election_log[0].cause,
+        ElectionCause::StepDown
+    );
+    assert!(report.replica_sets[0].members.iter().all(|m| !m.restarted));
+
+    // Resumed after a crash at any step, it still steps down exactly once.
+    for at in 0..3 {
+        for crash in [
+            Crash::BeforeExecute,
+            Crash::BeforeResult,
+            Crash::AfterResult,
+        ] {
+            let mut op =
+                RollingOperation::plan_switch(&inst, RestartScope::Instance, Vec::new(), cfg())
+                    .unwrap();
+            let mut toy = Toy::new(&inst);
+            drive(
+                &mut op,
+                &mut toy,
+                |i| if i == at { crash } else { Crash::None },
+                |_, _| {},
+            );
+            assert_eq!(outcome(&op), Outcome::Succeeded, "{at} {crash:?}");
+            assert!(toy.stops.is_empty(), "{at} {crash:?}");
+            assert_ne!(toy.obs.replica_sets[0].primary.as_deref(), Some("rs-0"));
+        }
+    }
+}
+
+#[test]
+fn a_switch_needs_a_caught_up_electable_secondary_among_its_candidates() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    // rs-2 is hidden: never electable.
+    let op = RollingOperation::plan_switch(
+        &inst,
+        RestartScope::Instance,
+        vec!["rs-0".into(), "rs-2".into()],
+        cfg(),
+    )
+    .unwrap();
+    let toy = Toy::new(&inst);
+    assert_eq!(
+        op.preflight(&toy.observe()),
+        Err(PreflightError::NoCaughtUpSecondary {
+            replica_set: "rs".into()
+        })
+    );
+    let op =
+        RollingOperation::plan_switch(&inst, RestartScope::Instance, Vec::new(), cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    toy.member_mut("rs", "rs-1").optime_ms -= 30_000;
+    assert_eq!(
+        op.preflight(&toy.observe()),
+        Err(PreflightError::NoCaughtUpSecondary {
+            replica_set: "rs".into()
+        })
+    );
+    assert!(PreflightError::NoCaughtUpSecondary {
+        replica_set: "rs".into()
+    }
+    .is_transient());
+    assert_eq!(
+        RollingOperation::plan_switch(&inst, RestartScope::Instance, vec!["nobody".into()], cfg())
+            .unwrap_err(),
+        PreflightError::NoSuchRole {
+            role_id: "nobody".into()
+        }
+    );
+}
+
+#[test]
+fn a_sharded_switch_touches_one_shard_with_the_balancer_stopped() {
+    let inst = sharded(2, 2);
+    assert_eq!(
+        RollingOperation::plan_switch(
+            &inst,
+            RestartScope::Node {
+                node_id: "s-0".into()
+            },
+            Vec::new(),
+            cfg()
+        )
+        .unwrap_err(),
+        PreflightError::NotAReplicaSet {
+            node_id: "s-0".into()
+        }
+    );
+    let mut op = RollingOperation::plan_switch(
+        &inst,
+        RestartScope::Node {
+            node_id: "d-sh1".into(),
+        },
+        Vec::new(),
+        cfg(),
+    )
+    .unwrap();
+    let mut toy = Toy::new(&inst);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    assert_eq!(
+        member_cmds(&toy.log),
+        ["balancer stop", "stepdown sh1-0", "balancer start"]
+    );
+}
+
+#[test]
+fn restart_node_restarts_one_member_and_steps_a_primary_down_first() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let member = |role: &str| RestartScope::Member {
+        node_id: "rs".into(),
+        role_id: role.into(),
+    };
+    let mut op = RollingOperation::plan_restart(&inst, member("rs-1"), cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    assert_eq!(member_cmds(&toy.log), ["stop rs-1", "start rs-1 old"]);
+
+    let mut op = RollingOperation::plan_restart(&inst, member("rs-0"), cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    assert_eq!(
+        member_cmds(&toy.log),
+        ["stepdown rs-0", "stop rs-0", "start rs-0 old"]
+    );
+    assert_eq!(
+        RollingOperation::plan_restart(&inst, member("rs-9"), cfg()).unwrap_err(),
+        PreflightError::NoSuchRole {
+            role_id: "rs-9".into()
+        }
+    );
+}

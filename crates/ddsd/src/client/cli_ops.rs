@@ -93,6 +93,26 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SwitchHaArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(value_name = "DBInstanceId")]
+    pub db_instance_id: String,
+    /// The shard or config server whose primary switches (required for a sharded cluster).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Comma-separated member node ids to switch between (`RoleIds`; default: any caught-up
+    /// electable secondary).
+    #[arg(long)]
+    pub role_ids: Option<String>,
+    /// 0: now (default); 1: in the instance's maintenance window.
+    #[arg(long, value_parser = ["0", "1"])]
+    pub switch_mode: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -466,6 +486,53 @@ pub fn restart(args: RestartArgs) -> ClientFuture {
     })
 }
 
+/// `ddsd switch-ha`: `SwitchDBInstanceHA`, and with `--wait` the progress of the switch, then the
+/// primary before and after (from the switch's report).
+pub fn switch_ha(args: SwitchHaArgs) -> ClientFuture {
+    Box::pin(async move {
+        let client = args.client.client()?;
+        let id = args.db_instance_id.as_str();
+        let started = Instant::now();
+        let before = newest_operation(&client, id).await?;
+        let mut params = vec![("DBInstanceId", id)];
+        if let Some(n) = &args.node_id {
+            params.push(("NodeId", n.as_str()));
+        }
+        if let Some(r) = &args.role_ids {
+            params.push(("RoleIds", r.as_str()));
+        }
+        if let Some(m) = &args.switch_mode {
+            params.push(("SwitchMode", m.as_str()));
+        }
+        let resp = client.call("SwitchDBInstanceHA", &params).await?;
+        let scope = restart_scope(id, args.node_id.as_deref());
+        println!(
+            "{scope}: primary switch accepted (RequestId {})",
+            resp["RequestId"].as_str().unwrap_or("?")
+        );
+        if !args.wait.wait {
+            return Ok(());
+        }
+        let op = follow(
+            &client,
+            id,
+            before,
+            format!("Switching the primary of {scope}"),
+            Estimate { total: None },
+            &args.wait.show,
+        )
+        .await?;
+        for rs in op["Report"]["ReplicaSets"].as_array().into_iter().flatten() {
+            for e in rs["ElectionLog"].as_array().into_iter().flatten() {
+                if let Some(p) = e["NewPrimary"].as_str() {
+                    println!("{}: new primary {p}", rs["Name"].as_str().unwrap_or("?"));
+                }
+            }
+        }
+        conclude(&client, id, "primary switch", &op, started.elapsed(), None).await
+    })
+}
+
 /// Seconds between two of the API's `yyyy-MM-ddTHH:mm:ssZ` times, when both read.
 fn wall_span(from: &Value, until: &Value) -> Option<Duration> {
     let at = |v: &Value| {
@@ -494,7 +561,12 @@ fn restart_scope(id: &str, node_id: Option<&str>) -> String {
 fn is_rolling(op: &Value) -> bool {
     matches!(
         op["Action"].as_str(),
-        Some("UpgradeDBInstanceKernelVersion" | "RestartDBInstance")
+        Some(
+            "UpgradeDBInstanceKernelVersion"
+                | "RestartDBInstance"
+                | "RestartNode"
+                | "SwitchDBInstanceHA"
+        )
     )
 }
 
@@ -504,6 +576,13 @@ fn operation_title(id: &str, op: &Value) -> (&'static str, String, Option<String
     if op["Action"] == "UpgradeDBInstanceKernelVersion" {
         let target = op["TargetKernelVersion"].as_str().map(str::to_string);
         ("upgrade", upgrade_title(id, target.as_deref()), target)
+    } else if op["Action"] == "SwitchDBInstanceHA" {
+        let scope = restart_scope(id, op["NodeId"].as_str());
+        (
+            "primary switch",
+            format!("Switching the primary of {scope}"),
+            None,
+        )
     } else {
         let scope = restart_scope(id, op["NodeId"].as_str());
         ("restart", format!("Restarting {scope}"), None)

@@ -55,8 +55,9 @@ pub(super) fn env_of<'a>(
         cfg,
         target: match kind {
             RollingKind::Upgrade { target_kernel } => Some(target_kernel.as_str()),
-            RollingKind::Restart { .. } => None,
+            RollingKind::Restart { .. } | RollingKind::Switch { .. } => None,
         },
+        switch_only: matches!(kind, RollingKind::Switch { .. }),
         halted,
         step_down_base: started_ms.unwrap_or(0).saturating_mul(1_000),
     }
@@ -66,6 +67,8 @@ pub(super) fn env_of<'a>(
 pub(super) struct Env<'a> {
     pub(super) cfg: &'a UpgradeConfig,
     pub(super) target: Option<&'a str>,
+    /// A primary switch: the primary is stepped down and nothing is restarted.
+    pub(super) switch_only: bool,
     pub(super) halted: bool,
     pub(super) step_down_base: u64,
 }

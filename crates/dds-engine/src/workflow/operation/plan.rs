@@ -4,8 +4,8 @@
 //! report) use it without ever driving the machine.
 
 use super::state::{
-    BalancerTrack, MongosTrack, Phase, ProcessRecord, RestartScope, RollingKind, RollingOperation,
-    RsStatus, RsTrack,
+    BalancerTrack, MemberStep, MongosTrack, Phase, ProcessRecord, RestartScope, RollingKind,
+    RollingOperation, RsStatus, RsTrack,
 };
 use crate::model::{Instance, MaintainWindow, Topology};
 use crate::plane::DeploymentObservation;
@@ -58,6 +58,50 @@ impl RollingOperation {
         ))
     }
 
+    /// Plans `SwitchDBInstanceHA` for the replica set(s) of `scope`: [`RestartScope::Instance`] (every
+    /// replica set) or [`RestartScope::Node`] naming one shard or the config server (a mongos is
+    /// [`PreflightError::NotAReplicaSet`]). `candidates` are member node ids of those sets (the request's
+    /// `RoleIds`; the primary among them is ignored when the switch starts): at least one of them must be an
+    /// electable, caught-up secondary ([`PreflightError::NoCaughtUpSecondary`], checked live). Nobody
+    /// restarts, so a set whose restart would lose w:majority may still switch.
+    pub fn plan_switch(
+        instance: &Instance,
+        scope: RestartScope,
+        candidates: Vec<String>,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        let resolved = resolve_scope(instance, &scope)?;
+        if let (RestartScope::Node { node_id }, true) = (&scope, resolved.replica_sets.is_empty()) {
+            return Err(PreflightError::NotAReplicaSet {
+                node_id: node_id.chars().take(64).collect(),
+            });
+        }
+        let static_cfg = UpgradeConfig {
+            allow_write_majority_loss: true,
+            ..config.clone()
+        };
+        preflight::check_static(instance, None, &resolved, &static_cfg)?;
+        for c in &candidates {
+            let known = instance
+                .topology
+                .replica_sets()
+                .into_iter()
+                .filter(|r| resolved.replica_sets.contains(&r.name))
+                .any(|r| r.members.iter().any(|m| &m.node_id == c));
+            if !known {
+                return Err(PreflightError::NoSuchRole {
+                    role_id: c.chars().take(64).collect(),
+                });
+            }
+        }
+        Ok(Self::build(
+            instance,
+            RollingKind::Switch { scope, candidates },
+            &resolved,
+            config,
+        ))
+    }
+
     /// The live preflight this operation will run when it starts, for a caller that wants to refuse up front.
     pub fn preflight(&self, obs: &DeploymentObservation) -> Result<(), PreflightError> {
         check_live_from_tracks(self, obs)
@@ -70,6 +114,13 @@ impl RollingOperation {
     }
 
     fn build(instance: &Instance, kind: RollingKind, scope: &Scope, config: UpgradeConfig) -> Self {
+        // `RestartNode`: only the named member of its set is restarted.
+        let only_member = match &kind {
+            RollingKind::Restart {
+                scope: RestartScope::Member { role_id, .. },
+            } => Some(role_id.clone()),
+            _ => None,
+        };
         let replica_sets = instance
             .topology
             .replica_sets()
@@ -88,7 +139,13 @@ impl RollingOperation {
                 procs: spec
                     .members
                     .iter()
-                    .map(|m| ProcessRecord::new(&m.node_id, &m.kernel_version))
+                    .map(|m| {
+                        let mut p = ProcessRecord::new(&m.node_id, &m.kernel_version);
+                        if only_member.as_ref().is_some_and(|r| r != &m.node_id) {
+                            p.step = MemberStep::Skipped;
+                        }
+                        p
+                    })
                     .collect(),
                 primary_stage: None,
                 primary_wait_since_ms: None,
@@ -159,6 +216,11 @@ pub(super) fn check_live_from_tracks(
         .filter(|m| m.in_scope)
         .map(|m| m.proc.node_id.as_str())
         .collect();
+    if let RollingKind::Switch { candidates, .. } = &op.kind {
+        for set in &sets {
+            preflight::check_switchable(set, candidates, obs, &op.config)?;
+        }
+    }
     preflight::check_live(op.target(), &sets, &mongos, op.sharded, obs, &op.config)
 }
 
@@ -211,6 +273,40 @@ pub(crate) fn resolve_scope(
             }
             Err(PreflightError::NoSuchNode {
                 node_id: node_id.chars().take(64).collect(),
+            })
+        }
+        RestartScope::Member { node_id, role_id } => {
+            // A mongos is its own only member.
+            if role_id == node_id
+                && instance
+                    .topology
+                    .mongos()
+                    .iter()
+                    .any(|m| &m.node_id == node_id)
+            {
+                return Ok(Scope {
+                    replica_sets: Vec::new(),
+                    mongos: vec![node_id.clone()],
+                });
+            }
+            let Some(rs) = instance
+                .topology
+                .replica_sets()
+                .into_iter()
+                .find(|r| &r.node_id == node_id || &r.name == node_id)
+            else {
+                return Err(PreflightError::NotAReplicaSet {
+                    node_id: node_id.chars().take(64).collect(),
+                });
+            };
+            if !rs.members.iter().any(|m| &m.node_id == role_id) {
+                return Err(PreflightError::NoSuchRole {
+                    role_id: role_id.chars().take(64).collect(),
+                });
+            }
+            Ok(Scope {
+                replica_sets: vec![rs.name.clone()],
+                mongos: Vec::new(),
             })
         }
     }

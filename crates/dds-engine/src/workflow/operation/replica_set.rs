@@ -88,6 +88,15 @@ fn pick_next(
     cx: &mut Cx,
 ) -> bool {
     let cfg = env.cfg;
+    let primary = ro.primary.clone();
+    // A primary switch restarts nobody: only the primary (re-read now) is handed over.
+    if env.switch_only {
+        for p in &mut rs.procs {
+            if p.step == MemberStep::Pending && Some(&p.node_id) != primary.as_ref() {
+                p.step = MemberStep::Skipped;
+            }
+        }
+    }
     // I4: a member already on the target is never restarted.
     for p in &mut rs.procs {
         if p.step == MemberStep::Pending {
@@ -98,7 +107,6 @@ fn pick_next(
             }
         }
     }
-    let primary = ro.primary.clone();
     // I3: non-primary members first, in configuration order; the primary is re-read every time.
     if let Some(j) = rs
         .procs
@@ -257,6 +265,19 @@ pub(super) fn block_or_fail(
     }
 }
 
+/// Another member is primary now: the stepdown stage is over. In a primary switch that was the whole job
+/// for the old primary; otherwise it is now an ordinary member, restarted like the others.
+fn handed_over(env: &Env<'_>, rs: &mut RsTrack, old_primary: &str) {
+    rs.primary_stage = None;
+    if env.switch_only {
+        if let Some(p) = rs.procs.iter_mut().find(|p| p.node_id == old_primary) {
+            if p.step == MemberStep::Pending {
+                p.step = MemberStep::Done;
+            }
+        }
+    }
+}
+
 fn advance_primary_stage(
     env: &Env<'_>,
     seq: &mut u64,
@@ -286,7 +307,7 @@ fn advance_primary_stage(
             retry_at_ms,
             last_error,
         } => match ro.primary.as_deref() {
-            Some(p) if p != node_id => rs.primary_stage = None,
+            Some(p) if p != node_id => handed_over(env, rs, &node_id),
             None => {
                 rs.primary_stage = Some(PrimaryStage::AwaitingNewPrimary {
                     node_id,
@@ -333,7 +354,7 @@ fn advance_primary_stage(
             }
         },
         PrimaryStage::AwaitingNewPrimary { node_id, since_ms } => match ro.primary.as_deref() {
-            Some(p) if p != node_id => rs.primary_stage = None,
+            Some(p) if p != node_id => handed_over(env, rs, &node_id),
             _ => {
                 if cx.deadline(since_ms, cfg.new_primary_deadline_ms) {
                     fail_primary(rs, &node_id, FailureReason::NoNewPrimary, cx);

@@ -16,8 +16,17 @@ use serde::{Deserialize, Serialize};
 pub enum RollingKind {
     /// `UpgradeDBInstanceKernelVersion`: every process onto `target_kernel`, each restarted at most once.
     Upgrade { target_kernel: String },
-    /// `RestartDBInstance`: every process in scope restarted exactly once on its current kernel.
+    /// `RestartDBInstance` / `RestartNode`: every process in scope restarted exactly once on its current
+    /// kernel.
     Restart { scope: RestartScope },
+    /// `SwitchDBInstanceHA`: a planned primary switch — in each replica set in scope, the primary hands over
+    /// through one non-forced stepdown and nothing is restarted. `candidates` (the request's `RoleIds` other
+    /// than the primary; empty = any electable secondary) are the members one of which must be electable and
+    /// caught up for the switch to start.
+    Switch {
+        scope: RestartScope,
+        candidates: Vec<String>,
+    },
 }
 
 /// `RestartDBInstance`'s `NodeId`: the whole instance, or one shard / config server / mongos of a sharded
@@ -25,7 +34,17 @@ pub enum RollingKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RestartScope {
     Instance,
-    Node { node_id: String },
+    Node {
+        node_id: String,
+    },
+    /// `RestartNode`: one member (`role_id`, its node id) of the replica set `node_id` (a shard's or the
+    /// config server's node id, or the replica set of a replica-set instance); the other members are
+    /// recorded `Skipped`. A primary is stepped down (never forced) before its restart. A mongos is named
+    /// with `role_id` = `node_id` = its node id.
+    Member {
+        node_id: String,
+        role_id: String,
+    },
 }
 
 /// What the runtime should do next.
@@ -423,8 +442,13 @@ impl RollingOperation {
     pub fn target(&self) -> Option<&str> {
         match &self.kind {
             RollingKind::Upgrade { target_kernel } => Some(target_kernel),
-            RollingKind::Restart { .. } => None,
+            RollingKind::Restart { .. } | RollingKind::Switch { .. } => None,
         }
+    }
+
+    /// A primary switch (`SwitchDBInstanceHA`): stepdowns only, no process restarted.
+    pub fn is_switch(&self) -> bool {
+        matches!(self.kind, RollingKind::Switch { .. })
     }
 
     pub fn is_finished(&self) -> bool {

@@ -17,6 +17,7 @@ const START_RETRY_WAIT_MS: Millis = 1_000;
 
 impl RollingOperation {
     fn needs_balancer(&self) -> bool {
+        // A primary switch too (I6): a stepdown aborts a chunk migration in flight.
         self.sharded && self.replica_sets.iter().any(RsTrack::in_scope)
     }
 

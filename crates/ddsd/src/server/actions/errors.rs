@@ -122,6 +122,24 @@ pub enum ApiError {
         message: String,
         retry_after_ms: Option<u64>,
     },
+
+    // Primary switches and one-member restarts.
+    /// `HaStatusNotSupport`: no electable secondary caught up to hand the primary to.
+    HaStatusNotSupport {
+        detail: String,
+    },
+    /// `InvalidSwitchType`: `SwitchDBInstanceHA`'s `SwitchMode` is neither 0 nor 1.
+    InvalidSwitchType,
+    /// `InvalidParameter`: a `RoleId` / `RoleIds` entry that is not a member of the replica set in scope.
+    InvalidRoleId {
+        detail: String,
+    },
+
+    // Accounts.
+    /// `InvalidAccountName.NotFound`: an `AccountName` other than the instance's `root`.
+    AccountNotFound,
+    /// `DryRunOperation`: a `DryRun=true` request passed every check; nothing changed.
+    DryRunOperation,
 }
 
 const STATUS_DENIED: &str = "The operation is not permitted due to status of instance.";
@@ -194,6 +212,11 @@ impl ApiError {
             ApiFaultQuota { .. } => "QuotaExceeded.ApiFaults",
             MissingErrorCode => "MissingErrorCode",
             Injected { code, .. } => code,
+            HaStatusNotSupport { .. } => "HaStatusNotSupport",
+            InvalidSwitchType => "InvalidSwitchType",
+            InvalidRoleId { .. } => "InvalidParameter",
+            AccountNotFound => "InvalidAccountName.NotFound",
+            DryRunOperation => "DryRunOperation",
         }
     }
 
@@ -218,7 +241,11 @@ impl ApiError {
             | KernelVersionNotNewer { .. }
             | AlreadyLatest
             | ApiFaultQuota { .. }
-            | MissingErrorCode => 400,
+            | MissingErrorCode
+            | HaStatusNotSupport { .. }
+            | InvalidSwitchType
+            | InvalidRoleId { .. }
+            | DryRunOperation => 400,
             StatusDenied
             | OperationUnfinished { .. }
             | InstanceType { .. }
@@ -232,7 +259,8 @@ impl ApiError {
             | StatusNotFound
             | EngineVersionNotFound { .. }
             | KernelVersionNotFound { .. }
-            | OperationNotFound => 404,
+            | OperationNotFound
+            | AccountNotFound => 404,
             Injected { status, .. } => *status,
         }
     }
@@ -329,6 +357,19 @@ impl ApiError {
                 "ErrorCode is mandatory for this action unless DelayMs is given.".into()
             }
             Injected { message, .. } => message.clone(),
+            HaStatusNotSupport { detail } => {
+                format!("Current DB instance HA status does not support this operation. ({detail})")
+            }
+            InvalidSwitchType => {
+                "Specified Switch Type is not valid. (SwitchMode is 0 or 1)".into()
+            }
+            InvalidRoleId { detail } => {
+                format!("The specified parameter RoleId is not valid. ({detail})")
+            }
+            AccountNotFound => "The specified account does not exist. (ddsd keeps one account per \
+                                instance: root)"
+                .into(),
+            DryRunOperation => "Request validation has been passed with DryRun flag set.".into(),
         }
     }
 
@@ -354,7 +395,13 @@ impl ApiError {
                     detail: e.to_string(),
                 }
             }
-            NoSuchNode { .. } => Self::InvalidNodeId {
+            NoSuchNode { .. } | NotAReplicaSet { .. } => Self::InvalidNodeId {
+                detail: e.to_string(),
+            },
+            NoSuchRole { .. } => Self::InvalidRoleId {
+                detail: e.to_string(),
+            },
+            NoCaughtUpSecondary { .. } => Self::HaStatusNotSupport {
                 detail: e.to_string(),
             },
             ReplicaSetNotObserved { .. }
@@ -513,6 +560,11 @@ mod tests {
                 message: s(),
                 retry_after_ms: None,
             },
+            HaStatusNotSupport { detail: s() },
+            InvalidSwitchType,
+            InvalidRoleId { detail: s() },
+            AccountNotFound,
+            DryRunOperation,
         ];
         for e in &all {
             match e {
@@ -527,6 +579,8 @@ mod tests {
                 KernelVersionNotFound { .. } | InstanceType { .. } | AlreadyLatest => {}
                 IncorrectState { .. } | OperationNotFound | NotSimulated | NotMongoPlane => {}
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
+                HaStatusNotSupport { .. } | InvalidSwitchType | InvalidRoleId { .. } => {}
+                AccountNotFound | DryRunOperation => {}
             }
         }
         all
@@ -714,6 +768,32 @@ mod tests {
                 "IncorrectDBInstanceState",
                 403,
                 format!("{state} (mongos n1 is down or not observable)"),
+            ),
+            (
+                NotAReplicaSet { node_id: node() },
+                "InvalidParameter",
+                400,
+                "The specified parameter NodeId is not valid. (node n1 is not a replica set (shard \
+                 or config server) of this instance)"
+                    .into(),
+            ),
+            (
+                NoSuchRole {
+                    role_id: node(),
+                },
+                "InvalidParameter",
+                400,
+                "The specified parameter RoleId is not valid. (role n1 is not a member of the \
+                 replica set in scope)"
+                    .into(),
+            ),
+            (
+                NoCaughtUpSecondary { replica_set: rs() },
+                "HaStatusNotSupport",
+                400,
+                "Current DB instance HA status does not support this operation. (replica set rs \
+                 has no electable secondary caught up with its primary to switch to)"
+                    .into(),
             ),
             (
                 InvalidTarget { kernel: "k".into() },

@@ -45,6 +45,16 @@
 //! - [`api_faults`]: the admin extensions `DdsdArmApiFault` / `DdsdDescribeApiFaults` /
 //!   `DdsdClearApiFaults` (errors on demand at the API, any data plane; checked by the server
 //!   before a vendor action's handler runs).
+//! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
+//! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
+//! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
+//! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
+//!   instance's `root` account the wire listeners authenticate).
+//! - [`security_ips`]: `DescribeSecurityIps`, `ModifySecurityIps` (the whitelist the wire listeners
+//!   enforce).
+//! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
+//! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
+//!   tasks).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -62,7 +72,9 @@ use crate::server::plane::DataPlane;
 use crate::server::runtime::RuntimeHandle;
 use crate::server::store::{Idempotency, Store};
 
+pub mod accounts;
 pub mod api_faults;
+pub mod attributes;
 pub mod classes;
 pub mod describe;
 pub mod errors;
@@ -76,8 +88,15 @@ pub mod plan;
 pub mod regions;
 pub mod restart;
 pub mod rolling;
+pub mod security_ips;
+pub mod switch;
+pub mod switch_log;
+pub mod tags;
+pub mod tasks;
 pub mod upgrade;
 
+#[cfg(test)]
+mod coverage;
 #[cfg(test)]
 mod tests;
 
@@ -329,6 +348,36 @@ pub static ACTIONS: &[ActionSpec] = &[
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
     action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
             import::ImportRequest => import::ddsd_import_db_instance),
+    action!("SwitchDBInstanceHA",               AnyKey, Mutates, Ignored,     Any,
+            switch::SwitchRequest => switch::switch_db_instance_ha),
+    action!("RestartNode",                      AnyKey, Mutates, Ignored,     Any,
+            switch::RestartNodeRequest => switch::restart_node),
+    action!("DescribeDBInstanceSwitchLog",      AnyKey, Reads,   Ignored,     Any,
+            switch_log::SwitchLogRequest => switch_log::describe_db_instance_switch_log),
+    action!("DescribeHistoryTasks",             AnyKey, Reads,   Ignored,     Any,
+            tasks::HistoryTasksRequest => tasks::describe_history_tasks),
+    action!("DescribeHistoryTasksStat",         AnyKey, Reads,   Ignored,     Any,
+            tasks::TaskFilter => tasks::describe_history_tasks_stat),
+    action!("ModifyDBInstanceDescription",      AnyKey, Mutates, Ignored,     Any,
+            attributes::DescriptionRequest => attributes::modify_db_instance_description),
+    action!("TagResources",                     AnyKey, Mutates, Ignored,     Any,
+            tags::TagRequest => tags::tag_resources),
+    action!("UntagResources",                   AnyKey, Mutates, Ignored,     Any,
+            tags::UntagRequest => tags::untag_resources),
+    action!("ListTagResources",                 AnyKey, Reads,   Ignored,     Any,
+            tags::ListTagsRequest => tags::list_tag_resources),
+    action!("DescribeTags",                     AnyKey, Reads,   Ignored,     Any,
+            tags::DescribeTagsRequest => tags::describe_tags),
+    action!("DescribeAccounts",                 AnyKey, Reads,   Ignored,     Any,
+            accounts::DescribeAccountsRequest => accounts::describe_accounts),
+    action!("ResetAccountPassword",             AnyKey, Mutates, Ignored,     Any,
+            accounts::ResetPasswordRequest => accounts::reset_account_password),
+    action!("ModifyAccountDescription",         AnyKey, Mutates, Ignored,     Any,
+            accounts::AccountDescriptionRequest => accounts::modify_account_description),
+    action!("DescribeSecurityIps",              AnyKey, Reads,   Ignored,     Any,
+            security_ips::DescribeRequest => security_ips::describe_security_ips),
+    action!("ModifySecurityIps",                AnyKey, Mutates, ClientToken, Any,
+            security_ips::ModifyRequest => security_ips::modify_security_ips),
 ];
 
 /// The row of an action, by its exact name.

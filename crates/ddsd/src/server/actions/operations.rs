@@ -67,6 +67,17 @@ fn action_name(kind: OperationKind) -> &'static str {
         OperationKind::Delete => "DeleteDBInstance",
         OperationKind::Upgrade => "UpgradeDBInstanceKernelVersion",
         OperationKind::Restart => "RestartDBInstance",
+        OperationKind::Switch => "SwitchDBInstanceHA",
+    }
+}
+
+/// The vendor action that recorded an operation: by its kind, `RestartNode` for a one-member restart.
+pub fn recorded_by(op: &Operation) -> &'static str {
+    match rolling(op).map(|r| r.kind) {
+        Some(RollingKind::Restart {
+            scope: RestartScope::Member { .. },
+        }) => "RestartNode",
+        _ => action_name(op.kind),
     }
 }
 
@@ -166,9 +177,11 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
     })
 }
 
-fn rolling(op: &Operation) -> Option<RollingOperation> {
+pub(crate) fn rolling(op: &Operation) -> Option<RollingOperation> {
     match OperationState::from_json(op.kind, op.state.clone()).ok()? {
-        OperationState::Upgrade(r) | OperationState::Restart(r) => Some(*r),
+        OperationState::Upgrade(r) | OperationState::Restart(r) | OperationState::Switch(r) => {
+            Some(*r)
+        }
         _ => None,
     }
 }
@@ -176,7 +189,7 @@ fn rolling(op: &Operation) -> Option<RollingOperation> {
 async fn describe_one(ctx: &Context, op: &Operation) -> Value {
     let mut o = Map::new();
     o.insert("OperationId".into(), json!(op.id));
-    o.insert("Action".into(), json!(action_name(op.kind)));
+    o.insert("Action".into(), json!(recorded_by(op)));
     o.insert("Status".into(), json!(status_name(op.status)));
     o.insert("CreateTime".into(), json!(wall_time(op.created_ms)));
     o.insert("UpdateTime".into(), json!(wall_time(op.updated_ms)));
@@ -193,6 +206,20 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
                 scope: RestartScope::Node { node_id },
             } => {
                 o.insert("NodeId".into(), json!(node_id));
+            }
+            RollingKind::Restart {
+                scope: RestartScope::Member { node_id, role_id },
+            } => {
+                o.insert("NodeId".into(), json!(node_id));
+                o.insert("RoleId".into(), json!(role_id));
+            }
+            RollingKind::Switch { scope, candidates } => {
+                if let RestartScope::Node { node_id } = scope {
+                    o.insert("NodeId".into(), json!(node_id));
+                }
+                if !candidates.is_empty() {
+                    o.insert("RoleIds".into(), json!(candidates.join(",")));
+                }
             }
             RollingKind::Restart { .. } => {}
         }

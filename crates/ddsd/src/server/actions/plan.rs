@@ -271,7 +271,7 @@ pub async fn ddsd_describe_restart_plan(
         None => plan_restart_steps(&instance, &scope),
     };
     let node_id = match scope {
-        RestartScope::Node { node_id } => Some(node_id),
+        RestartScope::Node { node_id } | RestartScope::Member { node_id, .. } => Some(node_id),
         RestartScope::Instance => None,
     };
     Ok(PlanResponse {

@@ -7,6 +7,7 @@
 //! | `delete`  | [`DeleteOperation`]                     | deprovision                 | `Deleting` → removed        |
 //! | `upgrade` | `dds_engine::workflow::RollingOperation` | plane commands              | `MinorVersionUpgrading`     |
 //! | `restart` | `dds_engine::workflow::RollingOperation` | plane commands              | `Rebooting` / `NodeRestarting` |
+//! | `switch`  | `dds_engine::workflow::RollingOperation` | plane commands (stepdowns)  | `HASwitching`               |
 //!
 //! A new kind is a new variant here plus its three functions (`step`, `on_result`, `instance_update`);
 //! the driver loop does not change.
@@ -33,6 +34,7 @@ pub enum OperationState {
     Delete(DeleteOperation),
     Upgrade(Box<RollingOperation>),
     Restart(Box<RollingOperation>),
+    Switch(Box<RollingOperation>),
 }
 
 /// Something the driver executes on the data plane.
@@ -73,6 +75,7 @@ impl OperationState {
         match op.kind {
             workflow::RollingKind::Upgrade { .. } => OperationState::Upgrade(Box::new(op)),
             workflow::RollingKind::Restart { .. } => OperationState::Restart(Box::new(op)),
+            workflow::RollingKind::Switch { .. } => OperationState::Switch(Box::new(op)),
         }
     }
 
@@ -82,6 +85,7 @@ impl OperationState {
             OperationState::Delete(_) => OperationKind::Delete,
             OperationState::Upgrade(_) => OperationKind::Upgrade,
             OperationState::Restart(_) => OperationKind::Restart,
+            OperationState::Switch(_) => OperationKind::Switch,
         }
     }
 
@@ -117,7 +121,9 @@ impl OperationState {
             OperationState::Delete(op) => serde_json::json!({
                 "phase": op.phase, "failure": op.failure,
             }),
-            OperationState::Upgrade(op) | OperationState::Restart(op) => {
+            OperationState::Upgrade(op)
+            | OperationState::Restart(op)
+            | OperationState::Switch(op) => {
                 serde_json::to_value(op.progress()).unwrap_or(Value::Null)
             }
         }
@@ -150,7 +156,9 @@ impl OperationState {
                     _ => None,
                 })
             }
-            OperationState::Upgrade(op) | OperationState::Restart(op) => {
+            OperationState::Upgrade(op)
+            | OperationState::Restart(op)
+            | OperationState::Switch(op) => {
                 // Without a deployment the workflow sees no replica set and applies its own failure policy.
                 let empty;
                 let obs = match obs {
@@ -180,9 +188,12 @@ impl OperationState {
         match (self, effect) {
             (OperationState::Create(op), Effect::Plane(e)) => op.on_result(*e, result, now),
             (OperationState::Delete(op), Effect::Plane(e)) => op.on_result(*e, result, now),
-            (OperationState::Upgrade(op) | OperationState::Restart(op), Effect::Command(c)) => {
-                op.on_result(c, result, now)
-            }
+            (
+                OperationState::Upgrade(op)
+                | OperationState::Restart(op)
+                | OperationState::Switch(op),
+                Effect::Command(c),
+            ) => op.on_result(c, result, now),
             // A state machine only ever gets results of the effects it asked for.
             _ => {}
         }
@@ -191,14 +202,17 @@ impl OperationState {
     /// Whether this is a deferred (`SwitchMode=1`) rolling operation, which starts replica sets and the mongos
     /// phase only inside the instance's maintenance window.
     pub fn waits_for_window(&self) -> bool {
-        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) if op.window.is_some())
+        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op) if op.window.is_some())
     }
 
     /// Points a deferred operation at the instance's window as it is now. The window is the instance's
     /// attribute, which `ModifyDBInstanceMaintainTime` may change while the operation waits; the operation
     /// must then start in the new window, not in the one recorded when it was accepted.
     pub fn follow_maintain_window(&mut self, window: MaintainWindow) {
-        if let OperationState::Upgrade(op) | OperationState::Restart(op) = self {
+        if let OperationState::Upgrade(op)
+        | OperationState::Restart(op)
+        | OperationState::Switch(op) = self
+        {
             if op.window.is_some() {
                 op.window = Some(window);
             }
@@ -212,7 +226,10 @@ impl OperationState {
         instance: &Instance,
         obs: Option<&DeploymentObservation>,
     ) -> InstanceUpdate {
-        let (OperationState::Upgrade(op) | OperationState::Restart(op)) = self else {
+        let (OperationState::Upgrade(op)
+        | OperationState::Restart(op)
+        | OperationState::Switch(op)) = self
+        else {
             return InstanceUpdate::default();
         };
         let mut update = InstanceUpdate::default();
@@ -263,8 +280,9 @@ pub fn busy_status(op: &RollingOperation) -> DbInstanceStatus {
             scope: RestartScope::Instance,
         } => DbInstanceStatus::Rebooting,
         workflow::RollingKind::Restart {
-            scope: RestartScope::Node { .. },
+            scope: RestartScope::Node { .. } | RestartScope::Member { .. },
         } => DbInstanceStatus::NodeRestarting,
+        workflow::RollingKind::Switch { .. } => DbInstanceStatus::HaSwitching,
     }
 }
 
@@ -373,7 +391,16 @@ mod tests {
         let restart =
             RollingOperation::plan_restart(&inst, RestartScope::Instance, UpgradeConfig::default())
                 .unwrap();
+        let switch = RollingOperation::plan_switch(
+            &inst,
+            RestartScope::Instance,
+            Vec::new(),
+            UpgradeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(busy_status(&switch), DbInstanceStatus::HaSwitching);
         for (state, kind) in [
+            (OperationState::rolling(switch), OperationKind::Switch),
             (OperationState::create(), OperationKind::Create),
             (OperationState::delete(), OperationKind::Delete),
             (OperationState::rolling(upgrade), OperationKind::Upgrade),

@@ -118,6 +118,8 @@ pub enum OperationKind {
     Delete,
     Upgrade,
     Restart,
+    /// `SwitchDBInstanceHA`: a planned primary switch.
+    Switch,
 }
 
 impl OperationKind {
@@ -126,6 +128,7 @@ impl OperationKind {
         OperationKind::Delete,
         OperationKind::Upgrade,
         OperationKind::Restart,
+        OperationKind::Switch,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,6 +136,7 @@ impl OperationKind {
             OperationKind::Delete => "delete",
             OperationKind::Upgrade => "upgrade",
             OperationKind::Restart => "restart",
+            OperationKind::Switch => "switch",
         }
     }
 }
@@ -324,6 +328,8 @@ pub struct OperationFinish {
 pub struct InstancePatch {
     pub description: Option<String>,
     pub maintain_window: Option<MaintainWindow>,
+    /// The instance's whole tag list (`TagResources`, `UntagResources`).
+    pub tags: Option<Vec<dds_engine::model::Tag>>,
 }
 
 /// A `Tag.N.Key` / `Tag.N.Value` filter; without a value any value matches.
@@ -565,6 +571,15 @@ pub trait Store: Send + Sync + 'static {
     /// Pending and running operations, oldest first, at most `limit`.
     fn unfinished_operations(&self, limit: u32) -> StoreFuture<'_, Vec<Operation>>;
 
+    /// Operations of every instance recorded (`created_ms`) from `from_ms` to `to_ms` inclusive, newest
+    /// first, at most `limit` (the task center's listing).
+    fn operations_created_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Operation>>;
+
     /// Takes ownership of an unfinished operation for `lease_ms`: gives it a new epoch (fencing every earlier
     /// claim) and marks it running. Refused while another holder's lease is live; the same holder may
     /// re-claim at once (a restarted single-node ddsd).
@@ -609,4 +624,18 @@ pub trait Store: Send + Sync + 'static {
         instance: Instance,
         settings: Vec<(String, String)>,
     ) -> StoreFuture<'_, ()>;
+
+    /// Writes a setting together with a `ClientToken` record, in one transaction. `Some(response)`:
+    /// the token was used before for the same request, nothing was written, answer that response
+    /// (a different request reusing it is `IdempotentParameterMismatch`).
+    fn put_setting_once(
+        &self,
+        key: &str,
+        value: &str,
+        idempotency: Idempotency,
+    ) -> StoreFuture<'_, Option<Value>>;
+
+    /// The response recorded for this `ClientToken` and request, if any (a different request reusing
+    /// the token is `IdempotentParameterMismatch`); nothing is written.
+    fn replayed(&self, idempotency: Idempotency) -> StoreFuture<'_, Option<Value>>;
 }

@@ -106,6 +106,43 @@ CREATE TABLE plane_snapshots (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "operations of kind switch (SwitchDBInstanceHA); operations by time (task center)",
+        // SQLite cannot alter a CHECK constraint: the table is rebuilt with the same rows and indexes.
+        // Nothing references `operations`, so dropping the old table keeps every foreign key intact.
+        sql: r#"
+CREATE TABLE operations_v3 (
+    id             TEXT PRIMARY KEY,
+    instance_id    TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    kind           TEXT NOT NULL CHECK (kind IN ('create', 'delete', 'upgrade', 'restart', 'switch')),
+    status         TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed')),
+    state          TEXT NOT NULL,
+    epoch          INTEGER NOT NULL DEFAULT 0,
+    lease_holder   TEXT,
+    lease_until_ms INTEGER,
+    lease_ms       INTEGER,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    finished_ms    INTEGER,
+    report         TEXT
+) STRICT;
+INSERT INTO operations_v3 (id, instance_id, kind, status, state, epoch, lease_holder, lease_until_ms,
+                           lease_ms, created_ms, updated_ms, finished_ms, report)
+    SELECT id, instance_id, kind, status, state, epoch, lease_holder, lease_until_ms,
+           lease_ms, created_ms, updated_ms, finished_ms, report
+    FROM operations;
+DROP TABLE operations;
+ALTER TABLE operations_v3 RENAME TO operations;
+CREATE UNIQUE INDEX operations_one_unfinished ON operations (instance_id)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX operations_by_instance ON operations (instance_id, created_ms);
+CREATE INDEX operations_unfinished ON operations (created_ms, id)
+    WHERE status IN ('pending', 'running');
+-- The task center (DescribeHistoryTasks) lists every instance's operations by time.
+CREATE INDEX operations_by_created ON operations (created_ms, id);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -426,7 +426,7 @@ fn insert_operation(
 }
 
 /// The stored response when `idem` repeats a live record with the same fingerprint.
-fn idempotent_replay(
+pub(crate) fn idempotent_replay(
     c: &Connection,
     ctx: &Ctx,
     idem: &EncodedIdempotency,
@@ -562,6 +562,9 @@ pub(crate) fn modify_instance(
     if let Some(w) = patch.maintain_window {
         instance.maintain_window = w;
     }
+    if let Some(t) = &patch.tags {
+        instance.tags = t.clone();
+    }
     let encoded = encode_instance(instance)?;
     replace_instance(c, ctx, &encoded)?;
     Ok(encoded.instance)
@@ -681,6 +684,23 @@ pub(crate) fn unfinished_operations(c: &Connection, limit: u32) -> StoreResult<V
              ORDER BY created_ms, id LIMIT ?1"
         ))?
         .query_map([limit], op_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_op).collect()
+}
+
+pub(crate) fn operations_created_between(
+    c: &Connection,
+    from_ms: u64,
+    to_ms: u64,
+    limit: u32,
+) -> StoreResult<Vec<Operation>> {
+    let clamp = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE created_ms BETWEEN ?1 AND ?2 \
+             ORDER BY created_ms DESC, id DESC LIMIT ?3"
+        ))?
+        .query_map(params![clamp(from_ms), clamp(to_ms), limit], op_row)?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_op).collect()
 }
@@ -979,6 +999,21 @@ pub(crate) fn get_setting(c: &Connection, key: &str) -> StoreResult<Option<Strin
             .query_row([key], |r| r.get(0))
             .optional()?,
     )
+}
+
+pub(crate) fn put_setting_once(
+    c: &Connection,
+    ctx: &Ctx,
+    key: &str,
+    value: &str,
+    idem: &EncodedIdempotency,
+) -> StoreResult<Option<Value>> {
+    if let Some(response) = idempotent_replay(c, ctx, idem)? {
+        return Ok(Some(response));
+    }
+    put_setting(c, key, value)?;
+    record_idempotency(c, ctx, idem)?;
+    Ok(None)
 }
 
 pub(crate) fn put_setting(c: &Connection, key: &str, value: &str) -> StoreResult<()> {

@@ -466,6 +466,18 @@ impl Store for SqliteStore {
         self.read(move |c| sql::unfinished_operations(c, limit))
     }
 
+    fn operations_created_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<Operation>> {
+        if let Err(e) = sql::check_limit(limit) {
+            return Self::fail(e);
+        }
+        self.read(move |c| sql::operations_created_between(c, from_ms, to_ms, limit))
+    }
+
     fn claim_operation(&self, id: &str, holder: &str, lease_ms: u64) -> StoreFuture<'_, Operation> {
         if let Err(e) = sql::check_id("lease holder", holder) {
             return Self::fail(e);
@@ -574,5 +586,30 @@ impl Store for SqliteStore {
             }
             Err(e) => Self::fail(e),
         }
+    }
+
+    fn put_setting_once(
+        &self,
+        key: &str,
+        value: &str,
+        idempotency: Idempotency,
+    ) -> StoreFuture<'_, Option<Value>> {
+        if let Err(e) = sql::check_setting(key, Some(value)) {
+            return Self::fail(e);
+        }
+        let idem = match sql::encode_idempotency(&idempotency) {
+            Ok(i) => i,
+            Err(e) => return Self::fail(e),
+        };
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c, ctx| sql::put_setting_once(c, ctx, &key, &value, &idem))
+    }
+
+    fn replayed(&self, idempotency: Idempotency) -> StoreFuture<'_, Option<Value>> {
+        let idem = match sql::encode_idempotency(&idempotency) {
+            Ok(i) => i,
+            Err(e) => return Self::fail(e),
+        };
+        self.write(move |c, ctx| sql::idempotent_replay(c, ctx, &idem))
     }
 }

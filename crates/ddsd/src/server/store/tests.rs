@@ -125,6 +125,32 @@ async fn an_old_database_is_migrated_and_keeps_its_data() {
     assert_eq!(store.schema_version_found(), 1);
     let got = store.get_instance("dds-old").await.unwrap().unwrap();
     assert_eq!(got.status, Creating);
+    // Migration 3 rebuilt the operations table: the old row is there, still unfinished, and the
+    // one-unfinished-operation index still holds.
+    let ops = store.list_operations("dds-old", 10).await.unwrap();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].kind, OperationKind::Create);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let indexes: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operations' \
+                 AND name IN ('operations_one_unfinished', 'operations_by_instance', \
+                 'operations_unfinished')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 3);
+        let check: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'operations'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(check.contains("'switch'"), "{check}");
+    }
     store
         .save_plane_snapshot("dds-old", json!({"fleet": 1}))
         .await
@@ -596,6 +622,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
             InstancePatch {
                 description: Some("renamed during the upgrade".into()),
                 maintain_window: None,
+                tags: None,
             },
         )
         .await
@@ -1131,6 +1158,7 @@ async fn modify_instance_patches_attributes() {
             InstancePatch {
                 description: Some("renamed".into()),
                 maintain_window: Some(window),
+                tags: None,
             },
         )
         .await

@@ -8,6 +8,10 @@ use base64::Engine as _;
 use mongo_wire::{Mechanism, MemoryCredentialStore, ScramCredential, UserCredentials};
 use serde::{Deserialize, Serialize};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use tokio::sync::Notify;
+
 use crate::server::store::{Store, StoreResult};
 
 /// The account every instance's password belongs to (the vendor's `AccountName` for it).
@@ -78,13 +82,91 @@ fn decode(text: &str) -> Option<UserCredentials> {
     Some(UserCredentials { credentials })
 }
 
-/// Records the root account of `instance_id` ([`encode_password`]'s text), replacing one set before.
+/// Bumped whenever an instance's access (root account, whitelist) is stored, so the wire supervisor
+/// knows to re-read them.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn changes() -> &'static Notify {
+    static CHANGES: OnceLock<Notify> = OnceLock::new();
+    CHANGES.get_or_init(Notify::new)
+}
+
+/// How many times a root account was stored by this process.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// Resolves after [`announce`] (one waiter at a time: the wire supervisor).
+pub async fn changed() {
+    changes().notified().await;
+}
+
+/// Records the root account of `instance_id` ([`encode_password`]'s text), replacing one set before
+/// (`ResetAccountPassword`); the listeners authenticate with the new credentials from their next
+/// login on (established sessions stay, as on mongod).
 pub async fn store_root_account(
     store: &dyn Store,
     instance_id: &str,
     encoded: &str,
 ) -> StoreResult<()> {
-    store.put_setting(&setting_key(instance_id), encoded).await
+    store
+        .put_setting(&setting_key(instance_id), encoded)
+        .await?;
+    announce();
+    Ok(())
+}
+
+/// Tells the wire supervisor that an instance's access (root account, whitelist) changed.
+pub fn announce() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    changes().notify_one();
+}
+
+/// Whether `instance_id` has a root account.
+pub async fn has_root_account(store: &dyn Store, instance_id: &str) -> StoreResult<bool> {
+    Ok(store
+        .get_setting(&setting_key(instance_id))
+        .await?
+        .is_some())
+}
+
+fn description_key(instance_id: &str) -> String {
+    format!(
+        "{}root_account_description",
+        crate::server::store::instance_setting_prefix(instance_id)
+    )
+}
+
+/// The root account's `AccountDescription` (`ModifyAccountDescription`), if one was set.
+pub async fn root_description(store: &dyn Store, instance_id: &str) -> StoreResult<Option<String>> {
+    store.get_setting(&description_key(instance_id)).await
+}
+
+pub async fn set_root_description(
+    store: &dyn Store,
+    instance_id: &str,
+    description: &str,
+) -> StoreResult<()> {
+    store
+        .put_setting(&description_key(instance_id), description)
+        .await
+}
+
+/// Puts `instance_id`'s stored root credentials into `users` (the store its listeners share).
+pub async fn refresh_users(
+    store: &dyn Store,
+    instance_id: &str,
+    users: &MemoryCredentialStore,
+) -> StoreResult<()> {
+    if let Some(creds) = store
+        .get_setting(&setting_key(instance_id))
+        .await?
+        .as_deref()
+        .and_then(decode)
+    {
+        users.insert(ROOT_DB, ROOT_USER, creds);
+    }
+    Ok(())
 }
 
 /// The users of `instance_id`'s processes: `root@admin` when it has a password, nobody otherwise.

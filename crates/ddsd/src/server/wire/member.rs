@@ -41,6 +41,8 @@ pub struct Member {
     cursors: Mutex<Cursors>,
     connections: AtomicU32,
     max_connections: u32,
+    /// The instance's IP whitelist, shared by its processes.
+    whitelist: Arc<super::whitelist::Whitelist>,
 }
 
 /// What a command needs from the fleet, taken in one look.
@@ -202,6 +204,7 @@ impl Member {
         node_id: String,
         max_connections: u32,
         max_open_cursors: usize,
+        whitelist: Arc<super::whitelist::Whitelist>,
     ) -> Member {
         let seed = node_id.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -213,6 +216,7 @@ impl Member {
             cursors: Mutex::new(Cursors::new(max_open_cursors, seed)),
             connections: AtomicU32::new(0),
             max_connections,
+            whitelist,
         }
     }
 
@@ -799,6 +803,10 @@ impl Service for Member {
         STATE_COMMANDS.contains(&name)
             || READS.contains(&name)
             || mongo_docstore::is_write_command(name)
+    }
+
+    fn admits(&self, peer: &std::net::SocketAddr) -> bool {
+        self.whitelist.admits(peer.ip())
     }
 
     fn on_open(&self, _conn: &ConnCtx) {

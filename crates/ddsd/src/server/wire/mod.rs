@@ -6,6 +6,7 @@
 //! - `member`: one process as a [`mongo_wire::Service`] (state commands, CRUD, write concern,
 //!   stepdown, the mongos's routing);
 //! - `accounts`: the `root` account's stored SCRAM credentials;
+//! - `whitelist`: the IP whitelist (`ModifySecurityIps`) every listener of an instance enforces;
 //! - `supervisor`: one listener per process, open while the process runs.
 //!
 //! Uses `mongo-wire` for the protocol, `mongo-docstore` for data and the simulated plane for the
@@ -17,3 +18,4 @@ pub mod member;
 pub mod replies;
 pub mod supervisor;
 pub mod view;
+pub mod whitelist;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::accounts;
 use super::member::Member;
 use super::view::Layout;
+use super::whitelist::{self, Whitelist};
 use crate::server::plane::sim::SimPlane;
 use crate::server::plane::DataPlane;
 use crate::server::store::Store;
@@ -65,6 +66,7 @@ struct Process {
 struct Served {
     layout: Arc<Layout>,
     users: Arc<MemoryCredentialStore>,
+    whitelist: Arc<Whitelist>,
     processes: BTreeMap<String, Process>,
     due: Instant,
 }
@@ -76,6 +78,8 @@ pub struct Supervisor {
     served: HashMap<String, Served>,
     listening: usize,
     warned_full: bool,
+    /// [`accounts::generation`] when the served instances' accounts were last read.
+    accounts_seen: u64,
 }
 
 /// The running supervisor; [`WireHandle::shutdown`] closes every listener.
@@ -117,6 +121,7 @@ impl Supervisor {
             served: HashMap::new(),
             listening: 0,
             warned_full: false,
+            accounts_seen: accounts::generation(),
         };
         let task = tokio::spawn(async move {
             sup.refresh().await;
@@ -142,7 +147,9 @@ impl Supervisor {
                         }
                     }
                     _ = tokio::time::sleep_until(wake) => {}
+                    _ = accounts::changed() => {}
                 }
+                sup.refresh_accounts().await;
                 if Instant::now() >= next_refresh {
                     sup.refresh().await;
                     next_refresh = Instant::now() + Duration::from_secs(2);
@@ -186,15 +193,43 @@ impl Supervisor {
                 return;
             }
         };
+        let whitelist = Arc::new(Whitelist::default());
+        match whitelist::load(&*self.store, id).await {
+            Ok(groups) => whitelist.set(groups.as_deref()),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot read the whitelist");
+                return;
+            }
+        }
         self.served.insert(
             id.to_string(),
             Served {
                 layout: Arc::new(Layout::of(&instance)),
                 users: Arc::new(users),
+                whitelist,
                 processes: BTreeMap::new(),
                 due: Instant::now(),
             },
         );
+    }
+
+    /// A root account or a whitelist was stored since the last look (`ResetAccountPassword`,
+    /// `ModifySecurityIps`): every served instance's listeners take the stored ones.
+    async fn refresh_accounts(&mut self) {
+        let now = accounts::generation();
+        if now == self.accounts_seen {
+            return;
+        }
+        self.accounts_seen = now;
+        for (id, served) in &self.served {
+            if let Err(e) = accounts::refresh_users(&*self.store, id, &served.users).await {
+                tracing::warn!(instance = %id, error = %e, "cannot read the root account");
+            }
+            match whitelist::load(&*self.store, id).await {
+                Ok(groups) => served.whitelist.set(groups.as_deref()),
+                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot read the whitelist"),
+            }
+        }
     }
 
     async fn reconcile_due(&mut self) {
@@ -270,6 +305,7 @@ impl Supervisor {
                         node.clone(),
                         self.settings.limits.max_connections as u32,
                         1_000,
+                        served.whitelist.clone(),
                     )),
                     socket: Port::Reserved(None),
                 });

@@ -1,0 +1,68 @@
+"""ModifyDBInstanceDescription end to end through the official Python SDKs (Tea, V3 signatures; legacy
+aliyun-python-sdk-core + aliyun-python-sdk-dds, V1): the new name is what DescribeDBInstanceAttribute and
+DescribeDBInstances show (and filter on); a name that breaks the vendor's rule, an unknown instance and
+an instance busy with an operation are refused with the vendor's codes, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from aliyunsdkdds.request.v20151201.ModifyDBInstanceDescriptionRequest import (
+    ModifyDBInstanceDescriptionRequest as LegacyDescription,
+)
+from alibabacloud_dds20151201 import models as M
+
+from test_instances import REGION, attribute, legacy_json, load, start_fast, tea, wait_status
+from test_instances_errors import legacy_expect, tea_expect
+from test_upgrade import pinned_rs, running
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    factory, d = start_fast(tmp_path_factory, "attributes", speed="500")
+    yield d
+    factory.stop_all()
+
+
+def rename(d, iid: str, name: str, v1: bool = False):
+    r = tea(d, v1=v1).modify_dbinstance_description(
+        M.ModifyDBInstanceDescriptionRequest(dbinstance_id=iid, dbinstance_description=name))
+    assert r.status_code == 200
+    return load(M.ModifyDBInstanceDescriptionResponseBody, r.body.to_map())
+
+
+def test_rename_through_both_sdks(server):
+    rs = pinned_rs(server)
+    running(server, rs)
+    rename(server, rs, "orders-primary")
+    assert attribute(server, rs).dbinstance_description == "orders-primary"
+    listed = tea(server).describe_dbinstances(M.DescribeDBInstancesRequest(
+        region_id=REGION, dbinstance_description="orders-primary"))
+    assert [i.dbinstance_id for i in listed.body.dbinstances.dbinstance] == [rs]
+    rename(server, rs, "orders_v1", v1=True)
+    assert attribute(server, rs).dbinstance_description == "orders_v1"
+
+    req = LegacyDescription()
+    req.set_DBInstanceId(rs)
+    req.set_DBInstanceDescription("1-starts-with-a-digit")
+    legacy_expect(server, req, "InvalidParameter", 400, "DBInstanceDescription")
+    req.set_DBInstanceDescription("legacy-name")
+    body = legacy_json(server, req)
+    assert set(body) == {"RequestId"}
+    assert attribute(server, rs).dbinstance_description == "legacy-name"
+
+
+def test_refusals_change_nothing(server):
+    rs = pinned_rs(server)
+    running(server, rs)
+    rename(server, rs, "kept")
+    for name in ("x", "http://example", "a" * 257):
+        tea_expect(lambda: rename(server, rs, name), "InvalidParameter", 400)
+    tea_expect(lambda: rename(server, "dds-bpnothere0000000", "name"), "InvalidDBInstanceId.NotFound", 404)
+    tea_expect(lambda: tea(server).modify_dbinstance_description(M.ModifyDBInstanceDescriptionRequest(
+        dbinstance_id=rs, dbinstance_description="name", node_id="d-other")), "InvalidParameter", 400)
+
+    tea(server).restart_dbinstance(M.RestartDBInstanceRequest(dbinstance_id=rs))
+    tea_expect(lambda: rename(server, rs, "during-restart"), "OperationDenied.DBInstanceStatus", 403)
+    wait_status(server, rs, "Running")
+    assert attribute(server, rs).dbinstance_description == "kept"
