@@ -370,13 +370,13 @@ pub static ACTIONS: &[ActionSpec] = &[
             tags::DescribeTagsRequest => tags::describe_tags),
     action!("DescribeAccounts",                 AnyKey, Reads,   Ignored,     Any,
             accounts::DescribeAccountsRequest => accounts::describe_accounts),
-    action!("ResetAccountPassword",             AnyKey, Mutates, Ignored,     Any,
+    action!("ResetAccountPassword",             AnyKey, Mutates, Ignored,     Simulated,
             accounts::ResetPasswordRequest => accounts::reset_account_password),
     action!("ModifyAccountDescription",         AnyKey, Mutates, Ignored,     Any,
             accounts::AccountDescriptionRequest => accounts::modify_account_description),
     action!("DescribeSecurityIps",              AnyKey, Reads,   Ignored,     Any,
             security_ips::DescribeRequest => security_ips::describe_security_ips),
-    action!("ModifySecurityIps",                AnyKey, Mutates, ClientToken, Any,
+    action!("ModifySecurityIps",                AnyKey, Mutates, ClientToken, Simulated,
             security_ips::ModifyRequest => security_ips::modify_security_ips),
 ];
 
