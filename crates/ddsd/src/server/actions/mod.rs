@@ -38,6 +38,8 @@
 //! - [`restart`]: `RestartDBInstance` (whole instance, one shard / config server, one mongos);
 //! - [`operations`]: the extension `DdsdDescribeOperations` (progress and reports of an instance's
 //!   operations, docs/operations.md);
+//! - [`deployment`]: the extension `DdsdDescribeDeployment` (a fresh observation of an instance's
+//!   processes: states, health, kernels, lag; the console's topology);
 //! - [`plan`]: the extensions `DdsdDescribeUpgradePlan` / `DdsdDescribeRestartPlan` (dry runs: ordered
 //!   steps, expected elections, estimated duration);
 //! - [`faults`]: the admin extensions `DdsdArmFault` / `DdsdDescribeFaults` / `DdsdClearFaults` (faults on
@@ -64,6 +66,7 @@ use crate::server::store::{Idempotency, Store};
 
 pub mod api_faults;
 pub mod classes;
+pub mod deployment;
 pub mod describe;
 pub mod errors;
 pub mod faults;
@@ -316,6 +319,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             InstanceRequest => faults::ddsd_clear_faults),
     action!("DdsdDescribeOperations",           AnyKey, Reads,   Ignored,     Any,
             operations::DescribeOperationsRequest => operations::ddsd_describe_operations),
+    action!("DdsdDescribeDeployment",           AnyKey, Reads,   Ignored,     Any,
+            InstanceRequest => deployment::ddsd_describe_deployment),
     action!("DdsdArmApiFault",                  Admin,  Mutates, Ignored,     Any,
             api_faults::ArmApiFaultRequest => api_faults::ddsd_arm_api_fault),
     action!("DdsdDescribeApiFaults",            Admin,  Reads,   Ignored,     Any,
