@@ -60,8 +60,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_STREAMS: usize = 32;
 /// A stream ends after this long even if the operation has not (the page reconnects).
 pub const MAX_STREAM_AGE: Duration = Duration::from_secs(3600);
-/// Largest body a console request may send.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The CSRF header.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -236,7 +234,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
             None => error_response(&session_required(), &host),
         },
         (&Method::POST, "/console/api/signin") => {
-            match post_body(&parts.headers, &host, body).await {
+            match post_body(&parts.headers, &host, body, app.max_body_bytes).await {
                 Ok(v) => sign_in(&app, peer, &v, &host),
                 Err(e) => error_response(&e, &host),
             }
@@ -280,9 +278,14 @@ fn current(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
     Some((id.to_string(), s))
 }
 
-/// A POST's JSON body, after the checks every console POST gets: `Content-Type: application/json`
+/// A POST's JSON body (at most the API's `max_body_bytes`), after the checks every console POST gets: `Content-Type: application/json`
 /// and, when the browser says where the page came from, an `Origin` naming this host.
-async fn post_body(headers: &HeaderMap, host: &str, body: Body) -> Result<Value, RpcError> {
+async fn post_body(
+    headers: &HeaderMap,
+    host: &str,
+    body: Body,
+    limit: usize,
+) -> Result<Value, RpcError> {
     let json_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -304,7 +307,7 @@ async fn post_body(headers: &HeaderMap, host: &str, body: Body) -> Result<Value,
             ));
         }
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| RpcError::malformed_request("The body is too large or could not be read."))?;
     serde_json::from_slice(&bytes)
@@ -327,7 +330,7 @@ async fn checked_post(
         tracing::info!(access_key_id = %s.access_key_id, "console request without a valid CSRF token refused");
         return Err(csrf_refused());
     }
-    let v = post_body(headers, host, body).await?;
+    let v = post_body(headers, host, body, app.max_body_bytes).await?;
     Ok((id, s, v))
 }
 
@@ -623,3 +626,6 @@ mod tests {
         assert!(finished(&json!({"Status": "Failed"})));
     }
 }
+
+#[cfg(test)]
+mod http_tests;
