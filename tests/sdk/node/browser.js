@@ -14,6 +14,9 @@ function chromiumPresent() {
 }
 
 async function launch() {
+  if (!chromiumPresent()) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: run scripts/setup-test-env.sh as root (apt-get install chromium)`);
+  }
   const { chromium } = require('playwright-core');
   return chromium.launch({
     executablePath: CHROMIUM,
