@@ -55,7 +55,7 @@ use crate::server::http::{call_action, App, PeerAddr};
 use session::{Refusal, Session, Sessions};
 
 /// How often an event stream asks for the operation's state.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Event streams open at once, all sessions together (`Throttling`, 429, beyond).
 pub const MAX_STREAMS: usize = 32;
 /// A stream ends after this long even if the operation has not (the page reconnects).
