@@ -40,6 +40,19 @@ async function openInstance(page, type, description) {
   return id;
 }
 
+// Presses Tab until the focused element's accessible text matches `re` (at most `max` times).
+async function tabTo(page, re, max = 80) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const text = await page.evaluate(() => {
+      const el = document.activeElement;
+      return el ? `${el.tagName} ${el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent}` : '';
+    });
+    if (re.test(text)) return text;
+  }
+  throw new Error(`nothing matching ${re} is reachable with Tab`);
+}
+
 describe('the web console in Chromium', () => {
   let d;
   let browser;
@@ -153,6 +166,28 @@ describe('the web console in Chromium', () => {
     await page.locator('#instance-status').getByText('Running').waitFor();
     await page.getByRole('button', { name: 'Clear faults' }).click();
     await page.getByText(/Cleared \d+ fault/).waitFor();
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  it('is usable with the keyboard alone: sign in, open an instance, open and close a dialog', async () => {
+    const { context, page, errors } = await newPage(browser);
+    await page.goto(`${d.url}/console`);
+    await tabTo(page, /^INPUT AccessKeyId/);
+    await page.keyboard.type(d.keyId);
+    await tabTo(page, /^INPUT AccessKeySecret/);
+    await page.keyboard.type(d.keySecret);
+    await page.keyboard.press('Enter');
+    await page.getByRole('table', { name: 'Instances' }).waitFor();
+    await tabTo(page, /^A dds-/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Topology' }).waitFor();
+    await tabTo(page, /^BUTTON Restart/);
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Restart' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -197,7 +197,7 @@
     const pages = Math.max(1, Math.ceil(total / listState.size));
     const kernelCells = new Map();
     const rows = items.map((i) => {
-      const kernel = h('td', { class: 'mono' }, '…');
+      const kernel = h('td', { class: 'mono wide' }, '…');
       kernelCells.set(i.DBInstanceId, kernel);
       return h('tr', {},
         h('td', {}, h('a', { href: `#/instance/${encodeURIComponent(i.DBInstanceId)}` }, i.DBInstanceId)),
@@ -208,8 +208,8 @@
         h('td', {}, badge(i.DBInstanceStatus)));
     });
     const table = h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Instances' },
-      h('thead', {}, h('tr', {}, ['ID', 'Description', h('span', {}, 'Type'), 'Engine', 'Kernel', 'Status'].map((c, n) =>
-        h('th', { scope: 'col', class: n === 2 || n === 3 ? 'wide' : null }, c)))),
+      h('thead', {}, h('tr', {}, ['ID', 'Description', 'Type', 'Engine', 'Kernel', 'Status'].map((c, n) =>
+        h('th', { scope: 'col', class: n >= 2 && n <= 4 ? 'wide' : null }, c)))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No instances match.')))));
     const prev = h('button', { type: 'button', disabled: listState.page <= 1, onclick: () => { listState.page -= 1; route(); } }, 'Previous page');
     const next = h('button', { type: 'button', disabled: listState.page >= pages, onclick: () => { listState.page += 1; route(); } }, 'Next page');
