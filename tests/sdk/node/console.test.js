@@ -129,6 +129,26 @@ describe('the web console in Chromium', () => {
     await context.close();
   });
 
+  it('restarts one mongos of the sharded cluster and follows it to the end', async () => {
+    const { context, page, errors } = await newPage(browser);
+    await signIn(page, d.url, d.keyId, d.keySecret);
+    await openInstance(page, 'sharding', 'ddsd demo sharded cluster');
+    await page.getByRole('button', { name: 'Restart' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restart' });
+    const what = dialog.getByLabel('What to restart');
+    const mongos = (await what.locator('option').allTextContents()).find((t) => t.startsWith('mongos '));
+    await what.selectOption({ label: mongos });
+    await dialog.getByText(/^1 steps|^\d+ steps, 0 expected election/).waitFor();
+    await dialog.getByRole('button', { name: 'Confirm restart' }).click();
+    const progress = page.getByRole('region', { name: 'Restart progress' });
+    await progress.getByRole('region', { name: 'Report' }).waitFor({ timeout: 120000 });
+    assert.match(await progress.getByRole('region', { name: 'Report' }).textContent(), /^ReportSucceeded/);
+    assert.equal(await progress.getByRole('group', { name: 'mongos' }).getAttribute('data-status'), 'Done');
+    await page.locator('#instance-status').getByText('Running').waitFor();
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   it('refuses a wrong key and stays on the sign-in form', async () => {
     const { context, page, errors } = await newPage(browser);
     await signIn(page, d.url, d.keyId, 'not-the-secret');
