@@ -77,9 +77,9 @@ describe('the web console in Chromium', () => {
     const id = await openInstance(page, 'sharding', 'ddsd demo sharded cluster');
 
     // Topology: config servers, two shards, the mongos; every member drawn with its role.
+    await page.getByRole('group', { name: 'mongos' }).waitFor();
     assert.equal(await page.getByRole('group', { name: /^Config servers cs-/ }).count(), 1);
     assert.equal(await page.getByRole('group', { name: /^Shard d-/ }).count(), 2);
-    await page.getByRole('group', { name: 'mongos' }).waitFor();
     assert.equal(await page.getByRole('listitem', { name: / Primary$/ }).count(), 3);
 
     // The dry run and the release notes, then confirm "now".
