@@ -149,6 +149,24 @@ describe('the web console in Chromium', () => {
     await context.close();
   });
 
+  it('edits the maintenance window, and shows a refused value with the vendor code', async () => {
+    const { context, page, errors } = await newPage(browser);
+    await signIn(page, d.url, d.keyId, d.keySecret);
+    await openInstance(page, 'sharding', 'ddsd demo sharded cluster');
+    await page.getByRole('button', { name: 'Edit maintenance window' }).click();
+    const form = page.getByRole('form', { name: 'Maintenance window' });
+    await form.getByLabel('Start (HH:mmZ)').fill('25:00Z');
+    await form.getByLabel('End (HH:mmZ)').fill('03:00Z');
+    await form.getByRole('button', { name: 'Save window' }).click();
+    await form.getByRole('alert').filter({ hasText: /^InvalidParameter|^Invalid/ }).waitFor();
+    assert.match(await form.getByRole('alert').textContent(), /\(HTTP 400, RequestId /);
+    await form.getByLabel('Start (HH:mmZ)').fill('01:00Z');
+    await form.getByRole('button', { name: 'Save window' }).click();
+    await page.locator('#maintenance-window').getByText('01:00Z – 03:00Z (UTC)').waitFor();
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   it('refuses a wrong key and stays on the sign-in form', async () => {
     const { context, page, errors } = await newPage(browser);
     await signIn(page, d.url, d.keyId, 'not-the-secret');
