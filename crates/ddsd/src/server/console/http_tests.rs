@@ -379,3 +379,39 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn an_event_stream_answers_a_refusal_as_an_event_and_streams_are_bounded() {
+    let h = harness();
+    let (cookie, _) = h.session(USER, USER_SECRET).await;
+    let open = || {
+        let mut req = Request::get("/console/api/events?DBInstanceId=dds-nothere")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(PeerAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        router(h.app.clone()).oneshot(req)
+    };
+    // The call is refused by the handler: the stream says so, then ends.
+    let r = open().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("event: refused\n"), "{text}");
+    assert!(text.contains("InvalidDBInstanceId.NotFound"), "{text}");
+    assert!(text.contains("\"HttpStatus\":404"), "{text}");
+    // Each open stream holds a slot until its body is dropped: the next one past the bound is refused.
+    let mut held = Vec::new();
+    for _ in 0..super::MAX_STREAMS {
+        let r = open().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push(r);
+    }
+    let r = open().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(held);
+    let r = open().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
