@@ -567,6 +567,14 @@
       state.stream = null;
     });
     // A dropped connection: EventSource reconnects by itself (the server sends the state again).
+    // A refused reconnection (the session ended) closes it for good: back to the sign-in form.
+    es.addEventListener('error', async () => {
+      if (es.readyState !== EventSource.CLOSED) return;
+      if (state.stream === es) state.stream = null;
+      const r = await fetch('/console/api/session', { credentials: 'same-origin' });
+      const who = r.ok ? await r.json() : { SignedIn: false };
+      if (!who.SignedIn) signedOut();
+    });
     es.addEventListener('none', () => { es.close(); state.stream = null; });
     const timer = setInterval(() => {
       const el = $('#elapsed');
