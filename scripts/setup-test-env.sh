@@ -2,8 +2,12 @@
 # Installs what the official-SDK integration tests need, from the project's own files only:
 #   - a Python virtualenv at .venv from tests/sdk/requirements.txt (every version pinned);
 #   - the npm packages of tests/sdk/node from its package.json + package-lock.json (`npm ci`);
-#   - tmux (Debian package), for the terminal progress test, when it is missing.
-# Needs on the machine: CPython 3.11 with venv/pip, Node 20+ with npm. Registries: PyPI and npm.
+#   - tmux (Debian package), for the terminal progress test, when it is missing;
+#   - chromium (Debian package, /usr/bin/chromium), for the web console's browser tests, when it is
+#     missing. playwright-core (npm, pinned) drives it; no browser is ever downloaded
+#     (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1).
+# Needs on the machine: CPython 3.11 with venv/pip, Node 20+ with npm. Registries: PyPI, npm and,
+# as root, Debian's (apt-get) for tmux and chromium.
 #
 # Idempotent and quick when nothing changed: each half writes a stamp holding the hash of its
 # inputs (requirement files + interpreter version) and is skipped while the stamp still matches.
@@ -79,13 +83,14 @@ setup_node() {
     return
   fi
   say "installing node modules in $node_dir (node $nodever)"
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
   if [ -f "$node_dir/package-lock.json" ]; then
     (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
   else
     (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error) || die "npm install failed"
     want="$(printf '%s\n%s\n' "$(hash_of "$node_dir/package.json" "$node_dir/package-lock.json")" "$nodever")"
   fi
-  (cd "$node_dir" && node -e 'require("@alicloud/openapi-client"); require("@alicloud/tea-util"); require("@alicloud/pop-core"); require("mongodb")' \
+  (cd "$node_dir" && node -e 'require("@alicloud/openapi-client"); require("@alicloud/tea-util"); require("@alicloud/pop-core"); require("mongodb"); require("playwright-core")' \
     && ./node_modules/.bin/mongosh --nodb --quiet --eval 1 >/dev/null) \
     || die "installed node packages do not load"
   printf '%s\n' "$want" >"$node_stamp"
@@ -109,6 +114,25 @@ setup_tmux() {
   say "WARNING: tmux is missing and could not be installed: the terminal progress test will be skipped"
 }
 
+# The console's browser tests (tests/sdk/node/console.test.js) drive Debian's Chromium; they fail,
+# saying why, where it is missing and cannot be installed.
+setup_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    say "chromium present ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium with apt-get"
+    if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      && [ -x /usr/bin/chromium ]; then
+      say "chromium ready"
+      return
+    fi
+  fi
+  say "WARNING: /usr/bin/chromium is missing and could not be installed (apt-get install chromium as root): the console's browser tests will fail"
+}
+
 setup_python
 setup_node
 setup_tmux
+setup_chromium

@@ -5,7 +5,8 @@
 #   2. cargo build --workspace     debug build; the SDK tests drive target/debug/ddsd
 #   3. cargo nextest run           Rust unit + integration tests (cargo test if nextest is missing)
 #   4. pytest tests/sdk            official Python SDKs + raw HTTP against a real ddsd process
-#   5. node --test tests/sdk/node  official Node.js SDKs against a real ddsd process
+#   5. node --test tests/sdk/node  official Node.js SDKs against a real ddsd process, and the web
+#                                  console in Debian's Chromium (playwright-core)
 #
 # Exit status is non-zero if any step fails or if a runner ran no test at all. Steps 3-5 all run
 # even when one of them fails, so one run shows every failure; a failed build skips 3-5.

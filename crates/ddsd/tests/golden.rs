@@ -77,6 +77,7 @@ async fn harness() -> Harness {
         endpoint: "mongodb.aliyuncs.com".into(),
         metrics_access: ddsd::server::metrics::MetricsAccess::Off,
         limiter: ddsd::server::limits::Limiter::unlimited(),
+        console: Default::default(),
     });
     tokio::spawn(async move { axum::serve(listener, router(app)).await });
     let creds = Credentials {

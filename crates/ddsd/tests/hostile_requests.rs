@@ -86,6 +86,7 @@ async fn harness() -> Harness {
         endpoint: "127.0.0.1:1".into(),
         limiter: Limiter::unlimited(),
         metrics_access: ddsd::server::metrics::MetricsAccess::Off,
+        console: Default::default(),
     });
     let router = router(app);
     let mut h = Harness {

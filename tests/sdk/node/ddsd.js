@@ -2,7 +2,7 @@
 // Starts the real `ddsd serve` for the node:test suites, the same way tests/sdk/conftest.py does:
 // temp data dir, a TOML config adding the key pair testid/testsecret, --listen 127.0.0.1:0, and
 // the port read from the `ddsd listening on http(s)://IP:PORT` line on stdout (`extraArgs` are
-// appended to `serve`'s). Nothing is built here.
+// appended to `serve`'s, `extraConfig` lines to the TOML file). Nothing is built here.
 // Binary: $DDSD_BIN, else $CARGO_TARGET_DIR/debug/ddsd, else <repo>/target/debug/ddsd.
 
 const { spawn } = require('node:child_process');
@@ -22,7 +22,7 @@ function ddsdBinary() {
   return path.join(target, 'debug', 'ddsd');
 }
 
-async function startDdsd({ extraArgs = [] } = {}) {
+async function startDdsd({ extraArgs = [], extraConfig = [] } = {}) {
   const bin = ddsdBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`ddsd binary not found at ${bin}: run \`cargo build -p ddsd\` (or set DDSD_BIN)`);
@@ -38,6 +38,8 @@ async function startDdsd({ extraArgs = [] } = {}) {
     '[[access_keys]]',
     `id = "${TEST_KEY_ID}"`,
     `secret = "${TEST_KEY_SECRET}"`,
+    '',
+    ...extraConfig,
     '',
   ].join('\n'));
   const stderrPath = path.join(work, 'stderr.log');

@@ -69,6 +69,8 @@ pub struct App {
     pub metrics_access: MetricsAccess,
     /// The in-flight cap and the per-AccessKey request rate.
     pub limiter: Limiter,
+    /// The web console's sessions and live streams (`/console`).
+    pub console: crate::server::console::Console,
 }
 
 /// The TCP peer of a connection, attached to each of its requests (for the `/metrics` access rule).
@@ -190,6 +192,7 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         endpoint: config.endpoint.clone().unwrap_or_else(|| local.to_string()),
         metrics_access: config.metrics,
         limiter: Limiter::new(limits),
+        console: crate::server::console::Console::new(tls.is_some()),
     });
 
     {
@@ -416,6 +419,9 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 async fn rpc(State(app): State<Arc<App>>, req: Request) -> Response {
+    if crate::server::console::owns(req.uri().path()) {
+        return crate::server::console::handle(app, req).await;
+    }
     if req.uri().path() == "/metrics" && req.method() == axum::http::Method::GET {
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         if app.metrics_access.allows(peer) {
@@ -544,49 +550,157 @@ async fn handle(app: Arc<App>, req: Request, request_id: String) -> Response {
     };
     Span::current().record("action", verified.action.as_str());
     let format = verified.format;
+    let action = verified.action.clone();
+    let outcome = run_action(&app, verified).await;
+    let mut response = match outcome.result {
+        Ok(value) => reply(
+            encode_success(&action, &request_id, &value, format),
+            "OK",
+            None,
+        ),
+        Err(error) => fail(error, format),
+    };
+    if let Some(name) = outcome.action {
+        response.extensions_mut().insert(ActionLabel(name));
+    }
+    response
+}
+
+/// What running one action for an authenticated caller gave: the table's name of the action (when
+/// it is in the table) and its value or error.
+pub struct ActionOutcome {
+    pub action: Option<&'static str>,
+    pub result: Result<serde_json::Value, RpcError>,
+}
+
+impl ActionOutcome {
+    fn refused(error: RpcError) -> Self {
+        Self {
+            action: None,
+            result: Err(error),
+        }
+    }
+}
+
+/// Everything after the signature: the AccessKey's request rate, the API version, the action
+/// table's row (who may call it, which plane), armed API faults, then the handler as its own task.
+/// The RPC path runs every verified request through here, and so does the console
+/// ([`call_action`]): one path to the handlers.
+pub async fn run_action(app: &App, verified: acs_rpc::Verified) -> ActionOutcome {
     if let Err(e) = app.limiter.check_key(&verified.access_key_id) {
-        return fail(e, format);
+        return ActionOutcome::refused(e);
     }
     if verified.version != API_VERSION {
-        return fail(
-            RpcError::gateway_with_detail(
-                Gateway::InvalidVersion,
-                format!("This endpoint serves {API_VERSION}."),
-            ),
-            format,
-        );
+        return ActionOutcome::refused(RpcError::gateway_with_detail(
+            Gateway::InvalidVersion,
+            format!("This endpoint serves {API_VERSION}."),
+        ));
     }
     let Some(spec) = actions::lookup(&verified.action) else {
-        return fail(Gateway::InvalidActionNotFound.into(), format);
+        return ActionOutcome::refused(Gateway::InvalidActionNotFound.into());
     };
+    let action = Some(spec.name);
     if let Some(injected) = app.ctx.api_faults.fire(spec.name, &verified) {
         if let Some(delay) = injected.delay {
             tokio::time::sleep(delay).await;
         }
         if let Some(error) = injected.error {
-            let mut response = fail(error, format);
-            response.extensions_mut().insert(ActionLabel(spec.name));
-            return response;
+            return ActionOutcome {
+                action,
+                result: Err(error),
+            };
         }
     }
-    let action = verified.action.clone();
     let ctx = app.ctx.clone();
     let span = Span::current();
     let outcome = tokio::spawn(spec.run(ctx, verified).instrument(span)).await;
-    let mut response = match outcome {
-        Ok(Ok(value)) => reply(
-            encode_success(&action, &request_id, &value, format),
-            "OK",
-            None,
-        ),
-        Ok(Err(error)) => fail(error.into(), format),
+    let result = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.into()),
         Err(join) => {
             tracing::error!("handler failed: {join}");
-            fail(Gateway::InternalError.into(), format)
+            Err(Gateway::InternalError.into())
         }
     };
-    response.extensions_mut().insert(ActionLabel(spec.name));
-    response
+    ActionOutcome { action, result }
+}
+
+/// Runs `action` with `params` for `access_key_id` exactly as a verified RPC request from that key
+/// would run (the caller has authenticated the key another way: the console's session). The
+/// request-level limits apply as on the RPC path: the in-flight cap and the parameter bounds
+/// (count, name and value lengths), then [`run_action`]. Protocol parameters (`Action`,
+/// `Signature`, ...) among `params` are dropped, as verification drops them. Each call is counted in
+/// the metrics like an RPC request.
+pub async fn call_action(
+    app: &App,
+    action: &str,
+    params: actions::Params,
+    access_key_id: &str,
+) -> ActionOutcome {
+    let started = Instant::now();
+    let outcome = call_action_inner(app, action, params, access_key_id).await;
+    let code = match &outcome.result {
+        Ok(_) => "OK",
+        Err(e) => {
+            log_refusal(e);
+            e.code()
+        }
+    };
+    crate::server::metrics::global().request(
+        outcome.action.unwrap_or(crate::server::metrics::NO_ACTION),
+        code,
+        started.elapsed(),
+    );
+    outcome
+}
+
+async fn call_action_inner(
+    app: &App,
+    action: &str,
+    mut params: actions::Params,
+    access_key_id: &str,
+) -> ActionOutcome {
+    let _slot = match app.limiter.admit() {
+        Ok(slot) => slot,
+        Err(e) => return ActionOutcome::refused(e),
+    };
+    params.retain(|name, _| !acs_rpc::PROTOCOL_PARAMS.contains(&name.as_str()));
+    if params.len() > app.limits.max_params {
+        return ActionOutcome::refused(RpcError::malformed_request(format!(
+            "More than {} parameters.",
+            app.limits.max_params
+        )));
+    }
+    for (name, value) in &params {
+        if name.len() > app.limits.max_name_bytes {
+            return ActionOutcome::refused(RpcError::malformed_request(format!(
+                "A parameter name is longer than {} bytes.",
+                app.limits.max_name_bytes
+            )));
+        }
+        if value.len() > app.limits.max_value_bytes {
+            return ActionOutcome::refused(RpcError::invalid_parameter(
+                name,
+                format!(
+                    "Its value is longer than {} bytes.",
+                    app.limits.max_value_bytes
+                ),
+            ));
+        }
+    }
+    let verified = acs_rpc::Verified {
+        action: action.to_string(),
+        version: API_VERSION.to_string(),
+        params,
+        format: Format::Json,
+        access_key_id: access_key_id.to_string(),
+        scheme: acs_rpc::Scheme::V3,
+        nonce: uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string(),
+        timestamp: OffsetDateTime::now_utc(),
+    };
+    run_action(app, verified).await
 }
 
 fn log_refusal(error: &RpcError) {

@@ -1,6 +1,8 @@
 //! The server wing: everything `ddsd serve` runs.
 //!
 //! - `http`: serve wiring, the HTTP listener and the request pipeline;
+//! - `console`: the web console at `/console` (sessions, CSRF, the page, live progress), a client
+//!   of the same action table through `http::call_action`;
 //! - `config`: defaults < TOML < `DDSD_*` env < overrides given as plain values;
 //! - `keys`, `limits`, `tls`, `metrics`, `logging`: the admin key and key store, every bound on
 //!   input and load, HTTPS, `GET /metrics`, tracing to stderr;
@@ -16,6 +18,7 @@
 
 pub mod actions;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod keys;
 pub mod limits;

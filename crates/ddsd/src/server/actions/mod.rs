@@ -38,6 +38,8 @@
 //! - [`restart`]: `RestartDBInstance` (whole instance, one shard / config server, one mongos);
 //! - [`operations`]: the extension `DdsdDescribeOperations` (progress and reports of an instance's
 //!   operations, docs/operations.md);
+//! - [`deployment`]: the extension `DdsdDescribeDeployment` (a fresh observation of an instance's
+//!   processes: states, health, kernels, lag; the console's topology);
 //! - [`plan`]: the extensions `DdsdDescribeUpgradePlan` / `DdsdDescribeRestartPlan` (dry runs: ordered
 //!   steps, expected elections, estimated duration);
 //! - [`faults`]: the admin extensions `DdsdArmFault` / `DdsdDescribeFaults` / `DdsdClearFaults` (faults on
@@ -76,6 +78,7 @@ pub mod accounts;
 pub mod api_faults;
 pub mod attributes;
 pub mod classes;
+pub mod deployment;
 pub mod describe;
 pub mod errors;
 pub mod faults;
@@ -340,6 +343,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             InstanceRequest => faults::ddsd_clear_faults),
     action!("DdsdDescribeOperations",           AnyKey, Reads,   Ignored,     Any,
             operations::DescribeOperationsRequest => operations::ddsd_describe_operations),
+    action!("DdsdDescribeDeployment",           AnyKey, Reads,   Ignored,     Any,
+            InstanceRequest => deployment::ddsd_describe_deployment),
     action!("DdsdArmApiFault",                  Admin,  Mutates, Ignored,     Any,
             api_faults::ArmApiFaultRequest => api_faults::ddsd_arm_api_fault),
     action!("DdsdDescribeApiFaults",            Admin,  Reads,   Ignored,     Any,

@@ -122,8 +122,16 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
                 .map(|i| overlap_ms(i.from_ms, i.until_ms.unwrap_or(until_ms), from_ms, until_ms))
                 .filter(|d| *d > 0)
                 .collect();
+            // Who was primary when the span began: the winner of the last election before it.
+            let initial_primary = rs
+                .elections
+                .iter()
+                .filter(|e| e.at_ms < from_ms)
+                .max_by_key(|e| (e.at_ms, e.term))
+                .map(|e| e.winner.clone());
             json!({
                 "Name": rs.name,
+                "InitialPrimary": initial_primary,
                 "Elections": elections.len(),
                 "ElectionLog": elections,
                 "NoWritablePrimaryMs": gaps.iter().sum::<u64>(),
@@ -147,6 +155,20 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
                 .map(|d| overlap_ms(d.from_ms, d.until_ms.unwrap_or(until_ms), from_ms, until_ms))
                 .sum();
             let kernel = p.launches.last().map(|(_, k)| k.clone());
+            let down_periods: Vec<Value> = p
+                .down
+                .iter()
+                .filter(|d| {
+                    overlap_ms(d.from_ms, d.until_ms.unwrap_or(until_ms), from_ms, until_ms) > 0
+                })
+                .map(|d| {
+                    json!({
+                        "FromMs": d.from_ms.max(from_ms),
+                        "UntilMs": d.until_ms.map(|u| u.min(until_ms)),
+                        "ByCommand": d.by_command,
+                    })
+                })
+                .collect();
             json!({
                 "NodeId": p.node_id,
                 "ReplicaSet": p.replica_set,
@@ -154,6 +176,7 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
                 "Launches": p.launches.iter().filter(|(t, _)| in_window(*t)).count(),
                 "FailedStarts": p.failed_starts,
                 "DownMs": down_ms,
+                "DownPeriods": down_periods,
                 "KernelVersion": kernel,
             })
         })
