@@ -76,6 +76,9 @@ class Ddsd:
     _stdout_q: "queue.Queue[str | None]" = field(default=None, repr=False)
     _stderr_file: object = field(default=None, repr=False)
     exit_code: int | None = None
+    # The `ddsd sim-fleet` (tests/sdk/fleet.py) whose deployments this ddsd drives with
+    # `--plane mongodb`; None for the embedded simulated plane.
+    fleet: object | None = None
 
     @property
     def endpoint(self) -> str:
