@@ -55,6 +55,8 @@
 //! - [`security_ips`]: `DescribeSecurityIps`, `ModifySecurityIps` (the whitelist the wire listeners
 //!   enforce).
 //! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
+//! - [`parameters`]: `DescribeParameterTemplates`, `DescribeParameters`, `ModifyParameters`,
+//!   `DescribeParameterModificationHistory` (the documented set of docs/parameters.md).
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
@@ -86,6 +88,7 @@ pub mod import;
 pub mod instances;
 pub mod kernels;
 pub mod operations;
+pub mod parameters;
 pub mod params;
 pub mod plan;
 pub mod regions;
@@ -383,6 +386,14 @@ pub static ACTIONS: &[ActionSpec] = &[
             security_ips::DescribeRequest => security_ips::describe_security_ips),
     action!("ModifySecurityIps",                AnyKey, Mutates, ClientToken, Simulated,
             security_ips::ModifyRequest => security_ips::modify_security_ips),
+    action!("DescribeParameterTemplates",       AnyKey, Reads,   Ignored,     Any,
+            parameters::TemplatesRequest => parameters::describe_parameter_templates),
+    action!("DescribeParameters",               AnyKey, Reads,   Ignored,     Any,
+            parameters::DescribeRequest => parameters::describe_parameters),
+    action!("ModifyParameters",                 AnyKey, Mutates, Ignored,     Any,
+            parameters::ModifyRequest => parameters::modify_parameters),
+    action!("DescribeParameterModificationHistory", AnyKey, Reads, Ignored,   Any,
+            parameters::HistoryRequest => parameters::describe_parameter_modification_history),
 ];
 
 /// The row of an action, by its exact name.

@@ -169,6 +169,16 @@ pub(crate) async fn accept(
     planned: Planned,
     deferred: bool,
 ) -> Result<super::Empty, ApiError> {
+    accept_operation(ctx, planned, deferred).await?;
+    Ok(super::Empty {})
+}
+
+/// [`accept`], answering the id of the operation recorded.
+pub(crate) async fn accept_operation(
+    ctx: &Context,
+    planned: Planned,
+    deferred: bool,
+) -> Result<String, ApiError> {
     let Planned { instance, op } = planned;
     let id = instance.id.as_str();
     // Checked before the live preflight so that "another operation is running" is reported as such,
@@ -227,5 +237,5 @@ pub(crate) async fn accept(
         ctx.operation_recorded();
         tracing::info!(instance_id = %id, operation_id = %operation_id, kind = %state.kind(), deferred, "operation accepted");
     }
-    Ok(super::Empty {})
+    Ok(operation_id)
 }

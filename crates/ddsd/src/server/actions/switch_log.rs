@@ -57,7 +57,7 @@ pub struct SwitchLogRequest {
     pub page_size: u32,
 }
 
-fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
+pub(crate) fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
     let v = required(params, name)?;
     let with_seconds =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
