@@ -118,9 +118,22 @@ async fn wait_running(api: &Client, id: &str) -> anyhow::Result<()> {
 
 /// Wall seconds from the accepted upgrade to `Running`, and that it succeeded.
 async fn upgrade(api: &Client, id: &str) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    api.call("UpgradeDBInstanceKernelVersion", &[("DBInstanceId", id)])
-        .await?;
+    // A fresh deployment may still be catching up (the preflight refuses a lagging member).
+    let mut tries = 0;
+    let started = loop {
+        let started = Instant::now();
+        match api
+            .call("UpgradeDBInstanceKernelVersion", &[("DBInstanceId", id)])
+            .await
+        {
+            Ok(_) => break started,
+            Err(e) if e.code() == Some("IncorrectDBInstanceState") && tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     wait_running(api, id).await?;
     let took = started.elapsed().as_secs_f64();
     let ops = api
