@@ -199,20 +199,14 @@ impl Client {
         credentials: Credentials,
         signature: Signature,
     ) -> anyhow::Result<Client> {
-        let (base_url, host) = parse_endpoint(endpoint)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Client {
-            http,
-            base_url,
-            host,
+        Client::build(
+            endpoint,
             credentials,
             signature,
-            version: API_VERSION,
-        })
+            API_VERSION,
+            Duration::from_secs(60),
+            256,
+        )
     }
 
     /// A V3 client for another API served the same way (the host agent's), naming `version` and
@@ -223,11 +217,22 @@ impl Client {
         version: &'static str,
         timeout: Duration,
     ) -> anyhow::Result<Client> {
+        Client::build(endpoint, credentials, Signature::V3, version, timeout, 16)
+    }
+
+    fn build(
+        endpoint: &str,
+        credentials: Credentials,
+        signature: Signature,
+        version: &'static str,
+        timeout: Duration,
+        idle_per_host: usize,
+    ) -> anyhow::Result<Client> {
         let (base_url, host) = parse_endpoint(endpoint)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_max_idle_per_host(16)
+            .pool_max_idle_per_host(idle_per_host)
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
@@ -235,7 +240,7 @@ impl Client {
             base_url,
             host,
             credentials,
-            signature: Signature::V3,
+            signature,
             version,
         })
     }

@@ -464,7 +464,7 @@ impl Fleet {
                 .unwrap_or_default()
                 .to_string(),
         };
-        pin_kernel(&mut instance, &kernel);
+        crate::server::actions::instances::pin_kernel(&mut instance, &kernel);
         instance.status = DbInstanceStatus::Running;
         let id = instance.id.clone();
         let failed = |e: String| AgentError::Failed(e);
@@ -700,23 +700,5 @@ impl Fleet {
             .count();
         section["StepDowns"] = json!(step_downs);
         Ok(section)
-    }
-}
-
-/// Every process of `instance` on `kernel`.
-fn pin_kernel(instance: &mut Instance, kernel: &str) {
-    match &mut instance.topology {
-        Topology::Standalone { member } => member.kernel_version = kernel.to_string(),
-        Topology::ReplicaSet { .. } => {}
-        Topology::Sharded { mongos, .. } => {
-            for m in mongos {
-                m.kernel_version = kernel.to_string();
-            }
-        }
-    }
-    for rs in instance.topology.replica_sets_mut() {
-        for m in &mut rs.members {
-            m.kernel_version = kernel.to_string();
-        }
     }
 }

@@ -407,8 +407,8 @@ impl Plan {
     }
 }
 
-/// Every process of `instance` on `kernel`.
-fn pin_kernel(instance: &mut Instance, kernel: &str) {
+/// Every process of `instance` on `kernel` (also the sim-fleet's pinned deployments).
+pub fn pin_kernel(instance: &mut Instance, kernel: &str) {
     match &mut instance.topology {
         Topology::Standalone { member } => member.kernel_version = kernel.to_string(),
         Topology::ReplicaSet { .. } => {}
