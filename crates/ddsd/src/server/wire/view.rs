@@ -155,7 +155,10 @@ pub fn facts(
     let role = layout.role(obs, node_id)?;
     if role == Role::Mongos {
         let m = obs.mongos.iter().find(|m| m.node_id == node_id)?;
-        let kernel = m.kernel_version.clone().unwrap_or_default();
+        // Between a process's start and the fleet knowing its binary there is nothing true to
+        // say (a made-up wire version would make drivers refuse the server outright): no facts,
+        // and the caller answers ShutdownInProgress, which drivers retry elsewhere.
+        let kernel = m.kernel_version.clone()?;
         let release = release_of(&kernel).unwrap_or((0, 0, 0));
         return Some(ProcessFacts {
             kind: ProcessKind::Mongos,
@@ -255,7 +258,7 @@ pub fn facts(
             }
         })
         .collect();
-    let kernel = own.kernel_version.clone().unwrap_or_default();
+    let kernel = own.kernel_version.clone()?;
     let release = release_of(&kernel).unwrap_or((0, 0, 0));
     let is_primary = rs.primary.as_deref() == Some(node_id);
     Some(ProcessFacts {
