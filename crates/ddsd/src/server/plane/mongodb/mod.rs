@@ -23,7 +23,7 @@ pub mod probe;
 pub mod record;
 
 use super::{DataPlane, Endpoints, PlaneError, PlaneFuture, PlaneResult};
-use crate::agent::api::{AgentCallError, AgentClient, CommandOutcome};
+use crate::agent::api::{AgentCallError, AgentClient};
 use crate::server::store::Store;
 use bson::{doc, Bson, Document};
 use dds_engine::model::Instance;
@@ -459,11 +459,13 @@ impl MongoPlane {
         format!("unmanaged_{version}")
     }
 
+    /// Stops the process (`start_on: None`) or starts it on a kernel, through its host's agent.
     async fn agent_command(
         &self,
         live: &Live,
         node_id: &str,
-        call: impl AsyncAgentCall,
+        start_on: Option<&str>,
+        command_id: &str,
     ) -> PlaneResult<Result<(), CommandError>> {
         let Some(p) = live.record.process(node_id) else {
             return Ok(Err(CommandError::NoSuchNode(node_id.to_string())));
@@ -472,7 +474,11 @@ impl MongoPlane {
             return Ok(Err(CommandError::NoSuchNode(node_id.to_string())));
         };
         crate::server::metrics::global().plane_agent_call();
-        match call.run(agent).await {
+        let answer = match start_on {
+            None => agent.stop_process(node_id, command_id).await,
+            Some(kernel) => agent.start_process(node_id, kernel, command_id).await,
+        };
+        match answer {
             Ok(outcome) => {
                 live.kernels
                     .lock()
@@ -509,39 +515,6 @@ fn agent_refusal(
         "agent {endpoint} for {node_id}: {}: {}",
         e.code, e.message
     ))))
-}
-
-/// A stop or a start, sent to the process's agent.
-trait AsyncAgentCall {
-    fn run(
-        self,
-        agent: &AgentClient,
-    ) -> impl std::future::Future<Output = Result<CommandOutcome, AgentCallError>> + Send;
-}
-
-struct Stop<'a> {
-    node: &'a str,
-    command_id: String,
-}
-
-impl AsyncAgentCall for Stop<'_> {
-    async fn run(self, agent: &AgentClient) -> Result<CommandOutcome, AgentCallError> {
-        agent.stop_process(self.node, &self.command_id).await
-    }
-}
-
-struct Start<'a> {
-    node: &'a str,
-    kernel: &'a str,
-    command_id: String,
-}
-
-impl AsyncAgentCall for Start<'_> {
-    async fn run(self, agent: &AgentClient) -> Result<CommandOutcome, AgentCallError> {
-        agent
-            .start_process(self.node, self.kernel, &self.command_id)
-            .await
-    }
 }
 
 /// One id per (instance, operation, command): the same command of the same operation, sent again
@@ -670,15 +643,7 @@ impl DataPlane for MongoPlane {
             };
             match &command {
                 Command::StopMember { node_id, .. } | Command::StopMongos { node_id } => {
-                    self.agent_command(
-                        &live,
-                        node_id,
-                        Stop {
-                            node: node_id,
-                            command_id,
-                        },
-                    )
-                    .await
+                    self.agent_command(&live, node_id, None, &command_id).await
                 }
                 Command::StartMember {
                     node_id,
@@ -689,16 +654,8 @@ impl DataPlane for MongoPlane {
                     node_id,
                     kernel_version,
                 } => {
-                    self.agent_command(
-                        &live,
-                        node_id,
-                        Start {
-                            node: node_id,
-                            kernel: kernel_version,
-                            command_id,
-                        },
-                    )
-                    .await
+                    self.agent_command(&live, node_id, Some(kernel_version), &command_id)
+                        .await
                 }
                 Command::StepDown {
                     node_id,
