@@ -69,6 +69,40 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> Document {
     MongoError::new(code, msg).to_document()
 }
 
+/// As mongod 4.4+ does, a retryable write (one carrying `txnNumber`) that fails with an error the
+/// retryable-writes contract calls transient carries the `RetryableWriteError` label: drivers
+/// speaking wire version 9 or later retry on the label alone, never on the code.
+fn label_retryable_write(cmd: &Command, mut reply: Document) -> Document {
+    const RETRYABLE: [ErrorCode; 12] = [
+        ErrorCode::HostUnreachable,
+        ErrorCode::HostNotFound,
+        ErrorCode::NetworkTimeout,
+        ErrorCode::ShutdownInProgress,
+        ErrorCode::PrimarySteppedDown,
+        ErrorCode::ExceededTimeLimit,
+        ErrorCode::InterruptedAtShutdown,
+        ErrorCode::InterruptedDueToReplStateChange,
+        ErrorCode::NotWritablePrimary,
+        ErrorCode::NotPrimaryNoSecondaryOk,
+        ErrorCode::NotPrimaryOrSecondary,
+        ErrorCode::FailedToSatisfyReadPreference,
+    ];
+    let failed = matches!(reply.get("ok"), Some(Bson::Double(x)) if *x == 0.0)
+        || matches!(reply.get("ok"), Some(Bson::Int32(0)));
+    if !failed
+        || !mongo_docstore::is_write_command(&cmd.name)
+        || session_of(&cmd.body).is_none()
+        || reply.contains_key("errorLabels")
+    {
+        return reply;
+    }
+    let code = reply.get_i32("code").unwrap_or_default();
+    if RETRYABLE.iter().any(|c| c.code() == code) {
+        reply.insert("errorLabels", vec![LABEL_RETRYABLE_WRITE_ERROR]);
+    }
+    reply
+}
+
 /// An error answer that changed nothing.
 fn refuse(code: ErrorCode, msg: impl Into<String>) -> (Outcome, bool) {
     (Outcome::Reply(err(code, msg)), false)
@@ -264,9 +298,14 @@ impl Member {
     }
 
     async fn run(&self, conn: &ConnCtx, cmd: Command) -> Document {
+        let reply = self.run_once(conn, &cmd).await;
+        label_retryable_write(&cmd, reply)
+    }
+
+    async fn run_once(&self, conn: &ConnCtx, cmd: &Command) -> Document {
         let start = Instant::now();
         loop {
-            let outcome = match self.look(|a| self.decide(a, conn, &cmd)).await {
+            let outcome = match self.look(|a| self.decide(a, conn, cmd)).await {
                 Ok(o) => o,
                 Err(d) => return d,
             };
@@ -841,6 +880,42 @@ mod tests {
         assert_eq!(e.get_i32("code").unwrap(), 79);
         let e = write_concern(&doc! {"writeConcern": {"w": -1}}, 2).unwrap_err();
         assert_eq!(e.get_i32("code").unwrap(), 9);
+    }
+
+    #[test]
+    fn a_retryable_write_refused_for_a_transient_reason_carries_the_retry_label() {
+        let cmd = |body: Document| Command {
+            db: "test".into(),
+            name: body.keys().next().cloned().unwrap_or_default(),
+            body,
+            transport: mongo_wire::command::Transport::OpMsg,
+            more_to_come: false,
+            request_id: 1,
+        };
+        let id = bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![1; 16],
+        };
+        let retryable = cmd(doc! {"insert": "c", "lsid": {"id": id.clone()}, "txnNumber": 1_i64});
+        let labels = |d: &Document| d.get_array("errorLabels").ok().cloned();
+        let shutting = err(ErrorCode::ShutdownInProgress, "The server is shutting down");
+        assert_eq!(
+            labels(&label_retryable_write(&retryable, shutting.clone())),
+            Some(vec![Bson::String(LABEL_RETRYABLE_WRITE_ERROR.into())])
+        );
+        // Not a retryable write: no session transaction number, or a read.
+        let plain = cmd(doc! {"insert": "c"});
+        assert_eq!(
+            labels(&label_retryable_write(&plain, shutting.clone())),
+            None
+        );
+        let read = cmd(doc! {"find": "c", "lsid": {"id": id}, "txnNumber": 1_i64});
+        assert_eq!(labels(&label_retryable_write(&read, shutting)), None);
+        // A client's mistake is not retried, and a success has nothing to label.
+        let bad = err(ErrorCode::BadValue, "bad");
+        assert_eq!(labels(&label_retryable_write(&retryable, bad)), None);
+        let ok = doc! {"n": 1, "ok": 1.0};
+        assert_eq!(label_retryable_write(&retryable, ok.clone()), ok);
     }
 
     #[test]
