@@ -68,6 +68,8 @@ fn action_name(kind: OperationKind) -> &'static str {
         OperationKind::Upgrade => "UpgradeDBInstanceKernelVersion",
         OperationKind::Restart => "RestartDBInstance",
         OperationKind::Switch => "SwitchDBInstanceHA",
+        OperationKind::EngineUpgrade => "UpgradeDBInstanceEngineVersion",
+        OperationKind::ClassChange => "ModifyDBInstanceSpec",
     }
 }
 

@@ -277,6 +277,8 @@ pub fn task_type(kind: OperationKind) -> &'static str {
         OperationKind::Upgrade => "KernelVersionUpgrade",
         OperationKind::Restart => "RestartIns",
         OperationKind::Switch => "HaSwitch",
+        OperationKind::EngineUpgrade => "DbVersionUpgrade",
+        OperationKind::ClassChange => "ModifyInsSpec",
     }
 }
 

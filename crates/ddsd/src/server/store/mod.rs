@@ -120,6 +120,10 @@ pub enum OperationKind {
     Restart,
     /// `SwitchDBInstanceHA`: a planned primary switch.
     Switch,
+    /// `UpgradeDBInstanceEngineVersion`: one major version step.
+    EngineUpgrade,
+    /// `ModifyDBInstanceSpec` / `ModifyNodeSpec`: a rolling restart onto another class.
+    ClassChange,
 }
 
 impl OperationKind {
@@ -129,6 +133,8 @@ impl OperationKind {
         OperationKind::Upgrade,
         OperationKind::Restart,
         OperationKind::Switch,
+        OperationKind::EngineUpgrade,
+        OperationKind::ClassChange,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -137,6 +143,8 @@ impl OperationKind {
             OperationKind::Upgrade => "upgrade",
             OperationKind::Restart => "restart",
             OperationKind::Switch => "switch",
+            OperationKind::EngineUpgrade => "engine_upgrade",
+            OperationKind::ClassChange => "class_change",
         }
     }
 }

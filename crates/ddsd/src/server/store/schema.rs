@@ -143,6 +143,61 @@ CREATE INDEX operations_unfinished ON operations (created_ms, id)
 CREATE INDEX operations_by_created ON operations (created_ms, id);
 "#,
     },
+    Migration {
+        version: 4,
+        name: "operations of kind engine_upgrade and class_change; scheduled O&M events",
+        // The operations table is rebuilt as in migration 3 to widen its CHECK.
+        sql: r#"
+CREATE TABLE operations_v4 (
+    id             TEXT PRIMARY KEY,
+    instance_id    TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    kind           TEXT NOT NULL CHECK (kind IN ('create', 'delete', 'upgrade', 'restart', 'switch',
+                                                 'engine_upgrade', 'class_change')),
+    status         TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed')),
+    state          TEXT NOT NULL,
+    epoch          INTEGER NOT NULL DEFAULT 0,
+    lease_holder   TEXT,
+    lease_until_ms INTEGER,
+    lease_ms       INTEGER,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    finished_ms    INTEGER,
+    report         TEXT
+) STRICT;
+INSERT INTO operations_v4 (id, instance_id, kind, status, state, epoch, lease_holder, lease_until_ms,
+                           lease_ms, created_ms, updated_ms, finished_ms, report)
+    SELECT id, instance_id, kind, status, state, epoch, lease_holder, lease_until_ms,
+           lease_ms, created_ms, updated_ms, finished_ms, report
+    FROM operations;
+DROP TABLE operations;
+ALTER TABLE operations_v4 RENAME TO operations;
+CREATE UNIQUE INDEX operations_one_unfinished ON operations (instance_id)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX operations_by_instance ON operations (instance_id, created_ms);
+CREATE INDEX operations_unfinished ON operations (created_ms, id)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX operations_by_created ON operations (created_ms, id);
+-- Scheduled O&M events (DescribeActiveOperationTasks): one row per event, the vendor's integer Id.
+-- `status` is the vendor's number (3 waiting, 4 running, 5 succeeded, 6 failed, 7 cancelled);
+-- `operation_id` is the operation an event started. An event goes with its instance.
+CREATE TABLE active_operation_tasks (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id    TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    task_type      TEXT NOT NULL,
+    status         INTEGER NOT NULL,
+    switch_time_ms INTEGER NOT NULL,
+    deadline_ms    INTEGER NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    modified_ms    INTEGER NOT NULL,
+    start_time_ms  INTEGER,
+    operation_id   TEXT,
+    params         TEXT NOT NULL,
+    result_info    TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX active_operation_tasks_due ON active_operation_tasks (status, switch_time_ms);
+CREATE INDEX active_operation_tasks_by_instance ON active_operation_tasks (instance_id, id);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

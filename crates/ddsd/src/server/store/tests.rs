@@ -150,6 +150,7 @@ async fn an_old_database_is_migrated_and_keeps_its_data() {
             )
             .unwrap();
         assert!(check.contains("'switch'"), "{check}");
+        assert!(check.contains("'engine_upgrade'"), "{check}");
     }
     store
         .save_plane_snapshot("dds-old", json!({"fleet": 1}))
