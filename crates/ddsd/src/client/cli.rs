@@ -64,6 +64,8 @@ pub enum Command {
     Watch(crate::client::cli_ops::WatchArgs),
     /// The instance's recent operations, newest first, with their outcomes.
     Operations(crate::client::cli_ops::OperationsArgs),
+    /// Scheduled O&M events (minor-version rollouts): list them; move, start now or cancel some.
+    Events(crate::client::events::EventsArgs),
     /// Faults on demand in the simulated data plane (admin key).
     #[command(subcommand)]
     Fault(crate::client::faults::FaultCommand),
@@ -188,6 +190,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Plan(args) => client_command(|| crate::client::cli_ops::plan(args)),
         Command::Watch(args) => client_command(|| crate::client::cli_ops::watch(args)),
         Command::Operations(args) => client_command(|| crate::client::cli_ops::operations(args)),
+        Command::Events(args) => client_command(|| crate::client::events::events(args)),
         Command::Fault(cmd) => client_command(|| crate::client::faults::fault(cmd)),
         Command::Serve(_) => {
             eprintln!("ddsd: serve is not a client subcommand");

@@ -181,6 +181,11 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         rolling: config.rolling.clone(),
         api_faults: Default::default(),
     });
+    // Starts the scheduled O&M events that are due (minor-version rollouts).
+    let events = crate::server::actions::events::Scheduler::spawn(
+        ctx.clone(),
+        crate::server::actions::events::TICK,
+    );
     let limits = &config.limits;
     let app = Arc::new(App {
         keys: Arc::new(key_store),
@@ -246,6 +251,7 @@ pub async fn serve(config: Config, on_listening: Option<OnListening>) -> anyhow:
         shutdown,
     )
     .await;
+    events.shutdown();
     // Operations stop between steps; what they persisted resumes on the next start.
     runtime.shutdown().await;
     if let Some(w) = wire_handle {

@@ -248,22 +248,50 @@ pub async fn describe_kernel_release_notes(
 
 /// `DdsdPublishKernelVersion` (operator extension): `EngineVersion`, `KernelVersion`,
 /// `ReleaseNote`, optional `ReleaseDate` (`YYYY-MM-DD`, default today in UTC). The catalog checks
-/// the values themselves when publishing.
+/// the values themselves when publishing. `Rollout`: `Manual` (default: instances upgrade when
+/// asked) or `Scheduled` (a minor-version-upgrade event for every instance of the engine version
+/// on an older kernel, at its next maintenance window, or at `SwitchTime` when given).
 #[derive(Debug, Clone)]
 pub struct PublishKernelRequest {
     pub engine_version: String,
     pub kernel_version: String,
     pub release_note: String,
     pub release_date: Option<String>,
+    pub scheduled: bool,
+    pub switch_ms: Option<u64>,
 }
 
 impl FromParams for PublishKernelRequest {
     fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let scheduled = match optional(params, "Rollout") {
+            None | Some("Manual") => false,
+            Some("Scheduled") => true,
+            Some(v) => {
+                return Err(ApiError::invalid_parameter(
+                    "Rollout",
+                    format!(
+                        "Valid values are Manual and Scheduled, got \"{}\".",
+                        super::params::clip(v)
+                    ),
+                ))
+            }
+        };
+        let switch_ms = optional(params, "SwitchTime")
+            .map(|v| super::params::parse_utc_ms("SwitchTime", v))
+            .transpose()?;
+        if switch_ms.is_some() && !scheduled {
+            return Err(ApiError::invalid_parameter(
+                "SwitchTime",
+                "A switch time needs Rollout=Scheduled.",
+            ));
+        }
         Ok(Self {
             engine_version: required(params, "EngineVersion")?.to_string(),
             kernel_version: required(params, "KernelVersion")?.to_string(),
             release_note: required(params, "ReleaseNote")?.to_string(),
             release_date: optional(params, "ReleaseDate").map(str::to_string),
+            scheduled,
+            switch_ms,
         })
     }
 }
@@ -274,6 +302,8 @@ pub struct PublishKernelResponse {
     pub engine_version: String,
     pub kernel_version: String,
     pub release_date: String,
+    /// The scheduled O&M events created (`Rollout=Scheduled`), by id.
+    pub task_ids: Vec<i64>,
 }
 
 /// `DdsdPublishKernelVersion`.
@@ -300,9 +330,23 @@ pub async fn publish_kernel_version(
         .publish(&*ctx.store, &req.engine_version, release)
         .await?;
     tracing::info!(engine_version = %req.engine_version, kernel_version = %req.kernel_version, "published a kernel version");
+    let task_ids = if req.scheduled {
+        let ids = super::events::schedule_rollout(
+            &ctx,
+            &req.engine_version,
+            &req.kernel_version,
+            req.switch_ms,
+        )
+        .await?;
+        tracing::info!(kernel_version = %req.kernel_version, events = ids.len(), "scheduled the kernel's rollout");
+        ids
+    } else {
+        Vec::new()
+    };
     Ok(PublishKernelResponse {
         engine_version: req.engine_version,
         kernel_version: req.kernel_version,
         release_date,
+        task_ids,
     })
 }

@@ -83,6 +83,7 @@ pub mod classes;
 pub mod deployment;
 pub mod describe;
 pub mod errors;
+pub mod events;
 pub mod faults;
 pub mod import;
 pub mod instances;
@@ -394,6 +395,22 @@ pub static ACTIONS: &[ActionSpec] = &[
             parameters::ModifyRequest => parameters::modify_parameters),
     action!("DescribeParameterModificationHistory", AnyKey, Reads, Ignored,   Any,
             parameters::HistoryRequest => parameters::describe_parameter_modification_history),
+    action!("DescribeActiveOperationTasks",     AnyKey, Reads,   Ignored,     Any,
+            events::TasksRequest => events::describe_active_operation_tasks),
+    action!("DescribeActiveOperationTask",      AnyKey, Reads,   Ignored,     Any,
+            events::TaskRequest => events::describe_active_operation_task),
+    action!("DescribeActiveOperationTaskCount", AnyKey, Reads,   Ignored,     Any,
+            events::CountRequest => events::describe_active_operation_task_count),
+    action!("DescribeActiveOperationTaskType",  AnyKey, Reads,   Ignored,     Any,
+            events::TypeRequest => events::describe_active_operation_task_type),
+    action!("ModifyActiveOperationTasks",       AnyKey, Mutates, Ignored,     Any,
+            events::ModifyTasksRequest => events::modify_active_operation_tasks),
+    action!("CancelActiveOperationTasks",       AnyKey, Mutates, Ignored,     Any,
+            events::CancelTasksRequest => events::cancel_active_operation_tasks),
+    action!("DescribeActiveOperationMaintenanceConfig", AnyKey, Reads, Ignored, Any,
+            events::DescribeConfigRequest => events::describe_active_operation_maintenance_config),
+    action!("ModifyActiveOperationMaintenanceConfig", AnyKey, Mutates, Ignored, Any,
+            events::ModifyConfigRequest => events::modify_active_operation_maintenance_config),
 ];
 
 /// The row of an action, by its exact name.

@@ -18,14 +18,13 @@
 use std::sync::Arc;
 
 use crate::server::actions::errors::ApiError;
-use acs_rpc::format_timestamp;
 use dds_engine::plane::Millis;
 use dds_engine::sim::Truth;
 use dds_engine::workflow::{RestartScope, RollingKind, RollingOperation};
 use serde_json::{json, Map, Value};
 
 use super::errors::from_store;
-use super::params::{clip, optional, parse_u32_in, required};
+use super::params::{clip, optional, parse_u32_in, required, wall_time};
 use super::rolling::load_instance;
 use super::{Call, Context, FromParams, Params};
 use crate::server::plane::DataPlane;
@@ -90,12 +89,6 @@ fn status_name(s: OperationStatus) -> &'static str {
         OperationStatus::Succeeded => "Succeeded",
         OperationStatus::Failed => "Failed",
     }
-}
-
-fn wall_time(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format_timestamp(t)
 }
 
 /// Length of the overlap of `[from, until)` with `[a, b)`.

@@ -33,9 +33,9 @@ use time::OffsetDateTime;
 
 use super::attributes::idle;
 use super::errors::{from_store, ApiError};
+use super::params::utc_ms;
 use super::params::{clip, optional, required};
 use super::rolling::{accept_operation, load_instance, RestartRequest};
-use super::switch_log::utc_ms;
 use super::{Call, Context, Empty, FromParams, Params};
 use crate::server::store::{instance_setting_prefix, OperationStatus};
 

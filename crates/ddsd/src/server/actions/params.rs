@@ -149,6 +149,40 @@ pub fn fingerprint(params: &Params) -> String {
     hex::encode(h.finalize())
 }
 
+/// A required `yyyy-MM-ddTHH:mm:ssZ` (or `yyyy-MM-ddTHH:mmZ`) UTC time, as Unix milliseconds.
+pub fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
+    parse_utc_ms(name, required(params, name)?)
+}
+
+/// [`utc_ms`] of a value already read.
+pub fn parse_utc_ms(name: &str, v: &str) -> Result<u64, ApiError> {
+    let with_seconds =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let without = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
+    let t = time::PrimitiveDateTime::parse(v, with_seconds)
+        .or_else(|_| time::PrimitiveDateTime::parse(v, without))
+        .map_err(|_| {
+            ApiError::invalid_parameter(
+                name,
+                format!("Expected yyyy-MM-ddTHH:mm:ssZ (UTC), got \"{}\".", clip(v)),
+            )
+        })?;
+    u64::try_from(t.assume_utc().unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ApiError::invalid_parameter(name, "Before 1970."))
+}
+
+/// Unix milliseconds as the vendor writes a time: `yyyy-MM-ddTHH:mm:ssZ`.
+pub fn wall_time(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    acs_rpc::format_timestamp(t)
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn wall_now_ms() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

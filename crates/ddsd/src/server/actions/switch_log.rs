@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::errors::{from_store, ApiError};
 use super::operations::rolling;
-use super::params::{clip, optional, parse_u32_in, required};
+use super::params::{clip, optional, parse_u32_in, required, utc_ms, wall_time};
 use super::rolling::load_instance;
 use super::{Call, Context, FromParams, Params};
 
@@ -55,23 +55,6 @@ pub struct SwitchLogRequest {
     pub end_ms: u64,
     pub page_number: u32,
     pub page_size: u32,
-}
-
-pub(crate) fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
-    let v = required(params, name)?;
-    let with_seconds =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    let without = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
-    let t = time::PrimitiveDateTime::parse(v, with_seconds)
-        .or_else(|_| time::PrimitiveDateTime::parse(v, without))
-        .map_err(|_| {
-            ApiError::invalid_parameter(
-                name,
-                format!("Expected yyyy-MM-ddTHH:mmZ (UTC), got \"{}\".", clip(v)),
-            )
-        })?;
-    let ms = t.assume_utc().unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms).map_err(|_| ApiError::invalid_parameter(name, "Before 1970."))
 }
 
 impl FromParams for SwitchLogRequest {
@@ -155,12 +138,6 @@ fn node_of(instance: &Instance, replica_set: &str) -> String {
             .map_or_else(|| replica_set.to_string(), |r| r.node_id.clone()),
         _ => instance.id.clone(),
     }
-}
-
-fn wall_time(ms: u64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    acs_rpc::format_timestamp(t)
 }
 
 /// Plane time → wall time, through the plane clock (plane time is wall time without a plane).

@@ -37,11 +37,10 @@ use dds_engine::model::Instance;
 use dds_engine::workflow::{MemberStep, Phase, RestartScope, RollingKind, RollingOperation};
 use serde::Serialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::errors::{from_store, ApiError};
 use super::operations::{pascal_keys, recorded_by, rolling};
-use super::params::{clip, optional, parse_u32, parse_u32_in, required};
+use super::params::{clip, optional, parse_u32, parse_u32_in, utc_ms, wall_now_ms, wall_time};
 use super::{Call, Context, FromParams, Params};
 use crate::server::runtime::OperationState;
 use crate::server::store::{Operation, OperationKind, OperationStatus};
@@ -101,23 +100,6 @@ pub struct TaskFilter {
     pub max_exec_s: u64,
     pub region_id: Option<String>,
     pub resource_group_id: Option<String>,
-}
-
-fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
-    let v = required(params, name)?;
-    let with_seconds =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    let without = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
-    let t = time::PrimitiveDateTime::parse(v, with_seconds)
-        .or_else(|_| time::PrimitiveDateTime::parse(v, without))
-        .map_err(|_| {
-            ApiError::invalid_parameter(
-                name,
-                format!("Expected yyyy-MM-ddTHH:mm:ssZ (UTC), got \"{}\".", clip(v)),
-            )
-        })?;
-    u64::try_from(t.assume_utc().unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| ApiError::invalid_parameter(name, "Before 1970."))
 }
 
 /// A comma-separated list: trimmed, non-empty entries, at most `max`, each of `allowed` when given.
@@ -352,16 +334,6 @@ fn phase_name(p: &Phase) -> &'static str {
     }
 }
 
-fn wall_time(ms: u64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    acs_rpc::format_timestamp(t)
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
 /// An operation as a task of `instance`.
 fn item(op: &Operation, instance: &Instance, now: u64) -> TaskItem {
     let r = rolling(op);
@@ -450,7 +422,7 @@ async fn matching(ctx: &Context, f: &TaskFilter) -> Result<Vec<TaskItem>, ApiErr
         .operations_created_between(f.from_ms, f.to_ms, MAX_TASKS)
         .await
         .map_err(from_store)?;
-    let now = now_ms();
+    let now = wall_now_ms();
     let mut instances: BTreeMap<String, Option<Instance>> = BTreeMap::new();
     let mut out = Vec::new();
     for op in &ops {

@@ -23,6 +23,7 @@
 //! the demo (the hand-over of `serve --demo`) and `ddsd bench soak` (its read-only
 //! [`sqlite::integrity_check`]).
 
+pub mod events;
 mod sql;
 pub mod sqlite;
 
@@ -621,6 +622,23 @@ pub trait Store: Send + Sync + 'static {
     fn delete_plane_snapshot(&self, instance_id: &str) -> StoreFuture<'_, bool>;
     /// The instances that have a data-plane snapshot, in id order (what a restarted plane serves).
     fn plane_snapshot_ids(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Scheduled O&M events: records new waiting events in one transaction, answering their ids.
+    fn add_active_tasks(&self, tasks: Vec<events::NewActiveTask>) -> StoreFuture<'_, Vec<i64>>;
+    /// Events matching the filter, by id, at most `limit`.
+    fn list_active_tasks(
+        &self,
+        filter: events::ActiveTaskFilter,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<events::ActiveTask>>;
+    /// Changes every event in `ids` or none (each must exist and be in one of `from`), answering
+    /// the events as changed.
+    fn modify_active_tasks(
+        &self,
+        ids: Vec<i64>,
+        from: Vec<u8>,
+        patch: events::ActiveTaskPatch,
+    ) -> StoreFuture<'_, Result<Vec<events::ActiveTask>, events::TaskRefusal>>;
 
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>>;
     fn put_setting(&self, key: &str, value: &str) -> StoreFuture<'_, ()>;

@@ -554,6 +554,30 @@ impl Store for SqliteStore {
         self.read(sql::plane_snapshot_ids)
     }
 
+    fn add_active_tasks(
+        &self,
+        tasks: Vec<super::events::NewActiveTask>,
+    ) -> StoreFuture<'_, Vec<i64>> {
+        self.write(move |c, ctx| super::events::add(c, ctx, &tasks))
+    }
+
+    fn list_active_tasks(
+        &self,
+        filter: super::events::ActiveTaskFilter,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<super::events::ActiveTask>> {
+        self.read(move |c| super::events::list(c, &filter, limit))
+    }
+
+    fn modify_active_tasks(
+        &self,
+        ids: Vec<i64>,
+        from: Vec<u8>,
+        patch: super::events::ActiveTaskPatch,
+    ) -> StoreFuture<'_, Result<Vec<super::events::ActiveTask>, super::events::TaskRefusal>> {
+        self.write(move |c, ctx| super::events::modify(c, ctx, &ids, &from, &patch))
+    }
+
     fn get_setting(&self, key: &str) -> StoreFuture<'_, Option<String>> {
         if let Err(e) = sql::check_setting(key, None) {
             return Self::fail(e);
