@@ -1481,3 +1481,107 @@ async fn synchronous_handlers_can_wait_for_the_store() {
         Err(StoreError::Backend(_))
     ));
 }
+
+#[tokio::test]
+async fn events_change_all_or_none_and_go_with_their_instance() {
+    use super::events::*;
+    let dir = TempDir::new("store");
+    let store = open_store(&dir);
+    create_running(&store, replica_set("dds-ev1", "2026-01-01T00:00:00Z")).await;
+    create_running(&store, replica_set("dds-ev2", "2026-01-01T00:00:00Z")).await;
+    let new = |id: &str, at: u64| NewActiveTask {
+        instance_id: id.into(),
+        task_type: "rds_apsaradb_upgrade".into(),
+        switch_time_ms: at,
+        deadline_ms: at + 1_000,
+        params: "{}".into(),
+    };
+    let ids = store
+        .add_active_tasks(vec![new("dds-ev1", 10), new("dds-ev2", 20)])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    // An unknown instance refuses the whole batch.
+    assert!(matches!(
+        store.add_active_tasks(vec![new("dds-ev1", 1), new("dds-none", 1)]).await,
+        Err(StoreError::InstanceNotFound(i)) if i == "dds-none"
+    ));
+    assert_eq!(
+        store
+            .list_active_tasks(ActiveTaskFilter::default(), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let due = store
+        .list_active_tasks(
+            ActiveTaskFilter {
+                due_by_ms: Some(15),
+                statuses: vec![TASK_WAITING],
+                ..ActiveTaskFilter::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[0]]);
+    // One of two not waiting: nothing changes.
+    let cancel = ActiveTaskPatch {
+        status: Some(TASK_CANCELLED),
+        ..ActiveTaskPatch::default()
+    };
+    store
+        .modify_active_tasks(vec![ids[0]], vec![TASK_WAITING], cancel.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let moved = ActiveTaskPatch {
+        switch_time_ms: Some(500),
+        ..ActiveTaskPatch::default()
+    };
+    assert_eq!(
+        store
+            .modify_active_tasks(ids.clone(), vec![TASK_WAITING], moved.clone())
+            .await
+            .unwrap(),
+        Err(TaskRefusal::Status {
+            id: ids[0],
+            status: TASK_CANCELLED
+        })
+    );
+    assert_eq!(
+        store
+            .modify_active_tasks(vec![ids[1], 999], vec![TASK_WAITING], moved.clone())
+            .await
+            .unwrap(),
+        Err(TaskRefusal::NotFound(999))
+    );
+    let now = store
+        .list_active_tasks(ActiveTaskFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        now.iter()
+            .map(|t| (t.status, t.switch_time_ms))
+            .collect::<Vec<_>>(),
+        vec![(TASK_CANCELLED, 10), (TASK_WAITING, 20)]
+    );
+    let changed = store
+        .modify_active_tasks(vec![ids[1]], vec![TASK_WAITING], moved)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed[0].switch_time_ms, 500);
+    assert!(store.delete_instance("dds-ev2").await.unwrap());
+    assert_eq!(
+        store
+            .list_active_tasks(ActiveTaskFilter::default(), 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+}
