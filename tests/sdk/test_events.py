@@ -26,6 +26,9 @@ from aliyunsdkdds.request.v20151201.DescribeActiveOperationMaintenanceConfigRequ
 from aliyunsdkdds.request.v20151201.DescribeActiveOperationTaskCountRequest import (
     DescribeActiveOperationTaskCountRequest,
 )
+from aliyunsdkdds.request.v20151201.DescribeActiveOperationTaskRegionRequest import (
+    DescribeActiveOperationTaskRegionRequest,
+)
 from aliyunsdkdds.request.v20151201.DescribeActiveOperationTaskRequest import DescribeActiveOperationTaskRequest
 from aliyunsdkdds.request.v20151201.DescribeActiveOperationTasksRequest import DescribeActiveOperationTasksRequest
 from aliyunsdkdds.request.v20151201.DescribeActiveOperationTaskTypeRequest import (
@@ -123,6 +126,12 @@ def test_a_scheduled_rollout_upgrades_the_instances_at_their_switch_time(server)
     r = tea(server).describe_active_operation_task(M.DescribeActiveOperationTaskRequest(region="all", task_type="all"))
     assert len(load(M.DescribeActiveOperationTaskResponseBody, r.body.to_map()).items) == 4
     assert events(server, ins_name=a).keys() == {a}
+    r = tea(server).describe_active_operation_task_region(
+        M.DescribeActiveOperationTaskRegionRequest(task_type="rds_apsaradb_upgrade"))
+    regions = load(M.DescribeActiveOperationTaskRegionResponseBody, r.body.to_map()).region_list
+    assert [(x.region, x.count) for x in regions] == [(REGION, 4)]
+    tea_expect(lambda: tea(server).describe_active_operation_task_region(
+        M.DescribeActiveOperationTaskRegionRequest()), "MissingTaskType", 400)
     assert events(server, status=5) == {}
 
     # Refusals change nothing.
@@ -255,6 +264,9 @@ def test_events_survive_a_restart_and_the_legacy_sdk_reads_and_moves_them(server
     assert legacy_json(d3, req)["TotalRecordCount"] == 1
     assert legacy_json(d3, DescribeActiveOperationTaskCountRequest())["TaskCount"] == 1
     assert legacy_json(d3, DescribeActiveOperationTaskTypeRequest())["TypeList"][0]["Count"] == 1
+    req = DescribeActiveOperationTaskRegionRequest()
+    req.set_TaskType("rds_apsaradb_upgrade")
+    assert legacy_json(d3, req)["RegionList"] == [{"Region": REGION, "Count": 1}]
     assert legacy_json(d3, DescribeActiveOperationMaintenanceConfigRequest())["HasConfig"] == 0
     req = ModifyActiveOperationMaintenanceConfigRequest()
     for k, v in dict(CycleType="Month", CycleTime="1,15", MaintainStartTime="01:00Z", MaintainEndTime="02:00Z",

@@ -5,7 +5,8 @@
 //! the same planning and acceptance as `UpgradeDBInstanceKernelVersion`, and records how it ended.
 //!
 //! The actions: `DescribeActiveOperationTasks` / `DescribeActiveOperationTask` (the events),
-//! `DescribeActiveOperationTaskCount` / `DescribeActiveOperationTaskType` (counts),
+//! `DescribeActiveOperationTaskCount` / `DescribeActiveOperationTaskType` /
+//! `DescribeActiveOperationTaskRegion` (counts),
 //! `ModifyActiveOperationTasks` (move the switch time up to the event's deadline, or start now),
 //! `CancelActiveOperationTasks`, `DescribeActiveOperationMaintenanceConfig` /
 //! `ModifyActiveOperationMaintenanceConfig` (the account's O&M cycle: which days events switch on,
@@ -883,6 +884,66 @@ pub async fn describe_active_operation_task_type(
                 task_type_info_en: "Minor version upgrade".into(),
                 task_type_info_zh: "小版本升级".into(),
             })
+            .collect(),
+    })
+}
+
+/// `DescribeActiveOperationTaskRegion`: `TaskType` (required), `IsHistory`.
+#[derive(Debug, Clone)]
+pub struct RegionRequest {
+    task_type: Option<String>,
+    history: bool,
+}
+
+impl FromParams for RegionRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            task_type: task_type(params, true)?,
+            history: int_in(params, "IsHistory", &[0, 1], 0)? == 1,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegionItem {
+    pub count: i32,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegionResponse {
+    pub region_list: Vec<RegionItem>,
+}
+
+/// `DescribeActiveOperationTaskRegion`: the regions with events of the type (this endpoint serves
+/// one), and how many.
+pub async fn describe_active_operation_task_region(
+    ctx: Arc<Context>,
+    req: RegionRequest,
+    _call: Call,
+) -> Result<RegionResponse, ApiError> {
+    let n = ctx
+        .store
+        .list_active_tasks(
+            ActiveTaskFilter {
+                statuses: statuses(req.history),
+                task_type: req.task_type,
+                ..ActiveTaskFilter::default()
+            },
+            MAX_LISTED,
+        )
+        .await
+        .map_err(from_store)?
+        .len();
+    Ok(RegionResponse {
+        region_list: (n > 0)
+            .then(|| RegionItem {
+                count: i32::try_from(n).unwrap_or(i32::MAX),
+                region: ctx.region.clone(),
+            })
+            .into_iter()
             .collect(),
     })
 }

@@ -403,6 +403,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             events::CountRequest => events::describe_active_operation_task_count),
     action!("DescribeActiveOperationTaskType",  AnyKey, Reads,   Ignored,     Any,
             events::TypeRequest => events::describe_active_operation_task_type),
+    action!("DescribeActiveOperationTaskRegion", AnyKey, Reads,  Ignored,     Any,
+            events::RegionRequest => events::describe_active_operation_task_region),
     action!("ModifyActiveOperationTasks",       AnyKey, Mutates, Ignored,     Any,
             events::ModifyTasksRequest => events::modify_active_operation_tasks),
     action!("CancelActiveOperationTasks",       AnyKey, Mutates, Ignored,     Any,
