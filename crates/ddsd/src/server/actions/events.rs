@@ -24,8 +24,8 @@ use super::params::{clip, optional, parse_u32_in, parse_utc_ms, required, wall_n
 use super::rolling::{accept_operation, load_instance, UpgradeRequest};
 use super::{Call, Context, Empty, FromParams, Params};
 use crate::server::store::events::{
-    ActiveTask, ActiveTaskFilter, ActiveTaskPatch, NewActiveTask, TaskRefusal, TASK_CANCELLED,
-    TASK_FAILED, TASK_RUNNING, TASK_SUCCEEDED, TASK_WAITING,
+    ActiveTask, ActiveTaskFilter, ActiveTaskPatch, NewActiveTask, TaskRefusal, MAX_NEW_TASKS,
+    TASK_CANCELLED, TASK_FAILED, TASK_RUNNING, TASK_SUCCEEDED, TASK_WAITING,
 };
 use crate::server::store::{InstanceFilter, OperationStatus, Page};
 
@@ -135,15 +135,16 @@ pub fn next_switch_ms(
 // ---------------------------------------------------------------------------------------------
 // Publishing as a scheduled rollout
 
-/// Records the minor-version-upgrade events of a kernel just published: one per instance of the
-/// engine version not on it yet, switching at `switch_ms` or else at the instance's next window.
-/// Answers the new events' ids.
-pub(crate) async fn schedule_rollout(
+/// The minor-version-upgrade events a kernel about to be published brings: one per instance of
+/// the engine version not on it yet (the new kernel is the newest, so that is every instance not
+/// already on it), switching at `switch_ms` or else at the instance's next window. Refused before
+/// anything is published when there are more than the store takes at once.
+pub(crate) async fn plan_rollout(
     ctx: &Context,
     engine_version: &str,
     kernel_version: &str,
     switch_ms: Option<u64>,
-) -> Result<Vec<i64>, ApiError> {
+) -> Result<Vec<NewActiveTask>, ApiError> {
     let now = wall_now_ms();
     let config = load_config(ctx).await?;
     let mut new = Vec::new();
@@ -164,7 +165,24 @@ pub(crate) async fn schedule_rollout(
             .unwrap_or_default(),
         });
     }
-    ctx.store.add_active_tasks(new).await.map_err(from_store)
+    if new.len() > MAX_NEW_TASKS {
+        return Err(ApiError::invalid_parameter(
+            "Rollout",
+            format!(
+                "{} instances would get an event; a scheduled rollout covers at most {MAX_NEW_TASKS}.",
+                new.len()
+            ),
+        ));
+    }
+    Ok(new)
+}
+
+/// Records the events [`plan_rollout`] planned, once the kernel is published; answers their ids.
+pub(crate) async fn record_rollout(
+    ctx: &Context,
+    tasks: Vec<NewActiveTask>,
+) -> Result<Vec<i64>, ApiError> {
+    ctx.store.add_active_tasks(tasks).await.map_err(from_store)
 }
 
 async fn instances_of(ctx: &Context, engine_version: &str) -> Result<Vec<Instance>, ApiError> {

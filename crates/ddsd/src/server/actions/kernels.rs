@@ -326,22 +326,30 @@ pub async fn publish_kernel_version(
         release_date: release_date.clone(),
         release_note: req.release_note,
     };
+    let rollout = if req.scheduled {
+        Some(
+            super::events::plan_rollout(
+                &ctx,
+                &req.engine_version,
+                &req.kernel_version,
+                req.switch_ms,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     ctx.kernels
         .publish(&*ctx.store, &req.engine_version, release)
         .await?;
     tracing::info!(engine_version = %req.engine_version, kernel_version = %req.kernel_version, "published a kernel version");
-    let task_ids = if req.scheduled {
-        let ids = super::events::schedule_rollout(
-            &ctx,
-            &req.engine_version,
-            &req.kernel_version,
-            req.switch_ms,
-        )
-        .await?;
-        tracing::info!(kernel_version = %req.kernel_version, events = ids.len(), "scheduled the kernel's rollout");
-        ids
-    } else {
-        Vec::new()
+    let task_ids = match rollout {
+        Some(tasks) => {
+            let ids = super::events::record_rollout(&ctx, tasks).await?;
+            tracing::info!(kernel_version = %req.kernel_version, events = ids.len(), "scheduled the kernel's rollout");
+            ids
+        }
+        None => Vec::new(),
     };
     Ok(PublishKernelResponse {
         engine_version: req.engine_version,

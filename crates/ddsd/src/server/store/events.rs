@@ -124,6 +124,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ActiveTask> {
     })
 }
 
+/// Records waiting events; one whose instance no longer exists (deleted meanwhile) is skipped.
 pub(crate) fn add(c: &Connection, ctx: &Ctx, tasks: &[NewActiveTask]) -> StoreResult<Vec<i64>> {
     if tasks.len() > MAX_NEW_TASKS {
         return Err(StoreError::Invalid(format!(
@@ -133,10 +134,11 @@ pub(crate) fn add(c: &Connection, ctx: &Ctx, tasks: &[NewActiveTask]) -> StoreRe
     let mut ids = Vec::with_capacity(tasks.len());
     let mut stmt = c.prepare_cached(
         "INSERT INTO active_operation_tasks (instance_id, task_type, status, switch_time_ms, \
-         deadline_ms, created_ms, modified_ms, params) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+         deadline_ms, created_ms, modified_ms, params) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)",
     )?;
     for t in tasks {
-        stmt.execute(params![
+        let added = stmt.execute(params![
             t.instance_id,
             t.task_type,
             i64::from(TASK_WAITING),
@@ -144,16 +146,10 @@ pub(crate) fn add(c: &Connection, ctx: &Ctx, tasks: &[NewActiveTask]) -> StoreRe
             int(t.deadline_ms),
             int(ctx.now_ms),
             clip(&t.params),
-        ])
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::InstanceNotFound(t.instance_id.clone())
-            }
-            other => other.into(),
-        })?;
-        ids.push(c.last_insert_rowid());
+        ])?;
+        if added > 0 {
+            ids.push(c.last_insert_rowid());
+        }
     }
     Ok(ids)
 }

@@ -1501,18 +1501,31 @@ async fn events_change_all_or_none_and_go_with_their_instance() {
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
-    // An unknown instance refuses the whole batch.
-    assert!(matches!(
-        store.add_active_tasks(vec![new("dds-ev1", 1), new("dds-none", 1)]).await,
-        Err(StoreError::InstanceNotFound(i)) if i == "dds-none"
-    ));
+    // An instance gone meanwhile gets no event; the others do.
+    let more = store
+        .add_active_tasks(vec![new("dds-none", 1), new("dds-ev1", 30)])
+        .await
+        .unwrap();
+    assert_eq!(more.len(), 1);
+    store
+        .modify_active_tasks(
+            more.clone(),
+            vec![TASK_WAITING],
+            ActiveTaskPatch {
+                status: Some(TASK_SUCCEEDED),
+                ..ActiveTaskPatch::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         store
             .list_active_tasks(ActiveTaskFilter::default(), 100)
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
     let due = store
         .list_active_tasks(
@@ -1565,7 +1578,11 @@ async fn events_change_all_or_none_and_go_with_their_instance() {
         now.iter()
             .map(|t| (t.status, t.switch_time_ms))
             .collect::<Vec<_>>(),
-        vec![(TASK_CANCELLED, 10), (TASK_WAITING, 20)]
+        vec![
+            (TASK_CANCELLED, 10),
+            (TASK_WAITING, 20),
+            (TASK_SUCCEEDED, 30)
+        ]
     );
     let changed = store
         .modify_active_tasks(vec![ids[1]], vec![TASK_WAITING], moved)
@@ -1582,6 +1599,6 @@ async fn events_change_all_or_none_and_go_with_their_instance() {
             .iter()
             .map(|t| t.id)
             .collect::<Vec<_>>(),
-        vec![ids[0]]
+        vec![ids[0], more[0]]
     );
 }
