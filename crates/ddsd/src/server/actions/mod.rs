@@ -57,6 +57,8 @@
 //! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
 //! - [`parameters`]: `DescribeParameterTemplates`, `DescribeParameters`, `ModifyParameters`,
 //!   `DescribeParameterModificationHistory` (the documented set of docs/parameters.md).
+//! - [`spec`]: `ModifyDBInstanceSpec`, `ModifyNodeSpec` (a class change, run as a rolling restart onto
+//!   the new class).
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
@@ -95,6 +97,7 @@ pub mod regions;
 pub mod restart;
 pub mod rolling;
 pub mod security_ips;
+pub mod spec;
 pub mod switch;
 pub mod switch_log;
 pub mod tags;
@@ -394,6 +397,10 @@ pub static ACTIONS: &[ActionSpec] = &[
             parameters::ModifyRequest => parameters::modify_parameters),
     action!("DescribeParameterModificationHistory", AnyKey, Reads, Ignored,   Any,
             parameters::HistoryRequest => parameters::describe_parameter_modification_history),
+    action!("ModifyDBInstanceSpec",             AnyKey, Mutates, Ignored,     Any,
+            spec::InstanceSpecRequest => spec::modify_db_instance_spec),
+    action!("ModifyNodeSpec",                   AnyKey, Mutates, ClientToken, Any,
+            spec::NodeSpecRequest => spec::modify_node_spec),
 ];
 
 /// The row of an action, by its exact name.
