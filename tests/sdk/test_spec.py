@@ -24,6 +24,7 @@ from alibabacloud_dds20151201 import models as M
 
 from test_instances import attribute, legacy_json, load, start_fast, tea, wait_status
 from test_instances_errors import legacy_expect, tea_expect
+from test_tasks import tasks
 from test_upgrade import check_last_operation, operations, pinned_rs, pinned_sharded, running
 
 SPEED = "500"
@@ -134,6 +135,10 @@ def test_node_spec_changes_one_shard_then_one_mongos(server):
     op = check_last_operation(server, sh, "ModifyNodeSpec", restarted=in_scope)
     assert op["NodeId"] == shard
     assert [o["Action"] for o in operations(server, sh)].count("ModifyNodeSpec") == 1
+    # The task center shows it as the vendor's ModifyInsSpec task.
+    [task] = tasks(server, instance_id=sh, task_type="ModifyInsSpec").items
+    assert (task.status, task.progress, task.task_id) == ("Succeed", 100.0, op["OperationId"])
+    assert '"Action":"ModifyNodeSpec"' in task.task_detail.replace(" ", ""), task.task_detail
     a = load(M.DescribeDBInstanceAttributeResponseBody,
              tea(server).describe_dbinstance_attribute(
                  M.DescribeDBInstanceAttributeRequest(dbinstance_id=sh)).body.to_map()).dbinstances.dbinstance[0]

@@ -285,13 +285,16 @@ pub fn spec_or_parameter_scenario(seed: u64) -> Scenario {
                     .map(|m| (m.node_id.clone(), None)),
             )
             .collect();
-        let (scope, storage_gb) = if nodes.is_empty() || rng.gen_bool(0.25) {
+        let class_change = rng.gen_bool(0.5);
+        // A sharded cluster changes class node by node (`ModifyNodeSpec`); its parameters may restart
+        // the whole cluster.
+        let (scope, storage_gb) = if nodes.is_empty() || (!class_change && rng.gen_bool(0.25)) {
             (RestartScope::Instance, Some(instance.storage_gb + 10))
         } else {
             let (node_id, storage) = pick(rng, &nodes).clone();
             (RestartScope::Node { node_id }, storage)
         };
-        if rng.gen_bool(0.5) {
+        if class_change {
             RollingKind::ClassChange {
                 scope,
                 class: "dds.sim.larger".to_string(),

@@ -675,6 +675,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn maintain_time_waits_for_the_window_while_running() {
+        // Plane time starts at 12:00Z and runs 200x; the window is 16:00Z-17:00Z, 72 s of wall time away.
+        let t = env(200.0).await;
+        let (_, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance(
+                "dds-sp7",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        call(
+            &t,
+            "ModifyDBInstanceMaintainTime",
+            &[
+                ("DBInstanceId", &id),
+                ("MaintainStartTime", "16:00Z"),
+                ("MaintainEndTime", "17:00Z"),
+            ],
+        )
+        .await
+        .unwrap();
+        call(
+            &t,
+            "ModifyDBInstanceSpec",
+            &[
+                ("DBInstanceId", &id),
+                ("DBInstanceClass", "dds.mongo.large"),
+                ("EffectiveTime", "MaintainTime"),
+            ],
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(t.status(&id).await, DbInstanceStatus::Running);
+        let ops = t.store.list_operations(&id, 1).await.unwrap();
+        assert_eq!(ops[0].kind, OperationKind::ClassChange);
+        assert!(!ops[0].status.is_finished());
+        assert!(restarts(&t, &id).await.values().all(|n| *n == 0));
+        assert_eq!(instance(&t, &id).await.class, "dds.mongo.mid");
+        // Another change is refused while this one waits.
+        let e = call(
+            &t,
+            "ModifyDBInstanceSpec",
+            &[("DBInstanceId", &id), ("DBInstanceStorage", "30")],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), "OperationDenied.DBInstanceStatus");
+    }
+
+    #[tokio::test]
     async fn refusals_change_nothing() {
         let t = env(200.0).await;
         let (_, older) = kernels(&t, "4.4");
