@@ -438,6 +438,55 @@ impl Instance {
     pub fn is_standalone(&self) -> bool {
         matches!(self.topology, Topology::Standalone { .. })
     }
+    /// Records a class change (`ModifyDBInstanceSpec` / `ModifyNodeSpec`): `node_id` `None` is the
+    /// instance itself (`DBInstanceClass` / `DBInstanceStorage` and its replica set's), otherwise a
+    /// shard, the config server or a mongos, by node id. A sharded cluster's `DBInstanceStorage` stays
+    /// the shards' total. False when the instance has no such node.
+    pub fn apply_spec(
+        &mut self,
+        node_id: Option<&str>,
+        class: &str,
+        storage_gb: Option<u32>,
+    ) -> bool {
+        match (node_id, &mut self.topology) {
+            (None, Topology::Sharded { .. }) => return false,
+            (None, Topology::Standalone { .. }) => {}
+            (None, Topology::ReplicaSet { replica_set }) => {
+                replica_set.class = class.to_string();
+                if let Some(gb) = storage_gb {
+                    replica_set.storage_gb = gb;
+                }
+            }
+            (Some(node), topology) => {
+                if let Topology::Sharded { mongos, .. } = topology {
+                    if let Some(m) = mongos.iter_mut().find(|m| m.node_id == node) {
+                        m.class = class.to_string();
+                        return true;
+                    }
+                }
+                let Some(rs) = topology
+                    .replica_sets_mut()
+                    .into_iter()
+                    .find(|r| r.node_id == node || r.name == node)
+                else {
+                    return false;
+                };
+                rs.class = class.to_string();
+                if let Some(gb) = storage_gb {
+                    rs.storage_gb = gb;
+                }
+                if let Topology::Sharded { shards, .. } = topology {
+                    self.storage_gb = shards.iter().map(|s| s.storage_gb).sum();
+                }
+                return true;
+            }
+        }
+        self.class = class.to_string();
+        if let Some(gb) = storage_gb {
+            self.storage_gb = gb;
+        }
+        true
+    }
     /// The instance-level `CurrentKernelVersion`: the version every process runs, or — on a mixed
     /// instance, e.g. after a failed upgrade — the oldest one still running, which is what bounds the
     /// instance's behaviour. `order` gives a kernel's position in the catalog (`None` = unknown, sorted first).

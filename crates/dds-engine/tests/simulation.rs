@@ -8,8 +8,13 @@
 //!   (`DDS_SIM_FIRST_SEED` moves the window).
 //! - `seeded_switch_and_member_restart` does the same for primary switches (`SwitchDBInstanceHA`) and
 //!   one-member restarts (`RestartNode`): 300 seeds, `DDS_SIM_SWITCH_SEED=<n>` replays one.
+//! - `seeded_class_change_and_parameter_restart` for class changes (`ModifyDBInstanceSpec` /
+//!   `ModifyNodeSpec`) and the rolling restarts `ModifyParameters` records: 300 seeds,
+//!   `DDS_SIM_SPEC_SEED=<n>` replays one.
 
-use dds_engine::workflow::harness::{run, run_traced, scenario, switch_or_member_scenario};
+use dds_engine::workflow::harness::{
+    run, run_traced, scenario, spec_or_parameter_scenario, switch_or_member_scenario, Scenario,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -129,5 +134,68 @@ fn seeded_switch_and_member_restart() {
         failures.is_empty(),
         "{} of {n} seeds failed",
         failures.len()
+    );
+}
+
+/// Runs seeds 1..=n of `make` (or replays `replay`), tallying outcomes per operation; panics with every
+/// failing seed's line.
+fn run_family(make: fn(u64) -> Scenario, replay: &str, count: &str, default: u64, name: &str) {
+    if let Some(seed) = env_u64(replay) {
+        let s = make(seed);
+        println!("{}", s.describe());
+        match run(&s) {
+            Ok(summary) => {
+                println!("{summary:#?}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let n = env_u64(count).unwrap_or(default);
+    let mut failures = Vec::new();
+    let mut outcomes = BTreeMap::<String, u64>::new();
+    for seed in 1..=n {
+        let s = make(seed);
+        match run(&s) {
+            Ok(summary) => {
+                let key = match &summary.outcome {
+                    dds_engine::workflow::Outcome::Succeeded => "succeeded".to_string(),
+                    dds_engine::workflow::Outcome::Failed(f) => {
+                        format!("failed:{}", reason_name(&f.reason))
+                    }
+                };
+                let op = s.describe();
+                let op = op
+                    .split(' ')
+                    .nth(2)
+                    .unwrap_or("?")
+                    .split('(')
+                    .next()
+                    .unwrap_or("?")
+                    .to_string();
+                *outcomes.entry(format!("{op}:{key}")).or_default() += 1;
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    println!("{n} {name} seeds; outcomes {outcomes:?}");
+    for f in failures.iter().take(100) {
+        eprintln!("{f}\n  replay: {replay}=<seed> cargo test -p dds-engine --test simulation -- --nocapture");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} seeds failed",
+        failures.len()
+    );
+}
+
+#[test]
+fn seeded_class_change_and_parameter_restart() {
+    run_family(
+        spec_or_parameter_scenario,
+        "DDS_SIM_SPEC_SEED",
+        "DDS_SIM_SPEC_SEEDS",
+        300,
+        "class change / parameter restart",
     );
 }

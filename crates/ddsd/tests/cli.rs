@@ -1164,3 +1164,62 @@ fn switch_ha_wait_hands_the_primary_over_and_names_the_new_one() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("MissingNodeId: "), "{}", r.stderr);
 }
+
+#[test]
+fn modify_spec_wait_restarts_every_member_once_onto_the_new_class() {
+    let root = common::TempDir::new("modify-spec");
+    let s = Server::start(&root);
+    let home = root.join("home");
+    let data = s.data_dir.to_str().unwrap().to_string();
+    let id = create(&home, &s, false);
+
+    let mut args = vec![
+        "modify-spec",
+        id.as_str(),
+        "--class",
+        "dds.mongo.standard",
+        "--storage",
+        "30",
+        "--wait",
+        "--poll-ms",
+        "100",
+    ];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]).ok();
+    assert!(
+        r.stdout
+            .starts_with(&format!("{id}: class change accepted (OrderId ")),
+        "{}",
+        r.stdout
+    );
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("{id} is Running on {OLDER} after "))
+            && last.contains(": 3 processes restarted,"),
+        "{last}"
+    );
+    assert_eq!(
+        last_operation(&home, &s, &id)["Action"],
+        "ModifyDBInstanceSpec"
+    );
+    let p = format!("DBInstanceId={id}");
+    let mut args = vec!["call", "DescribeDBInstanceAttribute", p.as_str()];
+    args.extend(admin(&s, &data));
+    let v = cli(&home, &args, &[]).ok().json();
+    let a = &v["DBInstances"]["DBInstance"][0];
+    assert_eq!(
+        (&a["DBInstanceClass"], &a["DBInstanceStorage"]),
+        (
+            &serde_json::json!("dds.mongo.standard"),
+            &serde_json::json!(30)
+        ),
+        "{a}"
+    );
+
+    // Nothing to change: the API's refusal, exit 1.
+    let mut args = vec!["modify-spec", id.as_str(), "--class", "dds.mongo.standard"];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("InvalidParameter: "), "{}", r.stderr);
+}

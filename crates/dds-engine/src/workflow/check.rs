@@ -367,7 +367,7 @@ impl DecisionAudit {
                                     )?;
                                 }
                             }
-                            RollingKind::Restart { .. } => {
+                            RollingKind::Restart { .. } | RollingKind::ClassChange { .. } => {
                                 if !p.restarted || self.restarts_begun(&p.node_id) != 1 {
                                     violation(
                                         "I4",

@@ -145,6 +145,9 @@ impl Scenario {
             RollingKind::Upgrade { .. } => "upgrade".to_string(),
             RollingKind::Restart { scope } => format!("restart({scope:?})"),
             RollingKind::Switch { scope, .. } => format!("switch({scope:?})"),
+            RollingKind::ClassChange { scope, class, .. } => {
+                format!("class_change({scope:?},{class})")
+            }
         };
         format!(
             "seed={} topology={} op={op} faults=[{}] crash={:?}",
@@ -258,6 +261,47 @@ pub fn switch_or_member_scenario(seed: u64) -> Scenario {
                     role_id: pick(rng, &members).clone(),
                 },
             }
+        }
+    })
+}
+
+/// A scenario whose operation is a class change (`ModifyDBInstanceSpec` of the instance, or
+/// `ModifyNodeSpec` of one shard, config server or mongos of a sharded cluster) or the rolling restart
+/// a `ModifyParameters` records (the instance, or one node), half and half, over the same topologies,
+/// faults and crashes as [`scenario`]. Every process in scope must be restarted exactly once.
+pub fn spec_or_parameter_scenario(seed: u64) -> Scenario {
+    scenario_of(seed, |rng, instance| {
+        let nodes: Vec<(String, Option<u32>)> = instance
+            .topology
+            .replica_sets()
+            .iter()
+            .filter(|r| r.kind != crate::model::ReplicaSetKind::Instance)
+            .map(|r| (r.node_id.clone(), Some(r.storage_gb + 10)))
+            .chain(
+                instance
+                    .topology
+                    .mongos()
+                    .iter()
+                    .map(|m| (m.node_id.clone(), None)),
+            )
+            .collect();
+        let class_change = rng.gen_bool(0.5);
+        // A sharded cluster changes class node by node (`ModifyNodeSpec`); its parameters may restart
+        // the whole cluster.
+        let (scope, storage_gb) = if nodes.is_empty() || (!class_change && rng.gen_bool(0.25)) {
+            (RestartScope::Instance, Some(instance.storage_gb + 10))
+        } else {
+            let (node_id, storage) = pick(rng, &nodes).clone();
+            (RestartScope::Node { node_id }, storage)
+        };
+        if class_change {
+            RollingKind::ClassChange {
+                scope,
+                class: "dds.sim.larger".to_string(),
+                storage_gb,
+            }
+        } else {
+            RollingKind::Restart { scope }
         }
     })
 }
@@ -607,6 +651,17 @@ pub fn run_traced(
             candidates.clone(),
             scenario.config.clone(),
         ),
+        RollingKind::ClassChange {
+            scope,
+            class,
+            storage_gb,
+        } => RollingOperation::plan_class_change(
+            &scenario.instance,
+            scope.clone(),
+            class,
+            *storage_gb,
+            scenario.config.clone(),
+        ),
     };
     let mut op = planned.map_err(|e| {
         fail(
@@ -884,7 +939,9 @@ fn check_end_truth(
                     RollingKind::Upgrade { target_kernel } => {
                         plan_steps(&scenario.instance, target_kernel)
                     }
-                    RollingKind::Restart { scope } => plan_restart_steps(&scenario.instance, scope),
+                    RollingKind::Restart { scope } | RollingKind::ClassChange { scope, .. } => {
+                        plan_restart_steps(&scenario.instance, scope)
+                    }
                     RollingKind::Switch { .. } => unreachable!("checked above"),
                 };
                 if plan.steps.len() as u64 != report.commands_executed {

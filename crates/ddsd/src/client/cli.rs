@@ -4,7 +4,7 @@
 //! - `serve`: the server (`--demo`: with a ready demo fleet, see `demo.rs`);
 //! - `call ACTION [Name=Value ...]`: any action through the signed client, pretty JSON (or
 //!   `--format xml`) on stdout (`instances.rs`, with `kernel publish` and `instance create`);
-//! - `upgrade`, `restart`, `switch-ha`, `plan`, `watch`, `operations`: the rolling operations
+//! - `upgrade`, `restart`, `switch-ha`, `modify-spec`, `plan`, `watch`, `operations`: the rolling operations
 //!   (`cli_ops.rs`);
 //!   `fault arm|list|clear`: faults on demand (`faults.rs`);
 //! - `kernel publish`: the `DdsdPublishKernelVersion` extension (admin key);
@@ -58,6 +58,9 @@ pub enum Command {
     /// Planned primary switch (SwitchDBInstanceHA) of a replica set, or one shard / config server of
     /// a sharded cluster (--node-id); --wait shows progress and the new primary.
     SwitchHa(crate::client::cli_ops::SwitchHaArgs),
+    /// Class and/or storage change (ModifyDBInstanceSpec, or ModifyNodeSpec with --node-id): a
+    /// rolling restart onto the new class; --wait shows progress.
+    ModifySpec(crate::client::cli_ops::ModifySpecArgs),
     /// Dry run of an upgrade (or --restart): ordered steps, expected elections, estimated duration.
     Plan(crate::client::cli_ops::PlanArgs),
     /// Follow an upgrade or restart already under way (default: the instance's newest operation).
@@ -187,6 +190,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Upgrade(args) => client_command(|| crate::client::cli_ops::upgrade(args)),
         Command::Restart(args) => client_command(|| crate::client::cli_ops::restart(args)),
         Command::SwitchHa(args) => client_command(|| crate::client::cli_ops::switch_ha(args)),
+        Command::ModifySpec(args) => client_command(|| crate::client::cli_ops::modify_spec(args)),
         Command::Plan(args) => client_command(|| crate::client::cli_ops::plan(args)),
         Command::Watch(args) => client_command(|| crate::client::cli_ops::watch(args)),
         Command::Operations(args) => client_command(|| crate::client::cli_ops::operations(args)),

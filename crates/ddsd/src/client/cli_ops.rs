@@ -113,6 +113,29 @@ pub struct SwitchHaArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ModifySpecArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(value_name = "DBInstanceId")]
+    pub db_instance_id: String,
+    /// One shard, the config server or one mongos of a sharded cluster (`ModifyNodeSpec`; default:
+    /// the replica-set instance, `ModifyDBInstanceSpec`).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// The new class (`DBInstanceClass` / `NodeClass`).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The new storage in GB (`DBInstanceStorage` / `NodeStorage`; never smaller than now).
+    #[arg(long)]
+    pub storage: Option<u32>,
+    /// `Immediately` (default) or `MaintainTime` (in the instance's maintenance window).
+    #[arg(long, value_parser = ["Immediately", "MaintainTime"])]
+    pub effective_time: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -533,6 +556,59 @@ pub fn switch_ha(args: SwitchHaArgs) -> ClientFuture {
     })
 }
 
+/// `ddsd modify-spec`: `ModifyDBInstanceSpec`, or `ModifyNodeSpec` with `--node-id`, and with `--wait`
+/// the progress of the rolling restart onto the new class.
+pub fn modify_spec(args: ModifySpecArgs) -> ClientFuture {
+    Box::pin(async move {
+        let client = args.client.client()?;
+        let id = args.db_instance_id.as_str();
+        let started = Instant::now();
+        let before = newest_operation(&client, id).await?;
+        let storage = args.storage.map(|s| s.to_string());
+        let (action, class_param, storage_param) = match &args.node_id {
+            Some(_) => ("ModifyNodeSpec", "NodeClass", "NodeStorage"),
+            None => (
+                "ModifyDBInstanceSpec",
+                "DBInstanceClass",
+                "DBInstanceStorage",
+            ),
+        };
+        let mut params = vec![("DBInstanceId", id)];
+        if let Some(n) = &args.node_id {
+            params.push(("NodeId", n.as_str()));
+        }
+        if let Some(c) = &args.class {
+            params.push((class_param, c.as_str()));
+        }
+        if let Some(s) = &storage {
+            params.push((storage_param, s.as_str()));
+        }
+        if let Some(e) = &args.effective_time {
+            params.push(("EffectiveTime", e.as_str()));
+        }
+        let resp = client.call(action, &params).await?;
+        let scope = restart_scope(id, args.node_id.as_deref());
+        println!(
+            "{scope}: class change accepted (OrderId {}, RequestId {})",
+            resp["OrderId"].as_str().unwrap_or("?"),
+            resp["RequestId"].as_str().unwrap_or("?")
+        );
+        if !args.wait.wait {
+            return Ok(());
+        }
+        let op = follow(
+            &client,
+            id,
+            before,
+            format!("Changing the class of {scope}"),
+            Estimate { total: None },
+            &args.wait.show,
+        )
+        .await?;
+        conclude(&client, id, "class change", &op, started.elapsed(), None).await
+    })
+}
+
 /// Seconds between two of the API's `yyyy-MM-ddTHH:mm:ssZ` times, when both read.
 fn wall_span(from: &Value, until: &Value) -> Option<Duration> {
     let at = |v: &Value| {
@@ -566,6 +642,8 @@ fn is_rolling(op: &Value) -> bool {
                 | "RestartDBInstance"
                 | "RestartNode"
                 | "SwitchDBInstanceHA"
+                | "ModifyDBInstanceSpec"
+                | "ModifyNodeSpec"
         )
     )
 }
@@ -581,6 +659,16 @@ fn operation_title(id: &str, op: &Value) -> (&'static str, String, Option<String
         (
             "primary switch",
             format!("Switching the primary of {scope}"),
+            None,
+        )
+    } else if matches!(
+        op["Action"].as_str(),
+        Some("ModifyDBInstanceSpec" | "ModifyNodeSpec")
+    ) {
+        let scope = restart_scope(id, op["NodeId"].as_str());
+        (
+            "class change",
+            format!("Changing the class of {scope}"),
             None,
         )
     } else {

@@ -55,7 +55,9 @@ pub(super) fn env_of<'a>(
         cfg,
         target: match kind {
             RollingKind::Upgrade { target_kernel } => Some(target_kernel.as_str()),
-            RollingKind::Restart { .. } | RollingKind::Switch { .. } => None,
+            RollingKind::Restart { .. }
+            | RollingKind::Switch { .. }
+            | RollingKind::ClassChange { .. } => None,
         },
         switch_only: matches!(kind, RollingKind::Switch { .. }),
         halted,

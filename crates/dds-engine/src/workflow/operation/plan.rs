@@ -48,14 +48,45 @@ impl RollingOperation {
         scope: RestartScope,
         config: UpgradeConfig,
     ) -> Result<Self, PreflightError> {
-        let resolved = resolve_scope(instance, &scope)?;
+        Self::plan_restart_of(instance, RollingKind::Restart { scope }, config)
+    }
+
+    /// Plans `ModifyDBInstanceSpec` (scope [`RestartScope::Instance`]) or `ModifyNodeSpec` (scope
+    /// [`RestartScope::Node`]): the restart of that scope, onto `class` / `storage_gb`. The checks, the
+    /// plan and the run are the restart's; a one-member scope is [`PreflightError::NoSuchNode`].
+    pub fn plan_class_change(
+        instance: &Instance,
+        scope: RestartScope,
+        class: &str,
+        storage_gb: Option<u32>,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        if let RestartScope::Member { role_id, .. } = &scope {
+            return Err(PreflightError::NoSuchNode {
+                node_id: role_id.chars().take(64).collect(),
+            });
+        }
+        let kind = RollingKind::ClassChange {
+            scope,
+            class: class.to_string(),
+            storage_gb,
+        };
+        Self::plan_restart_of(instance, kind, config)
+    }
+
+    /// A restart-shaped operation (`Restart` or `ClassChange`) of the kind's scope.
+    fn plan_restart_of(
+        instance: &Instance,
+        kind: RollingKind,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        let scope = match &kind {
+            RollingKind::Restart { scope } | RollingKind::ClassChange { scope, .. } => scope,
+            RollingKind::Upgrade { .. } | RollingKind::Switch { .. } => &RestartScope::Instance,
+        };
+        let resolved = resolve_scope(instance, scope)?;
         preflight::check_static(instance, None, &resolved, &config)?;
-        Ok(Self::build(
-            instance,
-            RollingKind::Restart { scope },
-            &resolved,
-            config,
-        ))
+        Ok(Self::build(instance, kind, &resolved, config))
     }
 
     /// Plans `SwitchDBInstanceHA` for the replica set(s) of `scope`: [`RestartScope::Instance`] (every

@@ -27,6 +27,16 @@ pub enum RollingKind {
         scope: RestartScope,
         candidates: Vec<String>,
     },
+    /// `ModifyDBInstanceSpec` / `ModifyNodeSpec`: a restart of `scope` ([`RestartScope::Instance`] or
+    /// [`RestartScope::Node`]) — every process in it restarted exactly once on its current kernel — onto
+    /// the class `class` (and `storage_gb`, GB, for a replica set; `None` for a mongos). Planned and run
+    /// exactly as [`RollingKind::Restart`]; the caller applies the new class to its record once the
+    /// operation succeeded.
+    ClassChange {
+        scope: RestartScope,
+        class: String,
+        storage_gb: Option<u32>,
+    },
 }
 
 /// `RestartDBInstance`'s `NodeId`: the whole instance, or one shard / config server / mongos of a sharded
@@ -442,7 +452,9 @@ impl RollingOperation {
     pub fn target(&self) -> Option<&str> {
         match &self.kind {
             RollingKind::Upgrade { target_kernel } => Some(target_kernel),
-            RollingKind::Restart { .. } | RollingKind::Switch { .. } => None,
+            RollingKind::Restart { .. }
+            | RollingKind::Switch { .. }
+            | RollingKind::ClassChange { .. } => None,
         }
     }
 

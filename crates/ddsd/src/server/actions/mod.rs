@@ -57,6 +57,8 @@
 //! - [`tags`]: `TagResources`, `UntagResources`, `ListTagResources`, `DescribeTags`.
 //! - [`parameters`]: `DescribeParameterTemplates`, `DescribeParameters`, `ModifyParameters`,
 //!   `DescribeParameterModificationHistory` (the documented set of docs/parameters.md).
+//! - [`spec`]: `ModifyDBInstanceSpec`, `ModifyNodeSpec` (a class change, run as a rolling restart onto
+//!   the new class).
 //! - [`tasks`]: the task center, `DescribeHistoryTasks` / `DescribeHistoryTasksStat` (operations as
 //!   tasks).
 
@@ -96,6 +98,7 @@ pub mod regions;
 pub mod restart;
 pub mod rolling;
 pub mod security_ips;
+pub mod spec;
 pub mod switch;
 pub mod switch_log;
 pub mod tags;
@@ -413,6 +416,10 @@ pub static ACTIONS: &[ActionSpec] = &[
             events::DescribeConfigRequest => events::describe_active_operation_maintenance_config),
     action!("ModifyActiveOperationMaintenanceConfig", AnyKey, Mutates, Ignored, Any,
             events::ModifyConfigRequest => events::modify_active_operation_maintenance_config),
+    action!("ModifyDBInstanceSpec",             AnyKey, Mutates, Ignored,     Any,
+            spec::InstanceSpecRequest => spec::modify_db_instance_spec),
+    action!("ModifyNodeSpec",                   AnyKey, Mutates, ClientToken, Any,
+            spec::NodeSpecRequest => spec::modify_node_spec),
 ];
 
 /// The row of an action, by its exact name.

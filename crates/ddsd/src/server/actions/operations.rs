@@ -78,6 +78,10 @@ pub fn recorded_by(op: &Operation) -> &'static str {
         Some(RollingKind::Restart {
             scope: RestartScope::Member { .. },
         }) => "RestartNode",
+        Some(RollingKind::ClassChange {
+            scope: RestartScope::Node { .. },
+            ..
+        }) => "ModifyNodeSpec",
         _ => action_name(op.kind),
     }
 }
@@ -197,9 +201,10 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
 
 pub(crate) fn rolling(op: &Operation) -> Option<RollingOperation> {
     match OperationState::from_json(op.kind, op.state.clone()).ok()? {
-        OperationState::Upgrade(r) | OperationState::Restart(r) | OperationState::Switch(r) => {
-            Some(*r)
-        }
+        OperationState::Upgrade(r)
+        | OperationState::Restart(r)
+        | OperationState::Switch(r)
+        | OperationState::ClassChange(r) => Some(*r),
         _ => None,
     }
 }
@@ -237,6 +242,19 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
                 }
                 if !candidates.is_empty() {
                     o.insert("RoleIds".into(), json!(candidates.join(",")));
+                }
+            }
+            RollingKind::ClassChange {
+                scope,
+                class,
+                storage_gb,
+            } => {
+                if let RestartScope::Node { node_id } = scope {
+                    o.insert("NodeId".into(), json!(node_id));
+                }
+                o.insert("TargetClass".into(), json!(class));
+                if let Some(gb) = storage_gb {
+                    o.insert("TargetStorage".into(), json!(gb));
                 }
             }
             RollingKind::Restart { .. } => {}

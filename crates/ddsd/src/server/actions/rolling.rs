@@ -179,6 +179,22 @@ pub(crate) async fn accept_operation(
     planned: Planned,
     deferred: bool,
 ) -> Result<String, ApiError> {
+    // No idempotency record is passed, so nothing can be replayed.
+    match accept_idempotent(ctx, planned, deferred, None).await? {
+        Accepted::New { operation_id, .. } => Ok(operation_id),
+        Accepted::Replayed { .. } => Err(acs_rpc::Gateway::InternalError.into()),
+    }
+}
+
+/// [`accept`] for an action that honours `ClientToken`: `idempotency` (its `response` filled in) is
+/// stored with the intent; a retry with the same token and parameters answers
+/// [`Accepted::Replayed`] with the stored response and records nothing.
+pub(crate) async fn accept_idempotent(
+    ctx: &Context,
+    planned: Planned,
+    deferred: bool,
+    idempotency: Option<crate::server::store::Idempotency>,
+) -> Result<Accepted, ApiError> {
     let Planned { instance, op } = planned;
     let id = instance.id.as_str();
     // Checked before the live preflight so that "another operation is running" is reported as such,
@@ -220,22 +236,20 @@ pub(crate) async fn accept_operation(
     };
     let state = OperationState::rolling(op);
     let operation_id = uuid::Uuid::new_v4().to_string();
-    // No idempotency record is passed, so nothing can be replayed: `Accepted::Replayed` cannot
-    // happen, and would answer `{}` as well.
-    if let Accepted::New { .. } = ctx
+    let accepted = ctx
         .store
         .begin_operation(
             id,
             &[DbInstanceStatus::Running],
             new_status,
             state.new_operation(operation_id.clone()),
-            None,
+            idempotency,
         )
         .await
-        .map_err(from_store)?
-    {
+        .map_err(from_store)?;
+    if let Accepted::New { .. } = accepted {
         ctx.operation_recorded();
         tracing::info!(instance_id = %id, operation_id = %operation_id, kind = %state.kind(), deferred, "operation accepted");
     }
-    Ok(operation_id)
+    Ok(accepted)
 }

@@ -376,6 +376,10 @@ fn item(op: &Operation, instance: &Instance, now: u64) -> TaskItem {
             | RollingKind::Switch {
                 scope: RestartScope::Node { node_id },
                 ..
+            }
+            | RollingKind::ClassChange {
+                scope: RestartScope::Node { node_id },
+                ..
             } => {
                 detail.insert("NodeId".into(), json!(node_id));
             }

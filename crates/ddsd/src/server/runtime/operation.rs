@@ -8,12 +8,13 @@
 //! | `upgrade` | `dds_engine::workflow::RollingOperation` | plane commands              | `MinorVersionUpgrading`     |
 //! | `restart` | `dds_engine::workflow::RollingOperation` | plane commands              | `Rebooting` / `NodeRestarting` |
 //! | `switch`  | `dds_engine::workflow::RollingOperation` | plane commands (stepdowns)  | `HASwitching`               |
+//! | `class_change` | `dds_engine::workflow::RollingOperation` | plane commands (a restart) | `DBInstanceClassChanging` |
 //!
 //! A new kind is a new variant here plus its three functions (`step`, `on_result`, `instance_update`);
 //! the driver loop does not change.
 
 use crate::server::store::{
-    InstanceChange, InstanceUpdate, NewOperation, OperationKind, OperationOutcome,
+    InstanceChange, InstanceUpdate, NewOperation, OperationKind, OperationOutcome, SpecUpdate,
 };
 use dds_engine::model::{DbInstanceStatus, Instance, MaintainWindow, Topology};
 use dds_engine::plane::{Command, CommandError, DeploymentObservation, Millis};
@@ -35,6 +36,9 @@ pub enum OperationState {
     Upgrade(Box<RollingOperation>),
     Restart(Box<RollingOperation>),
     Switch(Box<RollingOperation>),
+    /// `ModifyDBInstanceSpec` / `ModifyNodeSpec`: a restart of the scope onto the new class.
+    #[serde(rename = "class_change")]
+    ClassChange(Box<RollingOperation>),
 }
 
 /// Something the driver executes on the data plane.
@@ -76,6 +80,7 @@ impl OperationState {
             workflow::RollingKind::Upgrade { .. } => OperationState::Upgrade(Box::new(op)),
             workflow::RollingKind::Restart { .. } => OperationState::Restart(Box::new(op)),
             workflow::RollingKind::Switch { .. } => OperationState::Switch(Box::new(op)),
+            workflow::RollingKind::ClassChange { .. } => OperationState::ClassChange(Box::new(op)),
         }
     }
 
@@ -86,6 +91,7 @@ impl OperationState {
             OperationState::Upgrade(_) => OperationKind::Upgrade,
             OperationState::Restart(_) => OperationKind::Restart,
             OperationState::Switch(_) => OperationKind::Switch,
+            OperationState::ClassChange(_) => OperationKind::ClassChange,
         }
     }
 
@@ -123,7 +129,8 @@ impl OperationState {
             }),
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
-            | OperationState::Switch(op) => {
+            | OperationState::Switch(op)
+            | OperationState::ClassChange(op) => {
                 serde_json::to_value(op.progress()).unwrap_or(Value::Null)
             }
         }
@@ -158,7 +165,8 @@ impl OperationState {
             }
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
-            | OperationState::Switch(op) => {
+            | OperationState::Switch(op)
+            | OperationState::ClassChange(op) => {
                 // Without a deployment the workflow sees no replica set and applies its own failure policy.
                 let empty;
                 let obs = match obs {
@@ -191,7 +199,8 @@ impl OperationState {
             (
                 OperationState::Upgrade(op)
                 | OperationState::Restart(op)
-                | OperationState::Switch(op),
+                | OperationState::Switch(op)
+                | OperationState::ClassChange(op),
                 Effect::Command(c),
             ) => op.on_result(c, result, now),
             // A state machine only ever gets results of the effects it asked for.
@@ -202,7 +211,8 @@ impl OperationState {
     /// Whether this is a deferred (`SwitchMode=1`) rolling operation, which starts replica sets and the mongos
     /// phase only inside the instance's maintenance window.
     pub fn waits_for_window(&self) -> bool {
-        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op) if op.window.is_some())
+        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op)
+            | OperationState::ClassChange(op) if op.window.is_some())
     }
 
     /// Points a deferred operation at the instance's window as it is now. The window is the instance's
@@ -211,7 +221,8 @@ impl OperationState {
     pub fn follow_maintain_window(&mut self, window: MaintainWindow) {
         if let OperationState::Upgrade(op)
         | OperationState::Restart(op)
-        | OperationState::Switch(op) = self
+        | OperationState::Switch(op)
+        | OperationState::ClassChange(op) = self
         {
             if op.window.is_some() {
                 op.window = Some(window);
@@ -228,7 +239,8 @@ impl OperationState {
     ) -> InstanceUpdate {
         let (OperationState::Upgrade(op)
         | OperationState::Restart(op)
-        | OperationState::Switch(op)) = self
+        | OperationState::Switch(op)
+        | OperationState::ClassChange(op)) = self
         else {
             return InstanceUpdate::default();
         };
@@ -283,6 +295,7 @@ pub fn busy_status(op: &RollingOperation) -> DbInstanceStatus {
             scope: RestartScope::Node { .. } | RestartScope::Member { .. },
         } => DbInstanceStatus::NodeRestarting,
         workflow::RollingKind::Switch { .. } => DbInstanceStatus::HaSwitching,
+        workflow::RollingKind::ClassChange { .. } => DbInstanceStatus::DbInstanceClassChanging,
     }
 }
 
@@ -312,6 +325,28 @@ fn rolling_completion(op: &RollingOperation, outcome: &Outcome) -> Completion {
         instance: InstanceChange::Update(InstanceUpdate {
             status: Some(DbInstanceStatus::Running),
             kernel_versions: kernels,
+            spec: match (&op.kind, outcome) {
+                // The new class is the instance's once every process in scope runs on it; a failed
+                // change keeps the old one.
+                (
+                    workflow::RollingKind::ClassChange {
+                        scope,
+                        class,
+                        storage_gb,
+                    },
+                    Outcome::Succeeded,
+                ) => Some(SpecUpdate {
+                    node_id: match scope {
+                        RestartScope::Node { node_id } | RestartScope::Member { node_id, .. } => {
+                            Some(node_id.clone())
+                        }
+                        RestartScope::Instance => None,
+                    },
+                    class: class.clone(),
+                    storage_gb: *storage_gb,
+                }),
+                _ => None,
+            },
         }),
     }
 }
@@ -371,6 +406,9 @@ pub fn apply_update(instance: &mut Instance, update: &InstanceUpdate) {
     for (node, kernel) in &update.kernel_versions {
         instance.topology.set_kernel_version(node, kernel);
     }
+    if let Some(spec) = &update.spec {
+        instance.apply_spec(spec.node_id.as_deref(), &spec.class, spec.storage_gb);
+    }
 }
 
 #[cfg(test)]
@@ -399,8 +437,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(busy_status(&switch), DbInstanceStatus::HaSwitching);
+        let class_change = RollingOperation::plan_class_change(
+            &inst,
+            RestartScope::Instance,
+            "dds.mongo.large",
+            Some(40),
+            UpgradeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            busy_status(&class_change),
+            DbInstanceStatus::DbInstanceClassChanging
+        );
         for (state, kind) in [
             (OperationState::rolling(switch), OperationKind::Switch),
+            (
+                OperationState::rolling(class_change),
+                OperationKind::ClassChange,
+            ),
             (OperationState::create(), OperationKind::Create),
             (OperationState::delete(), OperationKind::Delete),
             (OperationState::rolling(upgrade), OperationKind::Upgrade),

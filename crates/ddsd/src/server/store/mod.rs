@@ -300,17 +300,28 @@ pub struct InstanceUpdate {
     pub status: Option<DbInstanceStatus>,
     /// `(node_id, kernel)`: the per-process `CurrentKernelVersion` as observed.
     pub kernel_versions: Vec<(String, String)>,
+    /// A class change that succeeded: the new class (and storage) of the instance or of one node.
+    pub spec: Option<SpecUpdate>,
+}
+
+/// The class (and storage) a succeeded `ModifyDBInstanceSpec` / `ModifyNodeSpec` leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecUpdate {
+    /// `None`: the instance (`DBInstanceClass`); else a shard, the config server or a mongos.
+    pub node_id: Option<String>,
+    pub class: String,
+    pub storage_gb: Option<u32>,
 }
 
 impl InstanceUpdate {
     pub fn status(status: DbInstanceStatus) -> Self {
         Self {
             status: Some(status),
-            kernel_versions: Vec::new(),
+            ..Self::default()
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.kernel_versions.is_empty()
+        self.status.is_none() && self.kernel_versions.is_empty() && self.spec.is_none()
     }
 }
 

@@ -808,6 +808,12 @@ pub(crate) fn check_update(u: &InstanceUpdate) -> StoreResult<()> {
         check_len("node id", node, limits::MAX_FIELD_LEN)?;
         check_len("kernel version", kernel, limits::MAX_FIELD_LEN)?;
     }
+    if let Some(spec) = &u.spec {
+        check_len("class", &spec.class, limits::MAX_FIELD_LEN)?;
+        if let Some(node) = &spec.node_id {
+            check_len("node id", node, limits::MAX_FIELD_LEN)?;
+        }
+    }
     Ok(())
 }
 
@@ -830,6 +836,14 @@ fn apply_update(
         if !instance.topology.set_kernel_version(node, kernel) {
             return Err(invalid(format!(
                 "instance {instance_id} has no process {node}"
+            )));
+        }
+    }
+    if let Some(spec) = &u.spec {
+        if !instance.apply_spec(spec.node_id.as_deref(), &spec.class, spec.storage_gb) {
+            return Err(invalid(format!(
+                "instance {instance_id} has no node {}",
+                spec.node_id.as_deref().unwrap_or("(instance)")
             )));
         }
     }

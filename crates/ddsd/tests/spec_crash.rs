@@ -1,0 +1,254 @@
+//! `kill -9` of ddsd at random moments during 8 class changes (`ModifyDBInstanceSpec` of 4 replica sets,
+//! `ModifyNodeSpec` of one shard of 4 sharded clusters), restarted on the same data dir each time, against
+//! the real binary.
+//!
+//! What must hold when the dust settles, by the simulated fleet's ground truth (`DdsdDescribeOperations`'
+//! `Simulation` section): every change succeeded and the instance is `Running` with the new class and
+//! storage; every process in scope was restarted exactly once (no second restart after a resume, no failed
+//! start), every other process not at all; no primary was ever asked to stop.
+//!
+//! The kill delays come from a seeded RNG; the seed is printed (`DDSD_CRASH_SEED` reuses it).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ddsd_client::{Client, Credentials, Signature};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+const SIM_SPEED: u32 = 40;
+const CHANGES_RS: usize = 4;
+const CHANGES_SHARDED: usize = 4;
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(100);
+
+struct Server {
+    running: common::Running,
+    client: Client,
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let config = root.join("ddsd.toml");
+        std::fs::write(
+            &config,
+            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
+        )
+        .unwrap();
+        let data_dir = root.join("data");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("stderr.log"))
+            .unwrap();
+        let mut cmd = common::serve_command();
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stderr(stderr);
+        let running = common::spawn(cmd);
+        let creds = Credentials::from_data_dir(&data_dir).unwrap();
+        Server {
+            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
+            running,
+        }
+    }
+
+    fn kill9(self) {
+        self.running.kill9();
+    }
+
+    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
+        self.client
+            .call(action, params)
+            .await
+            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
+    }
+
+    async fn attribute(&self, id: &str) -> Value {
+        self.call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
+            .await["DBInstances"]["DBInstance"][0]
+            .clone()
+    }
+
+    async fn last_operation(&self, id: &str) -> Value {
+        self.call(
+            "DdsdDescribeOperations",
+            &[("DBInstanceId", id), ("MaxRecords", "1")],
+        )
+        .await["Operations"]["Operation"][0]
+            .clone()
+    }
+
+    async fn all_settled(&self, ids: &[String]) -> bool {
+        for id in ids {
+            let op = self.last_operation(id).await;
+            if !matches!(op["Status"].as_str(), Some("Succeeded" | "Failed")) {
+                return false;
+            }
+            if self.attribute(id).await["DBInstanceStatus"] != "Running" {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn rs_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("DBInstanceClass", "dds.mongo.mid"),
+        ("DBInstanceStorage", "20"),
+    ]
+}
+
+fn sharded_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("ReplicaSet.1.Class", "dds.shard.mid"),
+        ("ReplicaSet.1.Storage", "20"),
+        ("ReplicaSet.2.Class", "dds.shard.mid"),
+        ("ReplicaSet.2.Storage", "20"),
+        ("ConfigServer.1.Class", "dds.cs.mid"),
+        ("ConfigServer.1.Storage", "20"),
+        ("Mongos.1.Class", "dds.mongos.mid"),
+        ("Mongos.2.Class", "dds.mongos.mid"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn class_changes_survive_kill_9_at_random_moments() {
+    let seed: u64 = std::env::var("DDSD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("DDSD_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let root = std::env::temp_dir().join(format!("ddsd-spec-crash-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&root).unwrap();
+
+    let server = Server::start(&root);
+    let mut ids = Vec::new();
+    for i in 0..CHANGES_RS + CHANGES_SHARDED {
+        let (action, params) = if i < CHANGES_RS {
+            ("CreateDBInstance", rs_params())
+        } else {
+            ("CreateShardingDBInstance", sharded_params())
+        };
+        let v = server.call(action, &params).await;
+        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + CREATE_TIMEOUT;
+    while !server.all_settled(&ids).await {
+        assert!(
+            Instant::now() < deadline,
+            "instances were not created in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The shard each sharded cluster changes.
+    let mut shard_of = std::collections::BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        if i < CHANGES_RS {
+            server
+                .call(
+                    "ModifyDBInstanceSpec",
+                    &[
+                        ("DBInstanceId", id),
+                        ("DBInstanceClass", "dds.mongo.standard"),
+                        ("DBInstanceStorage", "30"),
+                    ],
+                )
+                .await;
+        } else {
+            let a = server.attribute(id).await;
+            let shard = a["ShardList"]["ShardAttribute"][1]["NodeId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            server
+                .call(
+                    "ModifyNodeSpec",
+                    &[
+                        ("DBInstanceId", id),
+                        ("NodeId", &shard),
+                        ("NodeClass", "dds.shard.standard"),
+                        ("NodeStorage", "40"),
+                    ],
+                )
+                .await;
+            shard_of.insert(id.clone(), shard);
+        }
+    }
+    let mut server = server;
+    let mut kills = 0u32;
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    loop {
+        let run_ms = rng.gen_range(30..600);
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        if server.all_settled(&ids).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "class changes did not finish in time (seed {seed}, {kills} kills)"
+        );
+        server.kill9();
+        kills += 1;
+        server = Server::start(&root);
+    }
+    println!("{kills} kills while class changes were running");
+    assert!(kills >= 3, "too few kills landed ({kills})");
+
+    for id in &ids {
+        let a = server.attribute(id).await;
+        assert_eq!(a["DBInstanceStatus"], "Running", "{id}");
+        let op = server.last_operation(id).await;
+        assert_eq!(op["Status"], "Succeeded", "{id}: {op} (seed {seed})");
+        let shard = shard_of.get(id);
+        match shard {
+            None => {
+                assert_eq!(op["Action"], "ModifyDBInstanceSpec");
+                assert_eq!(a["DBInstanceClass"], "dds.mongo.standard", "{a}");
+                assert_eq!(a["DBInstanceStorage"], 30, "{a}");
+            }
+            Some(shard) => {
+                assert_eq!(op["Action"], "ModifyNodeSpec");
+                for s in a["ShardList"]["ShardAttribute"].as_array().unwrap() {
+                    let changed = s["NodeId"] == shard.as_str();
+                    let (class, storage) = if changed {
+                        ("dds.shard.standard", 40)
+                    } else {
+                        ("dds.shard.mid", 20)
+                    };
+                    assert_eq!(s["NodeClass"], class, "{s}");
+                    assert_eq!(s["NodeStorage"], storage, "{s}");
+                }
+                assert_eq!(a["DBInstanceStorage"], 60, "{a}");
+            }
+        }
+        let sim = &op["Simulation"];
+        for p in sim["Processes"].as_array().unwrap() {
+            let in_scope = shard.is_none_or(|s| p["ReplicaSet"] == s.as_str());
+            assert_eq!(
+                p["Restarts"],
+                u64::from(in_scope),
+                "{id}: {p} (seed {seed})"
+            );
+            assert_eq!(p["FailedStarts"], 0, "{id}: {p}");
+        }
+        assert_eq!(sim["PrimaryStopAttempts"], 0, "{id}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}
