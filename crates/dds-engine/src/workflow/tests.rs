@@ -142,6 +142,7 @@ impl Toy {
                     primary: primary.clone(),
                     primary_optime_ms: BASE_OPTIME_MS,
                     oplog_window_ms: Some(86_400_000),
+                    fcv: None,
                     members: s
                         .members
                         .iter()
@@ -392,6 +393,12 @@ impl Toy {
                 self.obs.balancer.as_mut().unwrap().mode = BalancerMode::Full;
                 Ok(())
             }
+            Command::SetFeatureCompatibilityVersion { version, .. } => {
+                for rs in &mut self.obs.replica_sets {
+                    rs.fcv = Some(version.clone());
+                }
+                Ok(())
+            }
             Command::StopMongos { node_id } => {
                 *self.stops.entry(node_id.clone()).or_default() += 1;
                 let m = self
@@ -604,6 +611,7 @@ fn member_cmds(log: &[Command]) -> Vec<String> {
             Command::StepDown { node_id, .. } => format!("stepdown {node_id}"),
             Command::StopBalancer => "balancer stop".into(),
             Command::StartBalancer => "balancer start".into(),
+            Command::SetFeatureCompatibilityVersion { version, .. } => format!("fcv {version}"),
             Command::StopMongos { node_id } => format!("stop {node_id}"),
             Command::StartMongos {
                 node_id,

@@ -204,9 +204,10 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
 
 pub(crate) fn rolling(op: &Operation) -> Option<RollingOperation> {
     match OperationState::from_json(op.kind, op.state.clone()).ok()? {
-        OperationState::Upgrade(r) | OperationState::Restart(r) | OperationState::Switch(r) => {
-            Some(*r)
-        }
+        OperationState::Upgrade(r)
+        | OperationState::Restart(r)
+        | OperationState::Switch(r)
+        | OperationState::EngineUpgrade(r) => Some(*r),
         _ => None,
     }
 }
@@ -226,6 +227,22 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
         match &r.kind {
             RollingKind::Upgrade { target_kernel } => {
                 o.insert("TargetKernelVersion".into(), json!(target_kernel));
+            }
+            RollingKind::EngineUpgrade {
+                target_kernel,
+                target_fcv,
+            } => {
+                o.insert("TargetKernelVersion".into(), json!(target_kernel));
+                o.insert("TargetEngineVersion".into(), json!(target_fcv));
+                o.insert(
+                    "FeatureCompatibilityVersion".into(),
+                    json!({
+                        "From": r.fcv.from,
+                        "Attempts": r.fcv.attempts,
+                        "FirstIssuedMs": r.fcv.first_issued_ms,
+                        "RaisedMs": r.fcv.raised_ms,
+                    }),
+                );
             }
             RollingKind::Restart {
                 scope: RestartScope::Node { node_id },

@@ -8,6 +8,7 @@
 //! | `upgrade` | `dds_engine::workflow::RollingOperation` | plane commands              | `MinorVersionUpgrading`     |
 //! | `restart` | `dds_engine::workflow::RollingOperation` | plane commands              | `Rebooting` / `NodeRestarting` |
 //! | `switch`  | `dds_engine::workflow::RollingOperation` | plane commands (stepdowns)  | `HASwitching`               |
+//! | `engine_upgrade` | `dds_engine::workflow::RollingOperation` | plane commands, setFCV last | `EngineVersionUpgrading` |
 //!
 //! A new kind is a new variant here plus its three functions (`step`, `on_result`, `instance_update`);
 //! the driver loop does not change.
@@ -35,6 +36,9 @@ pub enum OperationState {
     Upgrade(Box<RollingOperation>),
     Restart(Box<RollingOperation>),
     Switch(Box<RollingOperation>),
+    /// `UpgradeDBInstanceEngineVersion` (stored as kind `engine_upgrade`).
+    #[serde(rename = "engine_upgrade")]
+    EngineUpgrade(Box<RollingOperation>),
 }
 
 /// Something the driver executes on the data plane.
@@ -76,6 +80,9 @@ impl OperationState {
             workflow::RollingKind::Upgrade { .. } => OperationState::Upgrade(Box::new(op)),
             workflow::RollingKind::Restart { .. } => OperationState::Restart(Box::new(op)),
             workflow::RollingKind::Switch { .. } => OperationState::Switch(Box::new(op)),
+            workflow::RollingKind::EngineUpgrade { .. } => {
+                OperationState::EngineUpgrade(Box::new(op))
+            }
         }
     }
 
@@ -86,6 +93,7 @@ impl OperationState {
             OperationState::Upgrade(_) => OperationKind::Upgrade,
             OperationState::Restart(_) => OperationKind::Restart,
             OperationState::Switch(_) => OperationKind::Switch,
+            OperationState::EngineUpgrade(_) => OperationKind::EngineUpgrade,
         }
     }
 
@@ -123,7 +131,8 @@ impl OperationState {
             }),
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
-            | OperationState::Switch(op) => {
+            | OperationState::Switch(op)
+            | OperationState::EngineUpgrade(op) => {
                 serde_json::to_value(op.progress()).unwrap_or(Value::Null)
             }
         }
@@ -158,7 +167,8 @@ impl OperationState {
             }
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
-            | OperationState::Switch(op) => {
+            | OperationState::Switch(op)
+            | OperationState::EngineUpgrade(op) => {
                 // Without a deployment the workflow sees no replica set and applies its own failure policy.
                 let empty;
                 let obs = match obs {
@@ -191,7 +201,8 @@ impl OperationState {
             (
                 OperationState::Upgrade(op)
                 | OperationState::Restart(op)
-                | OperationState::Switch(op),
+                | OperationState::Switch(op)
+                | OperationState::EngineUpgrade(op),
                 Effect::Command(c),
             ) => op.on_result(c, result, now),
             // A state machine only ever gets results of the effects it asked for.
@@ -202,7 +213,8 @@ impl OperationState {
     /// Whether this is a deferred (`SwitchMode=1`) rolling operation, which starts replica sets and the mongos
     /// phase only inside the instance's maintenance window.
     pub fn waits_for_window(&self) -> bool {
-        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op) if op.window.is_some())
+        matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op)
+            | OperationState::EngineUpgrade(op) if op.window.is_some())
     }
 
     /// Points a deferred operation at the instance's window as it is now. The window is the instance's
@@ -211,7 +223,8 @@ impl OperationState {
     pub fn follow_maintain_window(&mut self, window: MaintainWindow) {
         if let OperationState::Upgrade(op)
         | OperationState::Restart(op)
-        | OperationState::Switch(op) = self
+        | OperationState::Switch(op)
+        | OperationState::EngineUpgrade(op) = self
         {
             if op.window.is_some() {
                 op.window = Some(window);
@@ -228,7 +241,8 @@ impl OperationState {
     ) -> InstanceUpdate {
         let (OperationState::Upgrade(op)
         | OperationState::Restart(op)
-        | OperationState::Switch(op)) = self
+        | OperationState::Switch(op)
+        | OperationState::EngineUpgrade(op)) = self
         else {
             return InstanceUpdate::default();
         };
@@ -283,6 +297,7 @@ pub fn busy_status(op: &RollingOperation) -> DbInstanceStatus {
             scope: RestartScope::Node { .. } | RestartScope::Member { .. },
         } => DbInstanceStatus::NodeRestarting,
         workflow::RollingKind::Switch { .. } => DbInstanceStatus::HaSwitching,
+        workflow::RollingKind::EngineUpgrade { .. } => DbInstanceStatus::EngineVersionUpgrading,
     }
 }
 
@@ -312,6 +327,12 @@ fn rolling_completion(op: &RollingOperation, outcome: &Outcome) -> Completion {
         instance: InstanceChange::Update(InstanceUpdate {
             status: Some(DbInstanceStatus::Running),
             kernel_versions: kernels,
+            // A major version upgrade changes `EngineVersion` only once it succeeded (FCV raised); a failed
+            // one leaves the instance on its major, with the kernels as observed.
+            engine_version: match (outcome, op.target_fcv()) {
+                (Outcome::Succeeded, Some(fcv)) => Some(fcv.to_string()),
+                _ => None,
+            },
         }),
     }
 }
@@ -370,6 +391,9 @@ pub fn apply_update(instance: &mut Instance, update: &InstanceUpdate) {
     }
     for (node, kernel) in &update.kernel_versions {
         instance.topology.set_kernel_version(node, kernel);
+    }
+    if let Some(e) = &update.engine_version {
+        instance.engine_version.clone_from(e);
     }
 }
 
@@ -485,6 +509,7 @@ mod tests {
                     m(&rs.members[2].node_id, None),
                 ],
                 oplog_window_ms: None,
+                fcv: None,
             }],
             mongos: vec![],
             balancer: None,

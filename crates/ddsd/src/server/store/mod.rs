@@ -299,6 +299,8 @@ pub struct InstanceUpdate {
     pub status: Option<DbInstanceStatus>,
     /// `(node_id, kernel)`: the per-process `CurrentKernelVersion` as observed.
     pub kernel_versions: Vec<(String, String)>,
+    /// A new `EngineVersion` (a finished major version upgrade).
+    pub engine_version: Option<String>,
 }
 
 impl InstanceUpdate {
@@ -306,10 +308,11 @@ impl InstanceUpdate {
         Self {
             status: Some(status),
             kernel_versions: Vec::new(),
+            engine_version: None,
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.kernel_versions.is_empty()
+        self.status.is_none() && self.kernel_versions.is_empty() && self.engine_version.is_none()
     }
 }
 

@@ -641,6 +641,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
             InstanceUpdate {
                 status: None,
                 kernel_versions: vec![("dds-u-1".into(), "mongodb_20240101_4.0.30".into())],
+                engine_version: None,
             },
         )
         .await
@@ -659,6 +660,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
             InstanceUpdate {
                 status: Some(Running),
                 kernel_versions: vec![("no-such-node".into(), "k".into())],
+                engine_version: None,
             },
         )
         .await;

@@ -177,7 +177,12 @@ pub fn facts(
             passives: Vec::new(),
             arbiters: Vec::new(),
             hidden: false,
-            fcv: format!("{}.{}", release.0, release.1),
+            // The cluster's FCV as its config servers keep it.
+            fcv: obs
+                .replica_sets
+                .first()
+                .and_then(|r| r.fcv.clone())
+                .unwrap_or_else(|| format!("{}.{}", release.0, release.1)),
             kernel,
             release,
             now_ms: obs.now_ms,
@@ -278,7 +283,11 @@ pub fn facts(
         passives,
         arbiters,
         hidden: matches!(kind_of(node_id), MemberKind::Hidden | MemberKind::Delayed),
-        fcv: format!("{}.{}", release.0, release.1),
+        // The set's data FCV as the fleet tracks it (`setFeatureCompatibilityVersion` moves it).
+        fcv: rs
+            .fcv
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", release.0, release.1)),
         kernel,
         release,
         now_ms: obs.now_ms,
