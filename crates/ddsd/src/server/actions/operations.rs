@@ -176,6 +176,7 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
                 "ReplicaSet": p.replica_set,
                 "Restarts": restarts,
                 "Launches": p.launches.iter().filter(|(t, _)| in_window(*t)).count(),
+                "LastLaunchMs": p.launches.iter().map(|(t, _)| *t).filter(|t| in_window(*t)).max(),
                 "FailedStarts": p.failed_starts,
                 "DownMs": down_ms,
                 "DownPeriods": down_periods,
@@ -196,6 +197,14 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
         "UntilMs": until_ms,
         "ReplicaSets": replica_sets,
         "Processes": processes,
+        // setFeatureCompatibilityVersion as the fleet carried it out (a major version upgrade raises it
+        // last: after every LastLaunchMs).
+        "FcvChanges": truth
+            .fcv_changes
+            .iter()
+            .filter(|(t, _, _)| in_window(*t))
+            .map(|(t, rs, v)| json!({"AtMs": t, "ReplicaSet": rs, "Version": v}))
+            .collect::<Vec<_>>(),
         "BalancerModeBefore": mode_at(from_ms.saturating_sub(1)),
         "BalancerModeAfter": mode_at(until_ms),
         "PrimaryStopAttempts": truth.primary_stop_attempts.iter().filter(|a| in_window(a.at_ms)).count(),

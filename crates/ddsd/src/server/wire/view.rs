@@ -128,8 +128,13 @@ impl Layout {
     }
 }
 
-/// `mongodb_20240119_4.4.19` → `(4, 4, 19)`; a bare `4.4.19` works too.
+/// `mongodb_20240119_4.4.19` → `(4, 4, 19)`, `5.0.22-20240110161145_1` → `(5, 0, 22)`; a bare `4.4.19`
+/// works too.
 pub fn release_of(kernel: &str) -> Option<(u32, u32, u32)> {
+    // Both vendor formats (`mongodb_YYYYMMDD_X.Y.Z`, `X.Y.Z-YYYYMMDDhhmmss_N` from 5.0 on).
+    if let Ok(k) = dds_engine::catalog::parse_kernel_version(kernel) {
+        return Some(k.release);
+    }
     let v = kernel.rsplit('_').next()?;
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
     let a = it.next()??;
