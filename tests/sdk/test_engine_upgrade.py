@@ -29,9 +29,11 @@ from aliyunsdkdds.request.v20151201.UpgradeDBInstanceEngineVersionRequest import
 )
 from alibabacloud_dds20151201 import models as M
 
+from conftest import DdsdFactory
+from fleet import PASSWORD as FLEET_PASSWORD, Fleet, import_deployment
 from test_instances import REGION, attribute, legacy_json, load, start_fast, tea, tea_call, wait_status
 from test_instances_errors import legacy_expect, tea_expect
-from test_upgrade import admin, check_last_operation, kernels, operations
+from test_upgrade import OLD_44, admin, check_last_operation, kernels, operations
 
 SPEED = "500"
 OLD_42 = "mongodb_20220830_4.2.12"  # an older catalogued 4.2 kernel
@@ -190,3 +192,42 @@ def test_a_sharded_cluster_goes_42_to_44_to_50_one_rolling_restart_per_step_fcv_
     assert fcvs(uris) == {"5.0"}
     assert available(d, iid) == ["6.0"]
     assert [o["Action"] for o in operations(d, iid)][:2] == ["UpgradeDBInstanceEngineVersion"] * 2
+
+
+def test_the_mongodb_plane_reads_and_raises_the_fcv_through_the_driver(tmp_path_factory):
+    """The same step on the `mongodb` data plane against a `ddsd sim-fleet` process: ddsd observes the
+    FCV with `getParameter` on the primary and raises it with `setFeatureCompatibilityVersion` through the
+    official Rust driver; the fleet's ground truth judges the restarts."""
+    base = tmp_path_factory.mktemp("engine-upgrade-mongodb")
+    fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
+    factory = DdsdFactory(base)
+    try:
+        d = factory.start(extra_args=["--plane", "mongodb"])
+        d.fleet = fleet
+        # The official drivers (Rust and Python alike) talk to MongoDB 4.4 and later only: the step
+        # here is 4.4 -> 5.0.
+        m = fleet.create("replicate", OLD_44)
+        iid = import_deployment(d, fleet, m)
+        wait_status(d, iid, "Running")
+        assert attribute(d, iid).engine_version == "4.4"
+        assert available(d, iid) == ["5.0"]
+        tea_expect(lambda: tea(d).upgrade_dbinstance_engine_version(
+            M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="6.0")),
+            "EngineVersion.ERROR", 400)
+        r = tea(d).upgrade_dbinstance_engine_version(
+            M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="5.0"))
+        load(M.UpgradeDBInstanceEngineVersionResponseBody, r.body.to_map())
+        wait_status(d, iid, "Running")
+        op = check_last_operation(d, iid, "UpgradeDBInstanceEngineVersion")
+        assert op["FeatureCompatibilityVersion"]["From"] == "4.4"
+        assert op["FeatureCompatibilityVersion"]["RaisedMs"] is not None
+        a = attribute(d, iid)
+        assert a.engine_version == "5.0"
+        assert set(kernels(a).values()) == {op["TargetKernelVersion"]}
+        uri = f"mongodb://{m['Username']}:{quote_plus(FLEET_PASSWORD)}@{m['SeedList']}/?authSource={m['AuthSource']}"
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=30_000) as c:
+            r = c.admin.command({"getParameter": 1, "featureCompatibilityVersion": 1})
+            assert r["featureCompatibilityVersion"]["version"] == "5.0"
+    finally:
+        factory.stop_all()
+        fleet.stop()

@@ -456,7 +456,16 @@ impl MongoPlane {
     /// The kernel a process runs, from the version it reports: the kernel its agent last named
     /// when that kernel is of this version, else what the agent says now.
     async fn kernel_of(&self, live: &Live, node_id: &str, version: &str) -> String {
-        let matches = |k: &str| k == version || k.ends_with(&format!("_{version}"));
+        // `buildInfo.version` is the `X.Y.Z` both vendor formats carry (`mongodb_YYYYMMDD_X.Y.Z`,
+        // `X.Y.Z-YYYYMMDDhhmmss_N` from 5.0 on).
+        let matches = |k: &str| {
+            k == version
+                || k.ends_with(&format!("_{version}"))
+                || dds_engine::catalog::parse_kernel_version(k).is_ok_and(|p| {
+                    let (a, b, c) = p.release;
+                    format!("{a}.{b}.{c}") == version
+                })
+        };
         let known = live
             .kernels
             .lock()
