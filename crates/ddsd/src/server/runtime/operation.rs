@@ -423,7 +423,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(busy_status(&switch), DbInstanceStatus::HaSwitching);
+        let engine = RollingOperation::plan_engine_upgrade(
+            &inst,
+            "mongodb_20240101_4.2.30",
+            "4.2",
+            UpgradeConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            busy_status(&engine),
+            DbInstanceStatus::EngineVersionUpgrading
+        );
         for (state, kind) in [
+            (
+                OperationState::rolling(engine),
+                OperationKind::EngineUpgrade,
+            ),
             (OperationState::rolling(switch), OperationKind::Switch),
             (OperationState::create(), OperationKind::Create),
             (OperationState::delete(), OperationKind::Delete),

@@ -521,7 +521,7 @@
     pg.log = [];
     pg.lastLines = new Map();
     pg.op = null;
-    const title = h('h2', { id: 'progress-title' }, op.Action === 'UpgradeDBInstanceKernelVersion' ? 'Upgrade progress' : op.Action === 'RestartDBInstance' ? 'Restart progress' : 'Operation');
+    const title = h('h2', { id: 'progress-title' }, op.Action === 'UpgradeDBInstanceKernelVersion' ? 'Upgrade progress' : op.Action === 'UpgradeDBInstanceEngineVersion' ? 'Major version upgrade progress' : op.Action === 'RestartDBInstance' ? 'Restart progress' : 'Operation');
     pg.progressBody = h('div');
     pg.logList = h('ol', { class: 'mono', 'aria-label': 'Progress log' });
     pg.progress.replaceChildren(title, pg.progressBody,
