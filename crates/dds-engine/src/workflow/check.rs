@@ -431,6 +431,7 @@ impl DecisionAudit {
                         | super::FailureReason::ReplicaSetNotObserved
                         | super::FailureReason::NoPrimary
                         | super::FailureReason::UnknownPrimary { .. }
+                        | super::FailureReason::FcvNotRaised { .. }
                 );
                 if f.node_id.is_none() && !instance_level {
                     violation("§4.2", format!("failure names no member: {f:?}"))?;

@@ -295,7 +295,8 @@
   }
   const PHASES = {
     Preflight: 'waiting to start', StoppingBalancer: 'stopping the balancer', ReplicaSets: 'rolling through the replica sets',
-    Mongos: 'restarting the mongos', RestoringBalancer: 'restoring the balancer', Finished: 'finished', '': 'starting',
+    Mongos: 'restarting the mongos', RestoringBalancer: 'restoring the balancer',
+    SettingFcv: 'raising the feature compatibility version', Finished: 'finished', '': 'starting',
   };
   const REASONS = {
     StartFailed: 'the process failed to start on the new kernel',
@@ -310,6 +311,7 @@
     Preflight: 'the deployment failed the preflight checks',
     TooManyStepDowns: 'the old primary kept being re-elected',
     BalancerStopTimeout: 'the balancer did not stop in time',
+    FcvNotRaised: 'the feature compatibility version could not be raised (every process runs the new binary)',
   };
   function reasonText(r) {
     const [name] = variant(r);
