@@ -195,9 +195,10 @@ def test_a_sharded_cluster_goes_42_to_44_to_50_one_rolling_restart_per_step_fcv_
 
 
 def test_the_mongodb_plane_reads_and_raises_the_fcv_through_the_driver(tmp_path_factory):
-    """The same step on the `mongodb` data plane against a `ddsd sim-fleet` process: ddsd observes the
-    FCV with `getParameter` on the primary and raises it with `setFeatureCompatibilityVersion` through the
-    official Rust driver; the fleet's ground truth judges the restarts."""
+    """The same step on the `mongodb` data plane against a `ddsd sim-fleet` process, for a replica set and
+    a sharded cluster: ddsd observes the FCV with `getParameter` on the primaries and raises it with
+    `setFeatureCompatibilityVersion` (on the primary, or through a mongos) with the official Rust driver;
+    the fleet's ground truth judges the restarts."""
     base = tmp_path_factory.mktemp("engine-upgrade-mongodb")
     fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
     factory = DdsdFactory(base)
@@ -206,28 +207,38 @@ def test_the_mongodb_plane_reads_and_raises_the_fcv_through_the_driver(tmp_path_
         d.fleet = fleet
         # The official drivers (Rust and Python alike) talk to MongoDB 4.4 and later only: the step
         # here is 4.4 -> 5.0.
-        m = fleet.create("replicate", OLD_44)
-        iid = import_deployment(d, fleet, m)
-        wait_status(d, iid, "Running")
-        assert attribute(d, iid).engine_version == "4.4"
-        assert available(d, iid) == ["5.0"]
-        tea_expect(lambda: tea(d).upgrade_dbinstance_engine_version(
-            M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="6.0")),
-            "EngineVersion.ERROR", 400)
-        r = tea(d).upgrade_dbinstance_engine_version(
-            M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="5.0"))
-        load(M.UpgradeDBInstanceEngineVersionResponseBody, r.body.to_map())
-        wait_status(d, iid, "Running")
-        op = check_last_operation(d, iid, "UpgradeDBInstanceEngineVersion")
-        assert op["FeatureCompatibilityVersion"]["From"] == "4.4"
-        assert op["FeatureCompatibilityVersion"]["RaisedMs"] is not None
-        a = attribute(d, iid)
-        assert a.engine_version == "5.0"
-        assert set(kernels(a).values()) == {op["TargetKernelVersion"]}
-        uri = f"mongodb://{m['Username']}:{quote_plus(FLEET_PASSWORD)}@{m['SeedList']}/?authSource={m['AuthSource']}"
-        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=30_000) as c:
-            r = c.admin.command({"getParameter": 1, "featureCompatibilityVersion": 1})
-            assert r["featureCompatibilityVersion"]["version"] == "5.0"
+        for kind in ("replicate", "sharding"):
+            m = fleet.create(kind, OLD_44)
+            iid = import_deployment(d, fleet, m)
+            wait_status(d, iid, "Running")
+            assert attribute(d, iid).engine_version == "4.4"
+            assert available(d, iid) == ["5.0"]
+            tea_expect(lambda: tea(d).upgrade_dbinstance_engine_version(
+                M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="6.0")),
+                "EngineVersion.ERROR", 400)
+            r = tea(d).upgrade_dbinstance_engine_version(
+                M.UpgradeDBInstanceEngineVersionRequest(dbinstance_id=iid, engine_version="5.0"))
+            load(M.UpgradeDBInstanceEngineVersionResponseBody, r.body.to_map())
+            wait_status(d, iid, "Running")
+            # Every process restarted exactly once (the fleet's truth), the FCV read before and raised.
+            op = check_last_operation(d, iid, "UpgradeDBInstanceEngineVersion")
+            assert op["FeatureCompatibilityVersion"]["From"] == "4.4", op["FeatureCompatibilityVersion"]
+            assert op["FeatureCompatibilityVersion"]["RaisedMs"] is not None
+            a = attribute(d, iid)
+            assert a.engine_version == "5.0"
+            assert set(kernels(a).values()) == {op["TargetKernelVersion"]}
+            # A replica set's primary, or for a sharded cluster (raised through a mongos) each shard's
+            # and the config servers' primaries, report the new FCV.
+            cred = f"{m['Username']}:{quote_plus(FLEET_PASSWORD)}"
+            uri = f"mongodb://{cred}@{m['SeedList']}/?authSource={m['AuthSource']}"
+            uris = [uri]
+            if kind == "sharding":
+                with pymongo.MongoClient(uri, serverSelectionTimeoutMS=30_000) as c:
+                    sets = [x["host"] for x in c.admin.command("listShards")["shards"]]
+                    sets.append(c.admin.command("serverStatus")["sharding"]["configsvrConnectionString"])
+                uris = [f"mongodb://{cred}@{x.split('/', 1)[1]}/?authSource={m['AuthSource']}&replicaSet={x.split('/', 1)[0]}"
+                        for x in sets]
+            assert fcvs(uris) == {"5.0"}
     finally:
         factory.stop_all()
         fleet.stop()
