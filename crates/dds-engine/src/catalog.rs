@@ -127,6 +127,39 @@ pub fn parse_kernel_version(s: &str) -> Result<KernelVersion, KernelFormatError>
     })
 }
 
+/// The major versions (`EngineVersion`s) in upgrade order: a major version upgrade
+/// (`UpgradeDBInstanceEngineVersion`) goes one step along this path at a time, and a mongod starts only on
+/// a binary at most one step above the data's `featureCompatibilityVersion`.
+pub const ENGINE_UPGRADE_PATH: [&str; 7] = ["4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0"];
+
+/// The next major after `engine_version` on [`ENGINE_UPGRADE_PATH`] (`None` for the last or an unknown one).
+pub fn next_engine_version(engine_version: &str) -> Option<&'static str> {
+    let i = ENGINE_UPGRADE_PATH
+        .iter()
+        .position(|e| *e == engine_version)?;
+    ENGINE_UPGRADE_PATH.get(i + 1).copied()
+}
+
+/// Position of a major on [`ENGINE_UPGRADE_PATH`].
+pub fn engine_rank(engine_version: &str) -> Option<usize> {
+    ENGINE_UPGRADE_PATH
+        .iter()
+        .position(|e| *e == engine_version)
+}
+
+/// The major a kernel belongs to: the embedded catalog's engine for a catalogued kernel, else the `X.Y` the
+/// versioned format names (a legacy kernel the catalog does not know has no known major).
+pub fn engine_of_kernel(kernel_version: &str) -> Option<String> {
+    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(Catalog::embedded);
+    if let Some((e, _)) = catalog.position(kernel_version) {
+        return Some(e.to_string());
+    }
+    parse_kernel_version(kernel_version)
+        .ok()
+        .and_then(|k| k.engine_version())
+}
+
 /// Whether `s` is a kernel version in one of the vendor's formats (`InvalidKernelReleaseNotes` otherwise).
 pub fn is_valid_kernel_version(s: &str) -> bool {
     parse_kernel_version(s).is_ok()

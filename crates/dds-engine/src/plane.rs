@@ -72,6 +72,10 @@ pub struct ReplicaSetObservation {
     /// expected per-member downtime.
     #[serde(default)]
     pub oplog_window_ms: Option<Millis>,
+    /// `featureCompatibilityVersion` as the primary reports it (`getParameter`), e.g. `"4.4"`; `None` when
+    /// the plane cannot tell (no primary, or an old snapshot).
+    #[serde(default)]
+    pub fcv: Option<String>,
 }
 
 impl ReplicaSetObservation {
@@ -155,6 +159,13 @@ pub enum Command {
     StartMongos {
         node_id: String,
         kernel_version: String,
+    },
+    /// `setFeatureCompatibilityVersion: version` (with `confirm: true` from 7.0 on): through a mongos for a
+    /// sharded cluster (`replica_set` = `None`; the cluster sets it on the config servers and every shard),
+    /// on the primary of `replica_set` for a replica set. Setting the version already in force is a no-op.
+    SetFeatureCompatibilityVersion {
+        replica_set: Option<String>,
+        version: String,
     },
 }
 

@@ -11,9 +11,12 @@
 //! - `seeded_class_change_and_parameter_restart` for class changes (`ModifyDBInstanceSpec` /
 //!   `ModifyNodeSpec`) and the rolling restarts `ModifyParameters` records: 300 seeds,
 //!   `DDS_SIM_SPEC_SEED=<n>` replays one.
+//! - `seeded_engine_upgrade` for major version upgrades (`UpgradeDBInstanceEngineVersion`, 4.2 → 4.4,
+//!   FCV raised last): 300 seeds, `DDS_SIM_ENGINE_SEED=<n>` replays one.
 
 use dds_engine::workflow::harness::{
-    run, run_traced, scenario, spec_or_parameter_scenario, switch_or_member_scenario, Scenario,
+    engine_upgrade_scenario, run, run_traced, scenario, spec_or_parameter_scenario,
+    switch_or_member_scenario, RunSummary, Scenario,
 };
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -138,15 +141,23 @@ fn seeded_switch_and_member_restart() {
 }
 
 /// Runs seeds 1..=n of `make` (or replays `replay`), tallying outcomes per operation; panics with every
-/// failing seed's line.
-fn run_family(make: fn(u64) -> Scenario, replay: &str, count: &str, default: u64, name: &str) {
+/// failing seed's line. `check` adds a family's own condition on each run that held the invariants.
+/// Answers the tally (empty after a replay).
+fn run_family(
+    make: fn(u64) -> Scenario,
+    replay: &str,
+    count: &str,
+    default: u64,
+    name: &str,
+    check: fn(&Scenario, &RunSummary) -> Result<(), String>,
+) -> BTreeMap<String, u64> {
     if let Some(seed) = env_u64(replay) {
         let s = make(seed);
         println!("{}", s.describe());
         match run(&s) {
             Ok(summary) => {
                 println!("{summary:#?}");
-                return;
+                return BTreeMap::new();
             }
             Err(e) => panic!("{e}"),
         }
@@ -157,6 +168,13 @@ fn run_family(make: fn(u64) -> Scenario, replay: &str, count: &str, default: u64
     for seed in 1..=n {
         let s = make(seed);
         match run(&s) {
+            Ok(summary) if check(&s, &summary).is_err() => {
+                failures.push(format!(
+                    "{}: {}",
+                    s.describe(),
+                    check(&s, &summary).unwrap_err()
+                ));
+            }
             Ok(summary) => {
                 let key = match &summary.outcome {
                     dds_engine::workflow::Outcome::Succeeded => "succeeded".to_string(),
@@ -187,6 +205,7 @@ fn run_family(make: fn(u64) -> Scenario, replay: &str, count: &str, default: u64
         "{} of {n} seeds failed",
         failures.len()
     );
+    outcomes
 }
 
 #[test]
@@ -197,5 +216,33 @@ fn seeded_class_change_and_parameter_restart() {
         "DDS_SIM_SPEC_SEEDS",
         300,
         "class change / parameter restart",
+        |_, _| Ok(()),
     );
+}
+
+#[test]
+fn seeded_engine_upgrade() {
+    let outcomes = run_family(
+        engine_upgrade_scenario,
+        "DDS_SIM_ENGINE_SEED",
+        "DDS_SIM_ENGINE_SEEDS",
+        300,
+        "major version upgrade",
+        |_, summary| match summary.outcome {
+            // Raised last (the audit checks when), on every replica set.
+            dds_engine::workflow::Outcome::Succeeded if summary.truth.fcv_changes.is_empty() => {
+                Err("succeeded without raising the FCV".into())
+            }
+            _ => Ok(()),
+        },
+    );
+    if !outcomes.is_empty() {
+        let succeeded: u64 = outcomes
+            .iter()
+            .filter(|(k, _)| k.ends_with(":succeeded"))
+            .map(|(_, v)| v)
+            .sum();
+        let n: u64 = outcomes.values().sum();
+        assert!(succeeded > n / 3, "too few successes: {outcomes:?}");
+    }
 }

@@ -1223,3 +1223,59 @@ fn modify_spec_wait_restarts_every_member_once_onto_the_new_class() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("InvalidParameter: "), "{}", r.stderr);
 }
+
+#[test]
+fn engine_upgrade_wait_goes_one_major_up_and_raises_the_fcv_last() {
+    let root = common::TempDir::new("engine-upgrade");
+    let s = Server::start(&root);
+    let home = root.join("home");
+    let data = s.data_dir.to_str().unwrap().to_string();
+    let id = create(&home, &s, false);
+
+    // A skipped major is the API's refusal, exit 1.
+    let mut args = vec!["engine-upgrade", id.as_str(), "--engine-version", "6.0"];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("EngineVersion.ERROR: "),
+        "{}",
+        r.stderr
+    );
+
+    let mut args = vec![
+        "engine-upgrade",
+        id.as_str(),
+        "--engine-version",
+        "5.0",
+        "--wait",
+        "--poll-ms",
+        "100",
+    ];
+    args.extend(admin(&s, &data));
+    let r = cli(&home, &args, &[]).ok();
+    assert!(
+        r.stdout.starts_with(&format!(
+            "{id}: major version upgrade to 5.0 accepted (RequestId "
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("{id}: featureCompatibilityVersion raised to 5.0")),
+        "{}",
+        r.stdout
+    );
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!(
+            "{id} is Running on 5.0.22-20240110161145_1 after "
+        )) && last.contains(": 3 processes restarted,"),
+        "{last}"
+    );
+    assert_eq!(
+        last_operation(&home, &s, &id)["Action"],
+        "UpgradeDBInstanceEngineVersion"
+    );
+}

@@ -1,4 +1,5 @@
-//! `kill -9` of ddsd at random moments during 20 rolling upgrades (10 replica sets, 10 sharded clusters),
+//! `kill -9` of ddsd at random moments during 20 rolling upgrades (10 replica sets, 10 sharded clusters)
+//! — and during 6 major version upgrades (4.2 → 4.4, the FCV raised last) —
 //! restarted on the same data dir each time, against the real binary.
 //!
 //! What must hold when the dust settles, checked against the simulated fleet's ground truth (through
@@ -273,4 +274,113 @@ async fn twenty_upgrades_survive_kill_9_at_random_moments() {
 
 fn id_is_sharded(a: &Value) -> bool {
     a["DBInstanceType"] == "sharding"
+}
+
+const OLD_42: &str = "mongodb_20220830_4.2.12";
+const MAJOR_UPGRADES_RS: usize = 3;
+const MAJOR_UPGRADES_SHARDED: usize = 3;
+
+/// The same `kill -9` treatment for major version upgrades (`UpgradeDBInstanceEngineVersion`, 4.2 → 4.4):
+/// after any number of kills every process restarted exactly once onto the newest 4.4 kernel, and the
+/// feature compatibility version was raised once per replica set, after the last launch.
+#[tokio::test(flavor = "multi_thread")]
+async fn major_upgrades_survive_kill_9_at_random_moments() {
+    let seed: u64 = std::env::var("DDSD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("DDSD_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let root = temp_root();
+    let server = Server::start(&root);
+    let on_42 = |mut p: Vec<(&'static str, &'static str)>| {
+        for (k, v) in &mut p {
+            match *k {
+                "EngineVersion" => *v = "4.2",
+                "KernelVersion" => *v = OLD_42,
+                _ => {}
+            }
+        }
+        p
+    };
+    let mut ids = Vec::new();
+    for i in 0..MAJOR_UPGRADES_RS + MAJOR_UPGRADES_SHARDED {
+        let (action, params) = if i < MAJOR_UPGRADES_RS {
+            ("DdsdCreateDBInstance", on_42(rs_params()))
+        } else {
+            ("DdsdCreateShardingDBInstance", on_42(sharded_params()))
+        };
+        let v = server.call(action, &params).await;
+        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + CREATE_TIMEOUT;
+    while !server.all_settled(&ids).await {
+        assert!(
+            Instant::now() < deadline,
+            "instances were not created in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &ids {
+        server
+            .call(
+                "UpgradeDBInstanceEngineVersion",
+                &[("DBInstanceId", id), ("EngineVersion", "4.4")],
+            )
+            .await;
+    }
+    let mut server = server;
+    let mut kills = 0u32;
+    let deadline = Instant::now() + UPGRADE_TIMEOUT;
+    loop {
+        let run_ms = rng.gen_range(30..1_000);
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        if server.all_settled(&ids).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "major upgrades did not finish in time (seed {seed}, {kills} kills)"
+        );
+        server.kill9();
+        kills += 1;
+        server = Server::start(&root);
+    }
+    println!("{kills} kills while major upgrades were running");
+    assert!(
+        kills >= 3,
+        "too few kills landed during the upgrades ({kills})"
+    );
+    for id in &ids {
+        let a = server.attribute(id).await;
+        assert_eq!(a["DBInstanceStatus"], "Running", "{id}");
+        assert_eq!(a["EngineVersion"], "4.4", "{id} (seed {seed})");
+        let op = server.last_operation(id).await;
+        assert_eq!(op["Action"], "UpgradeDBInstanceEngineVersion");
+        assert_eq!(op["Status"], "Succeeded", "{id}: {op} (seed {seed})");
+        let target = op["TargetKernelVersion"].as_str().unwrap().to_string();
+        for (node, k) in kernels(&a) {
+            assert_eq!(k, target, "{id} {node} (seed {seed})");
+        }
+        let sim = &op["Simulation"];
+        let mut last_launch = 0;
+        for p in sim["Processes"].as_array().unwrap() {
+            assert_eq!(p["Restarts"], 1, "{id}: {p} (seed {seed})");
+            assert_eq!(p["FailedStarts"], 0, "{id}: {p}");
+            last_launch = last_launch.max(p["LastLaunchMs"].as_u64().unwrap());
+        }
+        let sets = sim["ReplicaSets"].as_array().unwrap();
+        let changes = sim["FcvChanges"].as_array().unwrap();
+        assert_eq!(changes.len(), sets.len(), "{id}: {changes:?} (seed {seed})");
+        for c in changes {
+            assert_eq!(c["Version"], "4.4", "{id}");
+            assert!(
+                c["AtMs"].as_u64().unwrap() > last_launch,
+                "{id}: FCV raised before the last launch: {c} (seed {seed})"
+            );
+        }
+        assert_eq!(sim["PrimaryStopAttempts"], 0, "{id}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
 }

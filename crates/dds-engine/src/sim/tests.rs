@@ -1141,3 +1141,75 @@ fn extreme_times_and_parameters_do_not_break_the_fleet() {
         Err(SnapshotError::Inconsistent(_))
     ));
 }
+
+#[test]
+fn the_fcv_is_kept_per_set_raised_one_major_at_a_time_and_gates_binaries() {
+    const K42: &str = "mongodb_20230421_4.2.16";
+    const K44: &str = "mongodb_20240119_4.4.19";
+    const K50: &str = "5.0.22-20240110161145_1";
+    let fcv = |f: &SimFleet| set(&f.observe(), "rs0").fcv.clone();
+    let set_fcv = |v: &str| Command::SetFeatureCompatibilityVersion {
+        replica_set: Some("rs0".into()),
+        version: v.into(),
+    };
+    let mut f = fleet(fixtures::pss("rs0", K42), 7);
+    wait_for(&mut f, 120_000, 100, |o| set(o, "rs0").primary.is_some()).unwrap();
+    assert_eq!(fcv(&f).as_deref(), Some("4.2"));
+    let p = primary(&f, "rs0").unwrap();
+    let others: Vec<String> = set(&f.observe(), "rs0")
+        .members
+        .iter()
+        .map(|m| m.node_id.clone())
+        .filter(|n| *n != p)
+        .collect();
+    let (s1, s2) = (others[0].as_str(), others[1].as_str());
+    // A binary two majors above the FCV starts, then fails (as mongod refuses the data files).
+    f.apply(&stop("rs0", s1)).unwrap();
+    wait_for(&mut f, 20_000, 100, |o| {
+        !set(o, "rs0").member(s1).unwrap().process_up
+    })
+    .unwrap();
+    f.apply(&start("rs0", s1, K50)).unwrap();
+    wait_for(&mut f, 120_000, 100, |o| {
+        !set(o, "rs0").member(s1).unwrap().process_up
+    })
+    .expect("a 5.0 binary on 4.2 data fails to start");
+    assert_eq!(f.truth().process(s1).unwrap().failed_starts, 1);
+    f.apply(&start("rs0", s1, K44)).unwrap();
+    wait_for(&mut f, 120_000, 100, |o| fresh_secondary(o, "rs0", s1)).unwrap();
+    // Not while a member still runs 4.2; never two majors at once; the same version is a no-op.
+    assert!(f.apply(&set_fcv("4.4")).is_err());
+    assert!(f.apply(&set_fcv("5.0")).is_err());
+    f.apply(&set_fcv("4.2")).unwrap();
+    assert!(f.truth().fcv_changes.is_empty());
+    restart(&mut f, "rs0", s2, K44);
+    f.apply(&step_down("rs0", &p, 1)).unwrap();
+    wait_for(&mut f, 60_000, 100, |o| {
+        set(o, "rs0").primary.as_deref().is_some_and(|q| q != p)
+    })
+    .unwrap();
+    restart(&mut f, "rs0", &p, K44);
+    f.apply(&set_fcv("4.4")).unwrap();
+    assert_eq!(fcv(&f).as_deref(), Some("4.4"));
+    assert_eq!(f.truth().fcv_changes.len(), 1);
+    // On 4.4 data a 4.2 binary no longer starts.
+    let now_primary = primary(&f, "rs0").unwrap();
+    let s = [s1, s2, p.as_str()]
+        .into_iter()
+        .find(|n| *n != now_primary)
+        .unwrap()
+        .to_string();
+    f.apply(&stop("rs0", &s)).unwrap();
+    wait_for(&mut f, 20_000, 100, |o| {
+        !set(o, "rs0").member(&s).unwrap().process_up
+    })
+    .unwrap();
+    f.apply(&start("rs0", &s, K42)).unwrap();
+    wait_for(&mut f, 120_000, 100, |o| {
+        !set(o, "rs0").member(&s).unwrap().process_up
+    })
+    .expect("a 4.2 binary on 4.4 data fails to start");
+    // The FCV survives a snapshot.
+    let g = SimFleet::from_snapshot(&f.to_snapshot()).unwrap();
+    assert_eq!(fcv(&g).as_deref(), Some("4.4"));
+}

@@ -146,6 +146,9 @@ pub struct Truth {
     /// Periods in which no mongos was serving (sharded clusters, after the first mongos came up).
     pub no_mongos: Vec<Interval>,
     pub commands: Vec<CommandRecord>,
+    /// Every change of a replica set's `featureCompatibilityVersion`: (time, replica set, new version).
+    #[serde(default)]
+    pub fcv_changes: Vec<(Millis, String, String)>,
 }
 
 impl Truth {

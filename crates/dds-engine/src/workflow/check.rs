@@ -173,6 +173,9 @@ impl DecisionAudit {
                     }
                 }
                 Command::StartMongos { .. } => {}
+                Command::SetFeatureCompatibilityVersion { version, .. } => {
+                    check_set_fcv(after, obs, version)?;
+                }
                 Command::StopBalancer => {
                     if after.balancer.recorded.is_none() {
                         violation("I6", "balancer stopped before its mode was recorded")?;
@@ -337,7 +340,8 @@ impl DecisionAudit {
                     for p in &rs.procs {
                         let m = ro.member(&p.node_id);
                         match &op.kind {
-                            RollingKind::Upgrade { target_kernel } => {
+                            RollingKind::Upgrade { target_kernel }
+                            | RollingKind::EngineUpgrade { target_kernel, .. } => {
                                 // A process down at the end crashed after its restart (the fleet's
                                 // truth judges that); a running one must run the target.
                                 let k = m.and_then(|m| m.kernel_version.as_deref());
@@ -393,6 +397,17 @@ impl DecisionAudit {
                 if self.restart_stops.values().any(|v| v.len() != 1) {
                     violation("I4", "a process was restarted more than once")?;
                 }
+                if let Some(fcv) = op.target_fcv() {
+                    for rs in &op.replica_sets {
+                        let seen = obs.replica_set(&rs.name).and_then(|r| r.fcv.as_deref());
+                        if seen != Some(fcv) {
+                            violation(
+                                "FCV",
+                                format!("{} ends with FCV {seen:?}, not {fcv}", rs.name),
+                            )?;
+                        }
+                    }
+                }
             }
             Outcome::Failed(f) => {
                 let late: Vec<&String> = self
@@ -416,6 +431,7 @@ impl DecisionAudit {
                         | super::FailureReason::ReplicaSetNotObserved
                         | super::FailureReason::NoPrimary
                         | super::FailureReason::UnknownPrimary { .. }
+                        | super::FailureReason::FcvNotRaised { .. }
                 );
                 if f.node_id.is_none() && !instance_level {
                     violation("§4.2", format!("failure names no member: {f:?}"))?;
@@ -427,6 +443,47 @@ impl DecisionAudit {
         }
         Ok(())
     }
+}
+
+/// `setFeatureCompatibilityVersion` only from a major version upgrade's last phase, to its target, with no
+/// failure, nothing in flight, every process finished and every process observed on the target binary.
+fn check_set_fcv(
+    op: &RollingOperation,
+    obs: &DeploymentObservation,
+    version: &str,
+) -> Result<(), Violation> {
+    if op.target_fcv() != Some(version) {
+        return violation(
+            "FCV",
+            format!(
+                "setFeatureCompatibilityVersion {version} issued by {:?}",
+                op.kind
+            ),
+        );
+    }
+    if !matches!(op.phase, Phase::SettingFcv { .. }) || op.failure.is_some() {
+        return violation(
+            "FCV",
+            format!("setFeatureCompatibilityVersion in phase {:?}", op.phase),
+        );
+    }
+    let procs = op
+        .replica_sets
+        .iter()
+        .flat_map(|r| &r.procs)
+        .chain(op.mongos.iter().map(|m| &m.proc));
+    for p in procs {
+        if !p.step.finished_ok() {
+            violation(
+                "FCV",
+                format!("FCV raised while {} is {:?}", p.node_id, p.step),
+            )?;
+        }
+    }
+    if let Some(b) = op.fcv_blocker(obs) {
+        violation("FCV", format!("FCV raised while {b} is not on the target"))?;
+    }
+    Ok(())
 }
 
 fn check_shape(op: &RollingOperation) -> Result<(), Violation> {

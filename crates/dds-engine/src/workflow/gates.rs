@@ -381,6 +381,7 @@ mod tests {
             primary_optime_ms: 100_000,
             members,
             oplog_window_ms: None,
+            fcv: None,
         }
     }
 

@@ -35,6 +35,10 @@ use std::fmt;
 pub const FROM_KERNEL: &str = "mongodb_20211020_4.4.6";
 /// Kernel the upgrades go to.
 pub const TO_KERNEL: &str = "mongodb_20220629_4.4.9";
+/// Kernel a major version upgrade starts on (engine 4.2).
+pub const ENGINE_FROM_KERNEL: &str = "mongodb_20230421_4.2.16";
+/// Kernel a major version upgrade goes to (the newest of engine 4.4).
+pub const ENGINE_TO_KERNEL: &str = "mongodb_20240119_4.4.19";
 /// Virtual time at which every run starts (2026-01-01T00:00:00Z).
 pub const START_MS: Millis = 1_767_225_600_000;
 
@@ -147,6 +151,9 @@ impl Scenario {
             RollingKind::Switch { scope, .. } => format!("switch({scope:?})"),
             RollingKind::ClassChange { scope, class, .. } => {
                 format!("class_change({scope:?},{class})")
+            }
+            RollingKind::EngineUpgrade { target_fcv, .. } => {
+                format!("engine-upgrade({target_fcv})")
             }
         };
         format!(
@@ -305,13 +312,34 @@ pub fn spec_or_parameter_scenario(seed: u64) -> Scenario {
         }
     })
 }
+/// A scenario whose operation is a major version upgrade (`UpgradeDBInstanceEngineVersion`) from
+/// [`ENGINE_FROM_KERNEL`] (4.2) to [`ENGINE_TO_KERNEL`] (4.4, FCV raised last), over the same topologies,
+/// faults and crashes as [`scenario`].
+pub fn engine_upgrade_scenario(seed: u64) -> Scenario {
+    scenario_on(seed, "4.2", ENGINE_FROM_KERNEL, ENGINE_TO_KERNEL, |_, _| {
+        RollingKind::EngineUpgrade {
+            target_kernel: ENGINE_TO_KERNEL.to_string(),
+            target_fcv: "4.4".to_string(),
+        }
+    })
+}
 
 fn scenario_of(
     seed: u64,
     kind_of: impl FnOnce(&mut SmallRng, &Instance) -> RollingKind,
 ) -> Scenario {
+    scenario_on(seed, "4.4", FROM_KERNEL, TO_KERNEL, kind_of)
+}
+
+fn scenario_on(
+    seed: u64,
+    engine: &str,
+    from_kernel: &str,
+    to_kernel: &str,
+    kind_of: impl FnOnce(&mut SmallRng, &Instance) -> RollingKind,
+) -> Scenario {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x005E_ED0F_5CE4_A210);
-    let k = FROM_KERNEL;
+    let k = from_kernel;
     let (name, topology) = match rng.gen_range(0..16) {
         0 | 1 => (
             "pss".to_string(),
@@ -360,7 +388,7 @@ fn scenario_of(
             )
         }
     };
-    let mut instance = fixtures::instance("dds-bpsim", "4.4", topology);
+    let mut instance = fixtures::instance("dds-bpsim", engine, topology);
     // A retry after a failed upgrade: some processes already run the target (never restarted again, I4).
     let mut name = name;
     if rng.gen_ratio(1, 6) {
@@ -374,7 +402,7 @@ fn scenario_of(
         let keep_old = rng.gen_range(0..ids.len());
         for (i, id) in ids.iter().enumerate() {
             if i != keep_old && rng.gen_bool(0.35) {
-                instance.topology.set_kernel_version(id, TO_KERNEL);
+                instance.topology.set_kernel_version(id, to_kernel);
             }
         }
         name.push_str("+mixed");
@@ -662,6 +690,15 @@ pub fn run_traced(
             *storage_gb,
             scenario.config.clone(),
         ),
+        RollingKind::EngineUpgrade {
+            target_kernel,
+            target_fcv,
+        } => RollingOperation::plan_engine_upgrade(
+            &scenario.instance,
+            target_kernel,
+            target_fcv,
+            scenario.config.clone(),
+        ),
     };
     let mut op = planned.map_err(|e| {
         fail(
@@ -794,6 +831,85 @@ pub fn run_traced(
     })
 }
 
+/// A major version upgrade raises the feature compatibility version last: only on success, once, on every
+/// replica set, to the target, after the last process launch of the operation and with every running process
+/// on the target at that moment. Any other operation never touches it.
+fn check_fcv_truth(op: &RollingOperation, truth: &Truth) -> Result<(), Violation> {
+    let Some(target_fcv) = op.target_fcv() else {
+        if !truth.fcv_changes.is_empty() {
+            return Err(violation(
+                "FCV",
+                "FCV changed by an operation that is not a major upgrade",
+            ));
+        }
+        return Ok(());
+    };
+    let succeeded = op.failure.is_none();
+    let fcv_failed = matches!(
+        op.failure.as_ref().map(|f| &f.reason),
+        Some(FailureReason::FcvNotRaised { .. })
+    );
+    if !succeeded {
+        if !truth.fcv_changes.is_empty() && !fcv_failed {
+            return Err(violation("FCV", "FCV raised by a failed major upgrade"));
+        }
+        return Ok(());
+    }
+    for rs in &op.replica_sets {
+        let n = truth
+            .fcv_changes
+            .iter()
+            .filter(|(_, name, v)| name == &rs.name && v == target_fcv)
+            .count();
+        if n != 1 {
+            return Err(violation(
+                "FCV",
+                format!("{}: FCV raised to {target_fcv} {n} times", rs.name),
+            ));
+        }
+    }
+    let Some(first) = truth.fcv_changes.iter().map(|(t, _, _)| *t).min() else {
+        return Err(violation("FCV", "FCV never raised"));
+    };
+    let target = op.target().unwrap_or_default();
+    for p in &truth.processes {
+        // Launches by this operation happened before the FCV was raised, and the binary every process ran
+        // at that moment was the target.
+        let before: Vec<&(Millis, String)> =
+            p.launches.iter().filter(|(t, _)| *t <= first).collect();
+        if p.launches.iter().any(|(t, k)| *t > first && k != target) {
+            return Err(violation(
+                "FCV",
+                format!(
+                    "{} launched on another binary after the FCV was raised",
+                    p.node_id
+                ),
+            ));
+        }
+        if let Some((_, k)) = before.last() {
+            if k != target {
+                return Err(violation(
+                    "FCV",
+                    format!("FCV raised while {} ran {k}", p.node_id),
+                ));
+            }
+        }
+        if p.starts_by_command > 0
+            && truth.commands.iter().any(|c| {
+                c.at_ms > first
+                    && c.result.is_ok()
+                    && matches!(&c.command, Command::StartMember { node_id, .. } | Command::StartMongos { node_id, .. } if *node_id == p.node_id)
+            })
+        {
+            return Err(violation(
+                "FCV",
+                format!("{} restarted after the FCV was raised", p.node_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_end_truth(
     scenario: &Scenario,
     op: &RollingOperation,
@@ -851,6 +967,7 @@ fn check_end_truth(
             ));
         }
     }
+    check_fcv_truth(op, truth)?;
     let fault_free = scenario.faults.is_empty();
     match &report.outcome {
         Outcome::Succeeded => {
@@ -936,7 +1053,8 @@ fn check_end_truth(
             }
             if fault_free && scenario.crash == CrashPlan::Never && !narrow {
                 let plan = match &op.kind {
-                    RollingKind::Upgrade { target_kernel } => {
+                    RollingKind::Upgrade { target_kernel }
+                    | RollingKind::EngineUpgrade { target_kernel, .. } => {
                         plan_steps(&scenario.instance, target_kernel)
                     }
                     RollingKind::Restart { scope } | RollingKind::ClassChange { scope, .. } => {
@@ -944,7 +1062,16 @@ fn check_end_truth(
                     }
                     RollingKind::Switch { .. } => unreachable!("checked above"),
                 };
-                if plan.steps.len() as u64 != report.commands_executed {
+                // A major version upgrade adds its accepted setFeatureCompatibilityVersion commands.
+                let fcv_ok = truth
+                    .commands
+                    .iter()
+                    .filter(|c| {
+                        c.result.is_ok()
+                            && matches!(c.command, Command::SetFeatureCompatibilityVersion { .. })
+                    })
+                    .count();
+                if (plan.steps.len() + fcv_ok) as u64 != report.commands_executed {
                     return Err(violation(
                         "plan",
                         format!(

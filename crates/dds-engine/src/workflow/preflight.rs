@@ -78,6 +78,14 @@ pub enum PreflightError {
     WriteMajorityLoss { replica_set: String },
     #[error("invalid workflow configuration: {reason}")]
     InvalidConfig { reason: String },
+    /// A major version upgrade needs the feature compatibility version to equal the running major (MongoDB
+    /// starts the next major's binary only on such data).
+    #[error("replica set {replica_set} has featureCompatibilityVersion {fcv}, needs {expected}")]
+    FcvMismatch {
+        replica_set: String,
+        fcv: String,
+        expected: String,
+    },
 }
 
 impl PreflightError {

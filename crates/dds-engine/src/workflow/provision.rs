@@ -418,6 +418,7 @@ mod tests {
                 primary_optime_ms: 0,
                 members: vec![member(&m.node_id, MemberState::Primary)],
                 oplog_window_ms: None,
+                fcv: None,
             }],
             t => t
                 .replica_sets()
@@ -443,6 +444,7 @@ mod tests {
                         })
                         .collect(),
                     oplog_window_ms: None,
+                    fcv: None,
                 })
                 .collect(),
         };

@@ -108,6 +108,8 @@ struct Toy {
     stuck_startup2: BTreeSet<String>,
     lagging: BTreeSet<String>,
     refuse_stepdown: bool,
+    /// `setFeatureCompatibilityVersion` is refused (e.g. a shard without a primary).
+    refuse_fcv: bool,
     no_new_primary: bool,
     /// A restarted member with a higher priority than the primary takes over at once (F9).
     takeover: bool,
@@ -142,6 +144,7 @@ impl Toy {
                     primary: primary.clone(),
                     primary_optime_ms: BASE_OPTIME_MS,
                     oplog_window_ms: Some(86_400_000),
+                    fcv: None,
                     members: s
                         .members
                         .iter()
@@ -193,6 +196,7 @@ impl Toy {
             stuck_startup2: BTreeSet::new(),
             lagging: BTreeSet::new(),
             refuse_stepdown: false,
+            refuse_fcv: false,
             no_new_primary: false,
             takeover: false,
             reelected_before_stop: None,
@@ -390,6 +394,15 @@ impl Toy {
             }
             Command::StartBalancer => {
                 self.obs.balancer.as_mut().unwrap().mode = BalancerMode::Full;
+                Ok(())
+            }
+            Command::SetFeatureCompatibilityVersion { version, .. } => {
+                if self.refuse_fcv {
+                    return Err(CommandError::Other("no primary".into()));
+                }
+                for rs in &mut self.obs.replica_sets {
+                    rs.fcv = Some(version.clone());
+                }
                 Ok(())
             }
             Command::StopMongos { node_id } => {
@@ -604,6 +617,7 @@ fn member_cmds(log: &[Command]) -> Vec<String> {
             Command::StepDown { node_id, .. } => format!("stepdown {node_id}"),
             Command::StopBalancer => "balancer stop".into(),
             Command::StartBalancer => "balancer start".into(),
+            Command::SetFeatureCompatibilityVersion { version, .. } => format!("fcv {version}"),
             Command::StopMongos { node_id } => format!("stop {node_id}"),
             Command::StartMongos {
                 node_id,
@@ -1765,4 +1779,78 @@ fn restart_node_restarts_one_member_and_steps_a_primary_down_first() {
             role_id: "rs-9".into()
         }
     );
+}
+
+#[test]
+fn an_engine_upgrade_raises_the_fcv_once_after_the_last_restart() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut op = RollingOperation::plan_engine_upgrade(&inst, NEW, "4.4", cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    for rs in &mut toy.obs.replica_sets {
+        rs.fcv = Some("4.2".into());
+    }
+    // Crashes at every step: the FCV step is re-derived from what is observed like every other.
+    drive(
+        &mut op,
+        &mut toy,
+        |i| match i % 3 {
+            0 => Crash::AfterResult,
+            1 => Crash::BeforeResult,
+            _ => Crash::None,
+        },
+        |_, _| {},
+    );
+    assert_eq!(outcome(&op), Outcome::Succeeded);
+    let cmds = member_cmds(&toy.log);
+    let first_fcv = cmds.iter().position(|c| c == "fcv 4.4").unwrap();
+    let last_start = cmds.iter().rposition(|c| c.starts_with("start ")).unwrap();
+    assert!(first_fcv > last_start, "{cmds:?}");
+    assert!(cmds[first_fcv..].iter().all(|c| c == "fcv 4.4"), "{cmds:?}");
+    assert_eq!(op.fcv.from.as_deref(), Some("4.2"));
+    assert!(op.fcv.raised_ms.is_some());
+    assert!(toy.kernels().iter().all(|k| k.as_deref() == Some(NEW)));
+}
+
+#[test]
+fn an_engine_upgrade_on_the_wrong_fcv_is_refused_before_anything_and_a_refused_fcv_fails_late() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut op = RollingOperation::plan_engine_upgrade(&inst, NEW, "4.4", cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    for rs in &mut toy.obs.replica_sets {
+        rs.fcv = Some("4.0".into());
+    }
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    match outcome(&op) {
+        Outcome::Failed(f) => assert!(
+            matches!(
+                f.reason,
+                FailureReason::Preflight(PreflightError::FcvMismatch { .. })
+            ),
+            "{f:?}"
+        ),
+        o => panic!("{o:?}"),
+    }
+    assert!(toy.log.is_empty());
+
+    let mut op = RollingOperation::plan_engine_upgrade(&inst, NEW, "4.4", cfg()).unwrap();
+    let mut toy = Toy::new(&inst);
+    toy.refuse_fcv = true;
+    drive(&mut op, &mut toy, |_| Crash::None, |_, _| {});
+    match outcome(&op) {
+        Outcome::Failed(f) => match f.reason {
+            FailureReason::FcvNotRaised {
+                attempts,
+                last_error,
+                waiting_for,
+            } => {
+                assert!(attempts > 1);
+                assert!(last_error.is_some() && waiting_for.is_none());
+            }
+            r => panic!("{r:?}"),
+        },
+        o => panic!("{o:?}"),
+    }
+    // The binaries changed; the FCV did not.
+    assert!(toy.kernels().iter().all(|k| k.as_deref() == Some(NEW)));
+    assert!(toy.obs.replica_sets.iter().all(|r| r.fcv.is_none()));
 }

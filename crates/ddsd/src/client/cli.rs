@@ -4,7 +4,8 @@
 //! - `serve`: the server (`--demo`: with a ready demo fleet, see `demo.rs`);
 //! - `call ACTION [Name=Value ...]`: any action through the signed client, pretty JSON (or
 //!   `--format xml`) on stdout (`instances.rs`, with `kernel publish` and `instance create`);
-//! - `upgrade`, `restart`, `switch-ha`, `modify-spec`, `plan`, `watch`, `operations`: the rolling operations
+//! - `upgrade`, `engine-upgrade`, `restart`, `switch-ha`, `modify-spec`, `plan`, `watch`, `operations`: the
+//!   rolling operations
 //!   (`cli_ops.rs`);
 //!   `fault arm|list|clear`: faults on demand (`faults.rs`);
 //! - `kernel publish`: the `DdsdPublishKernelVersion` extension (admin key);
@@ -53,6 +54,10 @@ pub enum Command {
     Instance(crate::client::instances::InstanceCommand),
     /// Upgrade an instance to the newest kernel of its engine version; --wait shows live progress.
     Upgrade(crate::client::cli_ops::UpgradeArgs),
+    /// Major version upgrade (UpgradeDBInstanceEngineVersion) by one step, e.g. 4.2 -> 4.4: every
+    /// process restarted once onto the new major, the feature compatibility version raised last;
+    /// --wait shows live progress.
+    EngineUpgrade(crate::client::cli_ops::EngineUpgradeArgs),
     /// Rolling restart of an instance (or one shard / config server / mongos); --wait shows progress.
     Restart(crate::client::cli_ops::RestartArgs),
     /// Planned primary switch (SwitchDBInstanceHA) of a replica set, or one shard / config server of
@@ -188,6 +193,9 @@ pub fn run(command: Command) -> ExitCode {
             client_command(|| instances::instance_create(args))
         }
         Command::Upgrade(args) => client_command(|| crate::client::cli_ops::upgrade(args)),
+        Command::EngineUpgrade(args) => {
+            client_command(|| crate::client::cli_ops::engine_upgrade(args))
+        }
         Command::Restart(args) => client_command(|| crate::client::cli_ops::restart(args)),
         Command::SwitchHa(args) => client_command(|| crate::client::cli_ops::switch_ha(args)),
         Command::ModifySpec(args) => client_command(|| crate::client::cli_ops::modify_spec(args)),

@@ -77,6 +77,23 @@ pub struct UpgradeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct EngineUpgradeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The instance to upgrade to the next major version.
+    #[arg(value_name = "DBInstanceId")]
+    pub db_instance_id: String,
+    /// The target major version (`EngineVersion`): the next one after the instance's, e.g. 4.4.
+    #[arg(long)]
+    pub engine_version: String,
+    /// 0: now (default); 1: in the instance's maintenance window.
+    #[arg(long, value_parser = ["0", "1"])]
+    pub switch_mode: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct RestartArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -473,6 +490,66 @@ pub fn upgrade(args: UpgradeArgs) -> ClientFuture {
     })
 }
 
+/// `ddsd engine-upgrade`: `UpgradeDBInstanceEngineVersion`, and with `--wait` the progress of the
+/// rolling binary change and the feature compatibility version step, then the outcome with the
+/// instance's new kernel.
+pub fn engine_upgrade(args: EngineUpgradeArgs) -> ClientFuture {
+    Box::pin(async move {
+        let client = args.client.client()?;
+        let id = args.db_instance_id.as_str();
+        let started = Instant::now();
+        let before = newest_operation(&client, id).await?;
+        let mut params = vec![
+            ("DBInstanceId", id),
+            ("EngineVersion", args.engine_version.as_str()),
+        ];
+        if let Some(m) = &args.switch_mode {
+            params.push(("SwitchMode", m.as_str()));
+        }
+        let resp = client
+            .call("UpgradeDBInstanceEngineVersion", &params)
+            .await?;
+        println!(
+            "{id}: major version upgrade to {} accepted (RequestId {})",
+            args.engine_version,
+            resp["RequestId"].as_str().unwrap_or("?")
+        );
+        if !args.wait.wait {
+            return Ok(());
+        }
+        let op = follow(
+            &client,
+            id,
+            before,
+            engine_upgrade_title(id, &args.engine_version),
+            Estimate { total: None },
+            &args.wait.show,
+        )
+        .await?;
+        if let Some(raised) = op["FeatureCompatibilityVersion"]["RaisedMs"].as_u64() {
+            println!(
+                "{id}: featureCompatibilityVersion raised to {} (plane time {raised} ms), after every process ran the new binary",
+                args.engine_version
+            );
+        }
+        let target = op["TargetKernelVersion"].as_str().map(str::to_string);
+        conclude(
+            &client,
+            id,
+            "major version upgrade",
+            &op,
+            started.elapsed(),
+            target.as_deref(),
+        )
+        .await
+    })
+}
+
+/// The progress title of a major version upgrade of `id`.
+fn engine_upgrade_title(id: &str, engine_version: &str) -> String {
+    format!("Upgrading {id} to MongoDB {engine_version}")
+}
+
 pub fn restart(args: RestartArgs) -> ClientFuture {
     Box::pin(async move {
         let client = args.client.client()?;
@@ -639,6 +716,7 @@ fn is_rolling(op: &Value) -> bool {
         op["Action"].as_str(),
         Some(
             "UpgradeDBInstanceKernelVersion"
+                | "UpgradeDBInstanceEngineVersion"
                 | "RestartDBInstance"
                 | "RestartNode"
                 | "SwitchDBInstanceHA"
@@ -654,6 +732,16 @@ fn operation_title(id: &str, op: &Value) -> (&'static str, String, Option<String
     if op["Action"] == "UpgradeDBInstanceKernelVersion" {
         let target = op["TargetKernelVersion"].as_str().map(str::to_string);
         ("upgrade", upgrade_title(id, target.as_deref()), target)
+    } else if op["Action"] == "UpgradeDBInstanceEngineVersion" {
+        let target = op["TargetKernelVersion"].as_str().map(str::to_string);
+        let engine = op["TargetEngineVersion"]
+            .as_str()
+            .unwrap_or("the next major");
+        (
+            "major version upgrade",
+            engine_upgrade_title(id, engine),
+            target,
+        )
     } else if op["Action"] == "SwitchDBInstanceHA" {
         let scope = restart_scope(id, op["NodeId"].as_str());
         (

@@ -366,6 +366,7 @@ fn phase_text(p: &Value) -> String {
         "ReplicaSets" => "rolling through the replica sets".into(),
         "Mongos" => "restarting the mongos".into(),
         "RestoringBalancer" => "restoring the balancer".into(),
+        "SettingFcv" => "raising the feature compatibility version".into(),
         "Finished" => "finished".into(),
         "" => "starting".into(),
         other => other.to_string(),
@@ -388,6 +389,9 @@ pub fn reason_text(reason: &Value) -> String {
         "Preflight" => "the deployment failed the preflight checks",
         "TooManyStepDowns" => "the old primary kept being re-elected",
         "BalancerStopTimeout" => "the balancer did not stop in time",
+        "FcvNotRaised" => {
+            "the feature compatibility version could not be raised (every process runs the new binary)"
+        }
         _ => "",
     };
     let detail = describe(reason);

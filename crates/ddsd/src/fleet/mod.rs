@@ -480,12 +480,12 @@ impl Fleet {
             Ok(Err(e)) => return Err(failed(e.to_string())),
             Err(e) => return Err(failed(e.to_string())),
         }
-        // One host per process, each with its own key and every kernel of the engine version.
-        let kernels: std::collections::BTreeSet<String> = self
-            .catalog
-            .kernels(&engine_version)
-            .unwrap_or_default()
-            .iter()
+        // One host per process, each with its own key and every kernel of the engine version and of the
+        // next major (what a major version upgrade starts the processes on).
+        let next = dds_engine::catalog::next_engine_version(&engine_version);
+        let kernels: std::collections::BTreeSet<String> = std::iter::once(engine_version.as_str())
+            .chain(next)
+            .flat_map(|e| self.catalog.kernels(e).unwrap_or_default())
             .map(|r| r.kernel_version.clone())
             .collect();
         let mut processes: Vec<(String, ProcessKind, Option<String>)> = Vec::new();

@@ -53,6 +53,10 @@ impl Fleet {
             } => self
                 .mongos_index(node_id)
                 .and_then(|i| self.start_mongos(i, kernel_version)),
+            Command::SetFeatureCompatibilityVersion {
+                replica_set,
+                version,
+            } => self.set_fcv(replica_set.as_deref(), version),
         };
         let record = CommandRecord {
             at_ms: self.now_ms,
@@ -185,7 +189,8 @@ impl Fleet {
         }
         self.process_launched(m, kernel);
         self.set_state(m, MemberState::Startup);
-        if self.fault_start_fails(m) && kernel != self.members[m].good_kernel {
+        let refused = self.fcv_refuses(self.members[m].rs, kernel);
+        if refused || (self.fault_start_fails(m) && kernel != self.members[m].good_kernel) {
             let d = self.draw(
                 self.params.failed_start_min_ms,
                 self.params.failed_start_max_ms,
@@ -332,7 +337,10 @@ impl Fleet {
         ms.kernel = kernel.to_string();
         ms.started_ms = Some(now);
         self.process_launched(self.members.len() + i, kernel);
-        if self.fault_mongos_start_fails(i) && kernel != self.mongos[i].good_kernel {
+        let refused = self
+            .config_rs
+            .is_some_and(|rs| self.fcv_refuses(rs, kernel));
+        if refused || (self.fault_mongos_start_fails(i) && kernel != self.mongos[i].good_kernel) {
             let d = self.draw(
                 self.params.failed_start_min_ms,
                 self.params.failed_start_max_ms,

@@ -13,6 +13,7 @@ mod commands;
 mod elections;
 mod events;
 mod faults;
+mod fcv;
 mod queue;
 mod replication;
 mod setup;
@@ -105,6 +106,10 @@ struct ReplSet {
     ever_primary: bool,
     majority: usize,
     write_majority: usize,
+    /// `featureCompatibilityVersion` of the set's data; `None` until first set (then the oldest major among
+    /// the members' kernels stands for it, as after a fresh install).
+    #[serde(default)]
+    fcv: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,6 +46,7 @@ impl Fleet {
                 balancer_modes: Vec::new(),
                 no_mongos: Vec::new(),
                 commands: Vec::new(),
+                fcv_changes: Vec::new(),
             },
         };
         match topology {
@@ -75,6 +76,17 @@ impl Fleet {
                 });
                 f.truth.balancer_modes.push((now_ms, BalancerMode::Full));
             }
+        }
+        // A fresh install's data is at the FCV of its oldest binary (one for the whole cluster).
+        let fcv = f
+            .members
+            .iter()
+            .map(|m| m.kernel.as_str())
+            .chain(f.mongos.iter().map(|m| m.kernel.as_str()))
+            .filter_map(crate::catalog::engine_of_kernel)
+            .min_by_key(|e| crate::catalog::engine_rank(e).unwrap_or(usize::MAX));
+        for s in &mut f.sets {
+            s.fcv.clone_from(&fcv);
         }
         if running {
             f.init_running();
@@ -156,6 +168,7 @@ impl Fleet {
             ever_primary: false,
             majority,
             write_majority: majority.min(data_voters),
+            fcv: None,
         });
         self.truth.replica_sets.push(ReplicaSetTruth {
             name: name.to_string(),

@@ -81,6 +81,7 @@ impl Fleet {
                 },
                 members: s.members.iter().map(|&m| self.observe_member(m)).collect(),
                 oplog_window_ms: (!s.standalone).then_some(s.oplog_window_ms),
+                fcv: self.fcv_of(r),
             })
             .collect();
         let mongos = self

@@ -61,7 +61,7 @@ impl RollingOperation {
             Some(BalancerMode::Full) => {
                 if observed == Some(BalancerMode::Full) {
                     self.balancer.restored = Some(true);
-                    self.phase = Phase::Finished;
+                    self.phase = self.after_balancer(cx.now);
                 } else if cx.deadline(since_ms, self.config.balancer_restore_deadline_ms) {
                     self.balancer.restored = Some(false);
                     let why = self
@@ -72,7 +72,7 @@ impl RollingOperation {
                     self.warnings.push(format!(
                         "balancer not observed back in mode full before the deadline{why}"
                     ));
-                    self.phase = Phase::Finished;
+                    self.phase = self.after_balancer(cx.now);
                 } else if let Some(t) = self.balancer.retry_at_ms.filter(|t| cx.now < *t) {
                     cx.wake_at(t);
                 } else if !(self.balancer.start_issued && self.balancer.start_acked) {
@@ -84,9 +84,9 @@ impl RollingOperation {
             }
             Some(BalancerMode::Off) => {
                 self.balancer.restored = Some(observed == Some(BalancerMode::Off));
-                self.phase = Phase::Finished;
+                self.phase = self.after_balancer(cx.now);
             }
-            None => self.phase = Phase::Finished,
+            None => self.phase = self.after_balancer(cx.now),
         }
     }
 }

@@ -54,7 +54,8 @@ pub(super) fn env_of<'a>(
     Env {
         cfg,
         target: match kind {
-            RollingKind::Upgrade { target_kernel } => Some(target_kernel.as_str()),
+            RollingKind::Upgrade { target_kernel }
+            | RollingKind::EngineUpgrade { target_kernel, .. } => Some(target_kernel.as_str()),
             RollingKind::Restart { .. }
             | RollingKind::Switch { .. }
             | RollingKind::ClassChange { .. } => None,

@@ -45,6 +45,7 @@
 
 mod balancer;
 mod context;
+mod fcv;
 mod member;
 mod mongos;
 mod observe;
@@ -56,7 +57,8 @@ mod step;
 
 pub(crate) use plan::{full_scope, resolve_scope};
 pub use state::{
-    BalancerTrack, Decision, ElectionCause, ElectionRecord, Failure, FailureReason, MemberStep,
-    MongosTrack, Outcome, Phase, PrimaryStage, ProcessRecord, RestartScope, RevertOutcome,
-    RevertStage, RollingKind, RollingOperation, RsStatus, RsTrack, StartBlocked, UpgradeOperation,
+    BalancerTrack, Decision, ElectionCause, ElectionRecord, Failure, FailureReason, FcvTrack,
+    MemberStep, MongosTrack, Outcome, Phase, PrimaryStage, ProcessRecord, RestartScope,
+    RevertOutcome, RevertStage, RollingKind, RollingOperation, RsStatus, RsTrack, StartBlocked,
+    UpgradeOperation,
 };

@@ -33,6 +33,29 @@ impl RollingOperation {
         ))
     }
 
+    /// Plans `UpgradeDBInstanceEngineVersion`: one step along the major version path. `target_kernel` is the
+    /// newest kernel of `target_fcv` (the next major after the instance's `EngineVersion`; the caller checks
+    /// the path), `from_fcv` the major the instance runs now, which its data's feature compatibility version
+    /// must equal when the operation starts (checked live).
+    pub fn plan_engine_upgrade(
+        instance: &Instance,
+        target_kernel: &str,
+        target_fcv: &str,
+        config: UpgradeConfig,
+    ) -> Result<Self, PreflightError> {
+        let scope = full_scope(instance);
+        preflight::check_static(instance, Some(target_kernel), &scope, &config)?;
+        Ok(Self::build(
+            instance,
+            RollingKind::EngineUpgrade {
+                target_kernel: target_kernel.to_string(),
+                target_fcv: target_fcv.to_string(),
+            },
+            &scope,
+            config,
+        ))
+    }
+
     /// Shorthand for [`RollingOperation::plan_upgrade`] (the name the runtime contract uses).
     pub fn plan(
         instance: &Instance,
@@ -82,7 +105,9 @@ impl RollingOperation {
     ) -> Result<Self, PreflightError> {
         let scope = match &kind {
             RollingKind::Restart { scope } | RollingKind::ClassChange { scope, .. } => scope,
-            RollingKind::Upgrade { .. } | RollingKind::Switch { .. } => &RestartScope::Instance,
+            RollingKind::Upgrade { .. }
+            | RollingKind::EngineUpgrade { .. }
+            | RollingKind::Switch { .. } => &RestartScope::Instance,
         };
         let resolved = resolve_scope(instance, scope)?;
         preflight::check_static(instance, None, &resolved, &config)?;
@@ -223,6 +248,7 @@ impl RollingOperation {
             commands_issued: 0,
             commands_ok: 0,
             start_blocked: None,
+            fcv: Default::default(),
         }
     }
 }
@@ -250,6 +276,25 @@ pub(super) fn check_live_from_tracks(
     if let RollingKind::Switch { candidates, .. } = &op.kind {
         for set in &sets {
             preflight::check_switchable(set, candidates, obs, &op.config)?;
+        }
+    }
+    if let RollingKind::EngineUpgrade { target_fcv, .. } = &op.kind {
+        let expected = crate::catalog::ENGINE_UPGRADE_PATH
+            .iter()
+            .position(|e| e == target_fcv)
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| crate::catalog::ENGINE_UPGRADE_PATH[i]);
+        for set in &sets {
+            let fcv = obs.replica_set(set.name).and_then(|r| r.fcv.as_deref());
+            if let (Some(fcv), Some(expected)) = (fcv, expected) {
+                if fcv != expected {
+                    return Err(PreflightError::FcvMismatch {
+                        replica_set: set.name.to_string(),
+                        fcv: fcv.chars().take(16).collect(),
+                        expected: expected.to_string(),
+                    });
+                }
+            }
         }
     }
     preflight::check_live(op.target(), &sets, &mongos, op.sharded, obs, &op.config)

@@ -80,6 +80,7 @@ impl RollingOperation {
                     member_result(&mut ms.proc, None, is_stop, result, &mut cx);
                 }
             }
+            Command::SetFeatureCompatibilityVersion { .. } => self.fcv_result(result, now_ms),
             Command::StepDown {
                 replica_set,
                 step_down_id,

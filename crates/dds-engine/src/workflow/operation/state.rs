@@ -37,6 +37,13 @@ pub enum RollingKind {
         class: String,
         storage_gb: Option<u32>,
     },
+    /// `UpgradeDBInstanceEngineVersion`: a major version upgrade by one step. The rolling binary change of
+    /// `Upgrade` onto `target_kernel` (the newest kernel of the next major), then — once every process runs
+    /// it — `setFeatureCompatibilityVersion` to `target_fcv` (the new major), raised last.
+    EngineUpgrade {
+        target_kernel: String,
+        target_fcv: String,
+    },
 }
 
 /// `RestartDBInstance`'s `NodeId`: the whole instance, or one shard / config server / mongos of a sharded
@@ -137,6 +144,15 @@ pub enum FailureReason {
     TooManyStepDowns {
         accepted: u32,
     },
+    /// A major version upgrade: every process runs the new binary, but the feature compatibility version
+    /// could not be raised before `pre_stop_gate_deadline_ms` (refused `attempts` times, or never observed).
+    /// The deployment is left on the new binaries with the previous FCV, which MongoDB supports.
+    FcvNotRaised {
+        attempts: u32,
+        last_error: Option<CommandError>,
+        /// A process not (or no longer) observed up on the target, which kept the FCV from being raised.
+        waiting_for: Option<String>,
+    },
 }
 
 /// Where the operation is.
@@ -150,6 +166,11 @@ pub enum Phase {
     ReplicaSets,
     Mongos,
     RestoringBalancer {
+        since_ms: Millis,
+    },
+    /// A major version upgrade after the binary change (and the balancer's restore): raising the feature
+    /// compatibility version, the last step.
+    SettingFcv {
         since_ms: Millis,
     },
     Finished,
@@ -407,6 +428,22 @@ pub struct BalancerTrack {
     pub last_error: Option<CommandError>,
 }
 
+/// The feature compatibility version step of a major version upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcvTrack {
+    /// The FCV observed before it was raised (per the first replica set in scope).
+    pub from: Option<String>,
+    pub issued: bool,
+    pub acked: bool,
+    pub attempts: u32,
+    pub retry_at_ms: Option<Millis>,
+    pub last_error: Option<CommandError>,
+    /// When the command was first issued (after every process was observed on the target).
+    pub first_issued_ms: Option<Millis>,
+    /// When the new FCV was observed on every replica set.
+    pub raised_ms: Option<Millis>,
+}
+
 /// `UpgradeDBInstanceKernelVersion`'s operation (the same machine as a restart; see [`RollingKind`]).
 pub type UpgradeOperation = RollingOperation;
 
@@ -439,6 +476,9 @@ pub struct RollingOperation {
     /// operation waits up to `pre_stop_gate_deadline_ms` for the deployment to settle.
     #[serde(default)]
     pub start_blocked: Option<StartBlocked>,
+    /// A major version upgrade's feature compatibility version step.
+    #[serde(default)]
+    pub fcv: FcvTrack,
 }
 
 /// Why an accepted operation has not started yet although it may (see [`PreflightError::is_transient`]).
@@ -451,10 +491,19 @@ pub struct StartBlocked {
 impl RollingOperation {
     pub fn target(&self) -> Option<&str> {
         match &self.kind {
-            RollingKind::Upgrade { target_kernel } => Some(target_kernel),
+            RollingKind::Upgrade { target_kernel }
+            | RollingKind::EngineUpgrade { target_kernel, .. } => Some(target_kernel),
             RollingKind::Restart { .. }
             | RollingKind::Switch { .. }
             | RollingKind::ClassChange { .. } => None,
+        }
+    }
+
+    /// The feature compatibility version a major version upgrade raises last.
+    pub fn target_fcv(&self) -> Option<&str> {
+        match &self.kind {
+            RollingKind::EngineUpgrade { target_fcv, .. } => Some(target_fcv),
+            _ => None,
         }
     }
 

@@ -47,6 +47,7 @@ impl RollingOperation {
                 Phase::RestoringBalancer { since_ms } => {
                     self.step_restore_balancer(obs, since_ms, &mut cx)
                 }
+                Phase::SettingFcv { since_ms } => self.step_fcv(obs, since_ms, &mut cx),
                 Phase::Finished => {}
             }
             self.absorb_failures(&mut cx);
@@ -269,6 +270,16 @@ impl RollingOperation {
     pub(super) fn wind_down_phase(&self, now: Millis) -> Phase {
         if self.balancer.recorded.is_some() {
             Phase::RestoringBalancer { since_ms: now }
+        } else {
+            self.after_balancer(now)
+        }
+    }
+
+    /// After the balancer is back: a major version upgrade raises the feature compatibility version last
+    /// (the FCV phase ends at once after a failure); everything else is finished.
+    pub(super) fn after_balancer(&self, now: Millis) -> Phase {
+        if self.target_fcv().is_some() && self.failure.is_none() {
+            Phase::SettingFcv { since_ms: now }
         } else {
             Phase::Finished
         }

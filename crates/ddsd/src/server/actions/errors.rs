@@ -124,6 +124,11 @@ pub enum ApiError {
     },
 
     // Primary switches and one-member restarts.
+    /// `EngineVersion.ERROR` (the code the vendor's UpgradeDBInstanceEngineVersion page lists, 400): the
+    /// target major is not the next one on the upgrade path (same, lower, skipped, or unknown).
+    EngineVersionError {
+        detail: String,
+    },
     /// `HaStatusNotSupport`: no electable secondary caught up to hand the primary to.
     HaStatusNotSupport {
         detail: String,
@@ -213,6 +218,7 @@ impl ApiError {
             MissingErrorCode => "MissingErrorCode",
             Injected { code, .. } => code,
             HaStatusNotSupport { .. } => "HaStatusNotSupport",
+            EngineVersionError { .. } => "EngineVersion.ERROR",
             InvalidSwitchType => "InvalidSwitchType",
             InvalidRoleId { .. } => "InvalidParameter",
             AccountNotFound => "InvalidAccountName.NotFound",
@@ -243,6 +249,7 @@ impl ApiError {
             | ApiFaultQuota { .. }
             | MissingErrorCode
             | HaStatusNotSupport { .. }
+            | EngineVersionError { .. }
             | InvalidSwitchType
             | InvalidRoleId { .. }
             | DryRunOperation => 400,
@@ -363,6 +370,9 @@ impl ApiError {
             InvalidSwitchType => {
                 "Specified Switch Type is not valid. (SwitchMode is 0 or 1)".into()
             }
+            EngineVersionError { detail } => {
+                format!("The specified EngineVersion is not valid for this instance. ({detail})")
+            }
             InvalidRoleId { detail } => {
                 format!("The specified parameter RoleId is not valid. ({detail})")
             }
@@ -412,7 +422,8 @@ impl ApiError {
             | LagTooHigh { .. }
             | OplogWindowTooSmall { .. }
             | BalancerNotObserved
-            | MongosDown { .. } => Self::incorrect_state(format!("({e})")),
+            | MongosDown { .. }
+            | FcvMismatch { .. } => Self::incorrect_state(format!("({e})")),
             InvalidTarget { .. } | InvalidConfig { .. } => {
                 tracing::error!(error = %e, "rolling operation could not be planned");
                 Self::Gateway(acs_rpc::Gateway::InternalError)
@@ -561,6 +572,7 @@ mod tests {
                 retry_after_ms: None,
             },
             HaStatusNotSupport { detail: s() },
+            EngineVersionError { detail: s() },
             InvalidSwitchType,
             InvalidRoleId { detail: s() },
             AccountNotFound,
@@ -580,6 +592,7 @@ mod tests {
                 IncorrectState { .. } | OperationNotFound | NotSimulated | NotMongoPlane => {}
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
                 HaStatusNotSupport { .. } | InvalidSwitchType | InvalidRoleId { .. } => {}
+                EngineVersionError { .. } => {}
                 AccountNotFound | DryRunOperation => {}
             }
         }

@@ -165,6 +165,15 @@ pub struct DescribeAvailableEngineVersionResponse {
     pub engine_versions: EngineVersions,
 }
 
+/// The major an instance on `current` may be upgraded to: the next one on MongoDB's upgrade path
+/// (`dds_engine::catalog::ENGINE_UPGRADE_PATH`), when the kernel catalog has kernels for it. Both
+/// `DescribeAvailableEngineVersion` and `UpgradeDBInstanceEngineVersion` answer from this.
+pub(crate) fn next_engine_version(catalog: &Catalog, current: &str) -> Option<String> {
+    dds_engine::catalog::next_engine_version(current)
+        .filter(|next| catalog.newest(next).is_some())
+        .map(str::to_string)
+}
+
 /// `DescribeAvailableEngineVersion`.
 pub async fn describe_available_engine_version(
     ctx: Arc<Context>,
@@ -176,11 +185,9 @@ pub async fn describe_available_engine_version(
     let engine_version = if instance.is_standalone() {
         Vec::new()
     } else {
-        catalog
-            .engine_versions()
-            .skip_while(|v| *v != instance.engine_version)
-            .skip(1)
-            .map(str::to_string)
+        // The one major `UpgradeDBInstanceEngineVersion` accepts: the next on the path, one at a time.
+        next_engine_version(&catalog, &instance.engine_version)
+            .into_iter()
             .collect()
     };
     Ok(DescribeAvailableEngineVersionResponse {

@@ -84,6 +84,7 @@ pub mod attributes;
 pub mod classes;
 pub mod deployment;
 pub mod describe;
+pub mod engine_upgrade;
 pub mod errors;
 pub mod events;
 pub mod faults;
@@ -334,6 +335,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             instances::CreateRequest => instances::ddsd_create_db_instance),
     action!("DdsdCreateShardingDBInstance",     Admin,  Mutates, ClientToken, Any,
             instances::CreateRequest => instances::ddsd_create_sharding_db_instance),
+    action!("UpgradeDBInstanceEngineVersion",   AnyKey, Mutates, Ignored,     Any,
+            engine_upgrade::EngineUpgradeRequest => engine_upgrade::upgrade_db_instance_engine_version),
     action!("UpgradeDBInstanceKernelVersion",   AnyKey, Mutates, Ignored,     Any,
             rolling::UpgradeRequest => upgrade::upgrade_db_instance_kernel_version),
     action!("RestartDBInstance",                AnyKey, Mutates, Ignored,     Any,

@@ -173,6 +173,7 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
                 "ReplicaSet": p.replica_set,
                 "Restarts": restarts,
                 "Launches": p.launches.iter().filter(|(t, _)| in_window(*t)).count(),
+                "LastLaunchMs": p.launches.iter().map(|(t, _)| *t).filter(|t| in_window(*t)).max(),
                 "FailedStarts": p.failed_starts,
                 "DownMs": down_ms,
                 "DownPeriods": down_periods,
@@ -193,6 +194,14 @@ pub fn simulation_section(truth: &Truth, from_ms: Millis, until_ms: Millis) -> V
         "UntilMs": until_ms,
         "ReplicaSets": replica_sets,
         "Processes": processes,
+        // setFeatureCompatibilityVersion as the fleet carried it out (a major version upgrade raises it
+        // last: after every LastLaunchMs).
+        "FcvChanges": truth
+            .fcv_changes
+            .iter()
+            .filter(|(t, _, _)| in_window(*t))
+            .map(|(t, rs, v)| json!({"AtMs": t, "ReplicaSet": rs, "Version": v}))
+            .collect::<Vec<_>>(),
         "BalancerModeBefore": mode_at(from_ms.saturating_sub(1)),
         "BalancerModeAfter": mode_at(until_ms),
         "PrimaryStopAttempts": truth.primary_stop_attempts.iter().filter(|a| in_window(a.at_ms)).count(),
@@ -204,7 +213,8 @@ pub(crate) fn rolling(op: &Operation) -> Option<RollingOperation> {
         OperationState::Upgrade(r)
         | OperationState::Restart(r)
         | OperationState::Switch(r)
-        | OperationState::ClassChange(r) => Some(*r),
+        | OperationState::ClassChange(r)
+        | OperationState::EngineUpgrade(r) => Some(*r),
         _ => None,
     }
 }
@@ -224,6 +234,22 @@ async fn describe_one(ctx: &Context, op: &Operation) -> Value {
         match &r.kind {
             RollingKind::Upgrade { target_kernel } => {
                 o.insert("TargetKernelVersion".into(), json!(target_kernel));
+            }
+            RollingKind::EngineUpgrade {
+                target_kernel,
+                target_fcv,
+            } => {
+                o.insert("TargetKernelVersion".into(), json!(target_kernel));
+                o.insert("TargetEngineVersion".into(), json!(target_fcv));
+                o.insert(
+                    "FeatureCompatibilityVersion".into(),
+                    json!({
+                        "From": r.fcv.from,
+                        "Attempts": r.fcv.attempts,
+                        "FirstIssuedMs": r.fcv.first_issued_ms,
+                        "RaisedMs": r.fcv.raised_ms,
+                    }),
+                );
             }
             RollingKind::Restart {
                 scope: RestartScope::Node { node_id },

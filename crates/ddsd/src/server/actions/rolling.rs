@@ -21,7 +21,7 @@ use crate::server::store::Accepted;
 const MAX_NODE_PARAM_LEN: usize = 64;
 
 /// `SwitchMode`: `0` (default) now, `1` in the maintenance window.
-fn switch_mode(params: &Params) -> Result<bool, ApiError> {
+pub(crate) fn switch_mode(params: &Params) -> Result<bool, ApiError> {
     match optional(params, "SwitchMode") {
         None | Some("0") => Ok(false),
         Some("1") => Ok(true),
@@ -206,7 +206,7 @@ pub(crate) async fn accept_idempotent(
         });
     }
     if let Some(plane) = &ctx.plane {
-        if let dds_engine::workflow::RollingKind::Upgrade { target_kernel } = &op.kind {
+        if let Some(target_kernel) = op.target() {
             match plane.check_kernel(id, target_kernel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(why)) => return Err(ApiError::incorrect_state(&why)),

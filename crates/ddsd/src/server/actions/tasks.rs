@@ -330,6 +330,7 @@ fn phase_name(p: &Phase) -> &'static str {
         Phase::ReplicaSets => "replica_sets",
         Phase::Mongos => "mongos",
         Phase::RestoringBalancer { .. } => "restore_balancer",
+        Phase::SettingFcv { .. } => "set_feature_compatibility_version",
         Phase::Finished => "finished",
     }
 }
@@ -369,6 +370,13 @@ fn item(op: &Operation, instance: &Instance, now: u64) -> TaskItem {
         match &r.kind {
             RollingKind::Upgrade { target_kernel } => {
                 detail.insert("TargetKernelVersion".into(), json!(target_kernel));
+            }
+            RollingKind::EngineUpgrade {
+                target_kernel,
+                target_fcv,
+            } => {
+                detail.insert("TargetKernelVersion".into(), json!(target_kernel));
+                detail.insert("TargetEngineVersion".into(), json!(target_fcv));
             }
             RollingKind::Restart {
                 scope: RestartScope::Node { node_id },

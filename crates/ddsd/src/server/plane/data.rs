@@ -143,6 +143,7 @@ mod tests {
             primary_stop_attempts: vec![],
             balancer_modes: vec![],
             no_mongos: vec![],
+            fcv_changes: vec![],
             commands: vec![],
         }
     }

@@ -9,6 +9,7 @@
 //! | `restart` | `dds_engine::workflow::RollingOperation` | plane commands              | `Rebooting` / `NodeRestarting` |
 //! | `switch`  | `dds_engine::workflow::RollingOperation` | plane commands (stepdowns)  | `HASwitching`               |
 //! | `class_change` | `dds_engine::workflow::RollingOperation` | plane commands (a restart) | `DBInstanceClassChanging` |
+//! | `engine_upgrade` | `dds_engine::workflow::RollingOperation` | plane commands, setFCV last | `EngineVersionUpgrading` |
 //!
 //! A new kind is a new variant here plus its three functions (`step`, `on_result`, `instance_update`);
 //! the driver loop does not change.
@@ -39,6 +40,9 @@ pub enum OperationState {
     /// `ModifyDBInstanceSpec` / `ModifyNodeSpec`: a restart of the scope onto the new class.
     #[serde(rename = "class_change")]
     ClassChange(Box<RollingOperation>),
+    /// `UpgradeDBInstanceEngineVersion` (stored as kind `engine_upgrade`).
+    #[serde(rename = "engine_upgrade")]
+    EngineUpgrade(Box<RollingOperation>),
 }
 
 /// Something the driver executes on the data plane.
@@ -81,6 +85,9 @@ impl OperationState {
             workflow::RollingKind::Restart { .. } => OperationState::Restart(Box::new(op)),
             workflow::RollingKind::Switch { .. } => OperationState::Switch(Box::new(op)),
             workflow::RollingKind::ClassChange { .. } => OperationState::ClassChange(Box::new(op)),
+            workflow::RollingKind::EngineUpgrade { .. } => {
+                OperationState::EngineUpgrade(Box::new(op))
+            }
         }
     }
 
@@ -92,6 +99,7 @@ impl OperationState {
             OperationState::Restart(_) => OperationKind::Restart,
             OperationState::Switch(_) => OperationKind::Switch,
             OperationState::ClassChange(_) => OperationKind::ClassChange,
+            OperationState::EngineUpgrade(_) => OperationKind::EngineUpgrade,
         }
     }
 
@@ -130,7 +138,8 @@ impl OperationState {
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
             | OperationState::Switch(op)
-            | OperationState::ClassChange(op) => {
+            | OperationState::ClassChange(op)
+            | OperationState::EngineUpgrade(op) => {
                 serde_json::to_value(op.progress()).unwrap_or(Value::Null)
             }
         }
@@ -166,7 +175,8 @@ impl OperationState {
             OperationState::Upgrade(op)
             | OperationState::Restart(op)
             | OperationState::Switch(op)
-            | OperationState::ClassChange(op) => {
+            | OperationState::ClassChange(op)
+            | OperationState::EngineUpgrade(op) => {
                 // Without a deployment the workflow sees no replica set and applies its own failure policy.
                 let empty;
                 let obs = match obs {
@@ -200,7 +210,8 @@ impl OperationState {
                 OperationState::Upgrade(op)
                 | OperationState::Restart(op)
                 | OperationState::Switch(op)
-                | OperationState::ClassChange(op),
+                | OperationState::ClassChange(op)
+                | OperationState::EngineUpgrade(op),
                 Effect::Command(c),
             ) => op.on_result(c, result, now),
             // A state machine only ever gets results of the effects it asked for.
@@ -212,7 +223,8 @@ impl OperationState {
     /// phase only inside the instance's maintenance window.
     pub fn waits_for_window(&self) -> bool {
         matches!(self, OperationState::Upgrade(op) | OperationState::Restart(op) | OperationState::Switch(op)
-            | OperationState::ClassChange(op) if op.window.is_some())
+            | OperationState::ClassChange(op)
+            | OperationState::EngineUpgrade(op) if op.window.is_some())
     }
 
     /// Points a deferred operation at the instance's window as it is now. The window is the instance's
@@ -222,7 +234,8 @@ impl OperationState {
         if let OperationState::Upgrade(op)
         | OperationState::Restart(op)
         | OperationState::Switch(op)
-        | OperationState::ClassChange(op) = self
+        | OperationState::ClassChange(op)
+        | OperationState::EngineUpgrade(op) = self
         {
             if op.window.is_some() {
                 op.window = Some(window);
@@ -240,7 +253,8 @@ impl OperationState {
         let (OperationState::Upgrade(op)
         | OperationState::Restart(op)
         | OperationState::Switch(op)
-        | OperationState::ClassChange(op)) = self
+        | OperationState::ClassChange(op)
+        | OperationState::EngineUpgrade(op)) = self
         else {
             return InstanceUpdate::default();
         };
@@ -296,6 +310,7 @@ pub fn busy_status(op: &RollingOperation) -> DbInstanceStatus {
         } => DbInstanceStatus::NodeRestarting,
         workflow::RollingKind::Switch { .. } => DbInstanceStatus::HaSwitching,
         workflow::RollingKind::ClassChange { .. } => DbInstanceStatus::DbInstanceClassChanging,
+        workflow::RollingKind::EngineUpgrade { .. } => DbInstanceStatus::EngineVersionUpgrading,
     }
 }
 
@@ -345,6 +360,12 @@ fn rolling_completion(op: &RollingOperation, outcome: &Outcome) -> Completion {
                     class: class.clone(),
                     storage_gb: *storage_gb,
                 }),
+                _ => None,
+            },
+            // A major version upgrade changes `EngineVersion` only once it succeeded (FCV raised); a failed
+            // one leaves the instance on its major, with the kernels as observed.
+            engine_version: match (outcome, op.target_fcv()) {
+                (Outcome::Succeeded, Some(fcv)) => Some(fcv.to_string()),
                 _ => None,
             },
         }),
@@ -409,6 +430,9 @@ pub fn apply_update(instance: &mut Instance, update: &InstanceUpdate) {
     if let Some(spec) = &update.spec {
         instance.apply_spec(spec.node_id.as_deref(), &spec.class, spec.storage_gb);
     }
+    if let Some(e) = &update.engine_version {
+        instance.engine_version.clone_from(e);
+    }
 }
 
 #[cfg(test)]
@@ -445,11 +469,26 @@ mod tests {
             UpgradeConfig::default(),
         )
         .unwrap();
+        let engine = RollingOperation::plan_engine_upgrade(
+            &inst,
+            "mongodb_20240101_4.2.30",
+            "4.2",
+            UpgradeConfig::default(),
+        )
+        .unwrap();
         assert_eq!(
             busy_status(&class_change),
             DbInstanceStatus::DbInstanceClassChanging
         );
+        assert_eq!(
+            busy_status(&engine),
+            DbInstanceStatus::EngineVersionUpgrading
+        );
         for (state, kind) in [
+            (
+                OperationState::rolling(engine),
+                OperationKind::EngineUpgrade,
+            ),
             (OperationState::rolling(switch), OperationKind::Switch),
             (
                 OperationState::rolling(class_change),
@@ -539,6 +578,7 @@ mod tests {
                     m(&rs.members[2].node_id, None),
                 ],
                 oplog_window_ms: None,
+                fcv: None,
             }],
             mongos: vec![],
             balancer: None,

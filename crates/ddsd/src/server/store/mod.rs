@@ -302,6 +302,8 @@ pub struct InstanceUpdate {
     pub kernel_versions: Vec<(String, String)>,
     /// A class change that succeeded: the new class (and storage) of the instance or of one node.
     pub spec: Option<SpecUpdate>,
+    /// A new `EngineVersion` (a finished major version upgrade).
+    pub engine_version: Option<String>,
 }
 
 /// The class (and storage) a succeeded `ModifyDBInstanceSpec` / `ModifyNodeSpec` leaves.
@@ -321,7 +323,10 @@ impl InstanceUpdate {
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.kernel_versions.is_empty() && self.spec.is_none()
+        self.status.is_none()
+            && self.kernel_versions.is_empty()
+            && self.spec.is_none()
+            && self.engine_version.is_none()
     }
 }
 

@@ -814,6 +814,9 @@ pub(crate) fn check_update(u: &InstanceUpdate) -> StoreResult<()> {
             check_len("node id", node, limits::MAX_FIELD_LEN)?;
         }
     }
+    if let Some(e) = &u.engine_version {
+        check_len("engine version", e, limits::MAX_FIELD_LEN)?;
+    }
     Ok(())
 }
 
@@ -831,6 +834,9 @@ fn apply_update(
         .ok_or_else(|| StoreError::InstanceNotFound(instance_id.to_string()))?;
     if let Some(status) = u.status {
         instance.status = status;
+    }
+    if let Some(e) = &u.engine_version {
+        instance.engine_version.clone_from(e);
     }
     for (node, kernel) in &u.kernel_versions {
         if !instance.topology.set_kernel_version(node, kernel) {

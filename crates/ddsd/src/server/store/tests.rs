@@ -642,6 +642,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
                 status: None,
                 kernel_versions: vec![("dds-u-1".into(), "mongodb_20240101_4.0.30".into())],
                 spec: None,
+                engine_version: None,
             },
         )
         .await
@@ -661,6 +662,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
                 status: Some(Running),
                 kernel_versions: vec![("no-such-node".into(), "k".into())],
                 spec: None,
+                engine_version: None,
             },
         )
         .await;

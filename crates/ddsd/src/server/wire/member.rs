@@ -203,6 +203,7 @@ const STATE_COMMANDS: &[&str] = &[
     "buildinfo",
     "serverStatus",
     "getParameter",
+    "setFeatureCompatibilityVersion",
     "connectionStatus",
     "endSessions",
     "killSessions",
@@ -383,6 +384,7 @@ impl Member {
                 reply(d)
             }
             "getParameter" => reply(replies::get_parameter(&f, body)),
+            "setFeatureCompatibilityVersion" => self.set_fcv(a, &f, cmd),
             "connectionStatus" => reply(replies::connection_status(
                 conn.user().map(|u| (u.username.as_str(), u.db.as_str())),
             )),
@@ -528,6 +530,56 @@ impl Member {
                 }
                 Err(d) => return d,
             }
+        }
+    }
+
+    /// `setFeatureCompatibilityVersion` on a mongos (the whole cluster) or a replica set's primary, as
+    /// MongoDB takes it: admin database, a version string, `confirm: true` on a 7.0+ binary. The fleet
+    /// refuses a change by more than one major or while a process runs an older binary.
+    fn set_fcv(&self, a: &mut WireAccess<'_>, f: &ProcessFacts, cmd: &Command) -> (Outcome, bool) {
+        if cmd.db != "admin" {
+            return refuse(
+                ErrorCode::Unauthorized,
+                "setFeatureCompatibilityVersion may only be run against the admin database.",
+            );
+        }
+        let Some(Bson::String(version)) = cmd.body.get("setFeatureCompatibilityVersion") else {
+            return refuse(
+                ErrorCode::TypeMismatch,
+                "Command argument must be of type String",
+            );
+        };
+        if f.release.0 >= 7 && !matches!(cmd.body.get("confirm"), Some(Bson::Boolean(true))) {
+            return refuse(
+                ErrorCode::IllegalOperation,
+                "Once you have upgraded to the new FCV, you will not be able to downgrade FCV and binary \
+                 version without support assistance. Please re-run this command with 'confirm: true' to \
+                 acknowledge this and continue with the FCV upgrade.",
+            );
+        }
+        let replica_set = match self.layout.role(&a.fleet.observe(), &self.node_id) {
+            Some(Role::Mongos) => None,
+            Some(Role::Member(rs)) if f.writable => Some(rs),
+            Some(Role::Member(_)) => {
+                return refuse(ErrorCode::NotWritablePrimary, "not primary");
+            }
+            _ => {
+                return refuse(
+                    ErrorCode::NoReplicationEnabled,
+                    "not running with --replSet",
+                )
+            }
+        };
+        let c = PlaneCommand::SetFeatureCompatibilityVersion {
+            replica_set,
+            version: version.clone(),
+        };
+        match a.fleet.apply(&c) {
+            Ok(()) => (Outcome::Reply(doc! {"ok": 1.0}), true),
+            Err(e) => (
+                Outcome::Reply(err(ErrorCode::OperationFailed, e.to_string())),
+                true,
+            ),
         }
     }
 

@@ -128,8 +128,13 @@ impl Layout {
     }
 }
 
-/// `mongodb_20240119_4.4.19` → `(4, 4, 19)`; a bare `4.4.19` works too.
+/// `mongodb_20240119_4.4.19` → `(4, 4, 19)`, `5.0.22-20240110161145_1` → `(5, 0, 22)`; a bare `4.4.19`
+/// works too.
 pub fn release_of(kernel: &str) -> Option<(u32, u32, u32)> {
+    // Both vendor formats (`mongodb_YYYYMMDD_X.Y.Z`, `X.Y.Z-YYYYMMDDhhmmss_N` from 5.0 on).
+    if let Ok(k) = dds_engine::catalog::parse_kernel_version(kernel) {
+        return Some(k.release);
+    }
     let v = kernel.rsplit('_').next()?;
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
     let a = it.next()??;
@@ -177,7 +182,12 @@ pub fn facts(
             passives: Vec::new(),
             arbiters: Vec::new(),
             hidden: false,
-            fcv: format!("{}.{}", release.0, release.1),
+            // The cluster's FCV as its config servers keep it.
+            fcv: obs
+                .replica_sets
+                .first()
+                .and_then(|r| r.fcv.clone())
+                .unwrap_or_else(|| format!("{}.{}", release.0, release.1)),
             kernel,
             release,
             now_ms: obs.now_ms,
@@ -278,7 +288,11 @@ pub fn facts(
         passives,
         arbiters,
         hidden: matches!(kind_of(node_id), MemberKind::Hidden | MemberKind::Delayed),
-        fcv: format!("{}.{}", release.0, release.1),
+        // The set's data FCV as the fleet tracks it (`setFeatureCompatibilityVersion` moves it).
+        fcv: rs
+            .fcv
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", release.0, release.1)),
         kernel,
         release,
         now_ms: obs.now_ms,

@@ -295,7 +295,8 @@
   }
   const PHASES = {
     Preflight: 'waiting to start', StoppingBalancer: 'stopping the balancer', ReplicaSets: 'rolling through the replica sets',
-    Mongos: 'restarting the mongos', RestoringBalancer: 'restoring the balancer', Finished: 'finished', '': 'starting',
+    Mongos: 'restarting the mongos', RestoringBalancer: 'restoring the balancer',
+    SettingFcv: 'raising the feature compatibility version', Finished: 'finished', '': 'starting',
   };
   const REASONS = {
     StartFailed: 'the process failed to start on the new kernel',
@@ -310,6 +311,7 @@
     Preflight: 'the deployment failed the preflight checks',
     TooManyStepDowns: 'the old primary kept being re-elected',
     BalancerStopTimeout: 'the balancer did not stop in time',
+    FcvNotRaised: 'the feature compatibility version could not be raised (every process runs the new binary)',
   };
   function reasonText(r) {
     const [name] = variant(r);
@@ -521,7 +523,7 @@
     pg.log = [];
     pg.lastLines = new Map();
     pg.op = null;
-    const title = h('h2', { id: 'progress-title' }, op.Action === 'UpgradeDBInstanceKernelVersion' ? 'Upgrade progress' : op.Action === 'RestartDBInstance' ? 'Restart progress' : 'Operation');
+    const title = h('h2', { id: 'progress-title' }, op.Action === 'UpgradeDBInstanceKernelVersion' ? 'Upgrade progress' : op.Action === 'UpgradeDBInstanceEngineVersion' ? 'Major version upgrade progress' : op.Action === 'RestartDBInstance' ? 'Restart progress' : 'Operation');
     pg.progressBody = h('div');
     pg.logList = h('ol', { class: 'mono', 'aria-label': 'Progress log' });
     pg.progress.replaceChildren(title, pg.progressBody,

@@ -360,6 +360,30 @@ impl MongoPlane {
                 .iter()
                 .find(|m| m.state == MemberState::Primary)
                 .map(|m| (m.node_id.clone(), m.optime_ms));
+            // The data's featureCompatibilityVersion, as the primary reports it.
+            let fcv = match primary
+                .as_ref()
+                .and_then(|(node, _)| rs.members.iter().find(|m| &m.node_id == node))
+            {
+                Some(m) => {
+                    commands += 1;
+                    live.connector
+                        .admin(
+                            &m.address,
+                            doc! {"getParameter": 1, "featureCompatibilityVersion": 1},
+                        )
+                        .await
+                        .ok()
+                        .and_then(|d| {
+                            d.get_document("featureCompatibilityVersion")
+                                .ok()?
+                                .get_str("version")
+                                .ok()
+                                .map(str::to_string)
+                        })
+                }
+                None => None,
+            };
             replica_sets.push(ReplicaSetObservation {
                 name: rs.name.clone(),
                 term,
@@ -367,6 +391,7 @@ impl MongoPlane {
                 primary_optime_ms: primary.map_or(0, |p| p.1),
                 members,
                 oplog_window_ms: None,
+                fcv,
             });
         }
 
@@ -431,7 +456,16 @@ impl MongoPlane {
     /// The kernel a process runs, from the version it reports: the kernel its agent last named
     /// when that kernel is of this version, else what the agent says now.
     async fn kernel_of(&self, live: &Live, node_id: &str, version: &str) -> String {
-        let matches = |k: &str| k == version || k.ends_with(&format!("_{version}"));
+        // `buildInfo.version` is the `X.Y.Z` both vendor formats carry (`mongodb_YYYYMMDD_X.Y.Z`,
+        // `X.Y.Z-YYYYMMDDhhmmss_N` from 5.0 on).
+        let matches = |k: &str| {
+            k == version
+                || k.ends_with(&format!("_{version}"))
+                || dds_engine::catalog::parse_kernel_version(k).is_ok_and(|p| {
+                    let (a, b, c) = p.release;
+                    format!("{a}.{b}.{c}") == version
+                })
+        };
         let known = live
             .kernels
             .lock()
@@ -693,6 +727,48 @@ impl DataPlane for MongoPlane {
                         }
                     }
                     call_refusal("mongos", last)
+                }
+                Command::SetFeatureCompatibilityVersion {
+                    replica_set,
+                    version,
+                } => {
+                    // MongoDB: through a mongos for a sharded cluster, on the primary for a replica set;
+                    // from 7.0 on the command must carry `confirm: true`.
+                    let mut cmd = doc! {"setFeatureCompatibilityVersion": version.clone()};
+                    if dds_engine::catalog::engine_rank(version)
+                        >= dds_engine::catalog::engine_rank("7.0")
+                    {
+                        cmd.insert("confirm", true);
+                    }
+                    let (who, targets): (&str, Vec<&str>) = match replica_set {
+                        None => (
+                            "mongos",
+                            live.record
+                                .mongos
+                                .iter()
+                                .map(|m| m.address.as_str())
+                                .collect(),
+                        ),
+                        Some(name) => (
+                            name.as_str(),
+                            live.record
+                                .replica_sets
+                                .iter()
+                                .filter(|r| &r.name == name)
+                                .flat_map(|r| r.members.iter().map(|m| m.address.as_str()))
+                                .collect(),
+                        ),
+                    };
+                    let mut last = CallError::NoAnswer(format!("{who}: no process to ask"));
+                    for address in targets {
+                        crate::server::metrics::global().plane_command();
+                        match live.connector.admin(address, cmd.clone()).await {
+                            Ok(_) => return Ok(Ok(())),
+                            // Not the primary (or a mongos shutting down): the next one.
+                            Err(e) => last = e,
+                        }
+                    }
+                    call_refusal(who, last)
                 }
             }
         })
