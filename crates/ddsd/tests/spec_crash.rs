@@ -11,119 +11,16 @@
 
 mod common;
 
-use std::path::Path;
+use common::crash::{rs_params, sharded_params, Server};
+
 use std::time::{Duration, Instant};
 
-use ddsd_client::{Client, Credentials, Signature};
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
-const SIM_SPEED: u32 = 40;
 const CHANGES_RS: usize = 4;
 const CHANGES_SHARDED: usize = 4;
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(100);
-
-struct Server {
-    running: common::Running,
-    client: Client,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let config = root.join("ddsd.toml");
-        std::fs::write(
-            &config,
-            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
-        )
-        .unwrap();
-        let data_dir = root.join("data");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(root.join("stderr.log"))
-            .unwrap();
-        let mut cmd = common::serve_command();
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .stderr(stderr);
-        let running = common::spawn(cmd);
-        let creds = Credentials::from_data_dir(&data_dir).unwrap();
-        Server {
-            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
-            running,
-        }
-    }
-
-    fn kill9(self) {
-        self.running.kill9();
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
-        self.client
-            .call(action, params)
-            .await
-            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
-    }
-
-    async fn attribute(&self, id: &str) -> Value {
-        self.call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
-            .await["DBInstances"]["DBInstance"][0]
-            .clone()
-    }
-
-    async fn last_operation(&self, id: &str) -> Value {
-        self.call(
-            "DdsdDescribeOperations",
-            &[("DBInstanceId", id), ("MaxRecords", "1")],
-        )
-        .await["Operations"]["Operation"][0]
-            .clone()
-    }
-
-    async fn all_settled(&self, ids: &[String]) -> bool {
-        for id in ids {
-            let op = self.last_operation(id).await;
-            if !matches!(op["Status"].as_str(), Some("Succeeded" | "Failed")) {
-                return false;
-            }
-            if self.attribute(id).await["DBInstanceStatus"] != "Running" {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-fn rs_params() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("RegionId", "cn-hangzhou"),
-        ("Engine", "MongoDB"),
-        ("EngineVersion", "4.4"),
-        ("DBInstanceClass", "dds.mongo.mid"),
-        ("DBInstanceStorage", "20"),
-    ]
-}
-
-fn sharded_params() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("RegionId", "cn-hangzhou"),
-        ("Engine", "MongoDB"),
-        ("EngineVersion", "4.4"),
-        ("ReplicaSet.1.Class", "dds.shard.mid"),
-        ("ReplicaSet.1.Storage", "20"),
-        ("ReplicaSet.2.Class", "dds.shard.mid"),
-        ("ReplicaSet.2.Storage", "20"),
-        ("ConfigServer.1.Class", "dds.cs.mid"),
-        ("ConfigServer.1.Storage", "20"),
-        ("Mongos.1.Class", "dds.mongos.mid"),
-        ("Mongos.2.Class", "dds.mongos.mid"),
-    ]
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn class_changes_survive_kill_9_at_random_moments() {

@@ -16,14 +16,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::crash::{self, Server};
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ddsd_client::{Client, Credentials, Signature};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-const SIM_SPEED: u32 = 40;
 const UPGRADES_RS: usize = 10;
 const UPGRADES_SHARDED: usize = 10;
 const OLD_44: &str = "mongodb_20211020_4.4.6";
@@ -31,115 +31,23 @@ const OLD_44: &str = "mongodb_20211020_4.4.6";
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(100);
 
-struct Server {
-    running: common::Running,
-    client: Client,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let config = root.join("ddsd.toml");
-        std::fs::write(
-            &config,
-            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
-        )
-        .unwrap();
-        let data_dir = root.join("data");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(root.join("stderr.log"))
-            .unwrap();
-        let mut cmd = common::serve_command();
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .stderr(stderr);
-        let running = common::spawn(cmd);
-        // The generated admin key: the pinned-kernel creates are operator extensions.
-        let creds = Credentials::from_data_dir(&data_dir).unwrap();
-        Server {
-            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
-            running,
-        }
-    }
-
-    fn kill9(self) {
-        self.running.kill9();
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
-        self.client
-            .call(action, params)
-            .await
-            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
-    }
-
-    async fn attribute(&self, id: &str) -> Value {
-        self.call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
-            .await["DBInstances"]["DBInstance"][0]
-            .clone()
-    }
-
-    async fn last_operation(&self, id: &str) -> Value {
-        self.call(
-            "DdsdDescribeOperations",
-            &[("DBInstanceId", id), ("MaxRecords", "1")],
-        )
-        .await["Operations"]["Operation"][0]
-            .clone()
-    }
-
-    /// Whether every instance is `Running` with its newest operation finished.
-    async fn all_settled(&self, ids: &[String]) -> bool {
-        for id in ids {
-            let op = self.last_operation(id).await;
-            if !matches!(op["Status"].as_str(), Some("Succeeded" | "Failed")) {
-                return false;
-            }
-            if self.attribute(id).await["DBInstanceStatus"] != "Running" {
-                return false;
-            }
-        }
-        true
-    }
-}
-
 fn temp_root() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ddsd-upgrade-crash-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
+/// The shared create parameters, pinned to the oldest 4.4 kernel.
 fn rs_params() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("RegionId", "cn-hangzhou"),
-        ("Engine", "MongoDB"),
-        ("EngineVersion", "4.4"),
-        ("DBInstanceClass", "dds.mongo.mid"),
-        ("DBInstanceStorage", "20"),
-        ("KernelVersion", OLD_44),
-    ]
+    let mut p = crash::rs_params();
+    p.push(("KernelVersion", OLD_44));
+    p
 }
 
 fn sharded_params() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("RegionId", "cn-hangzhou"),
-        ("Engine", "MongoDB"),
-        ("EngineVersion", "4.4"),
-        ("KernelVersion", OLD_44),
-        ("ReplicaSet.1.Class", "dds.shard.mid"),
-        ("ReplicaSet.1.Storage", "20"),
-        ("ReplicaSet.2.Class", "dds.shard.mid"),
-        ("ReplicaSet.2.Storage", "20"),
-        ("ConfigServer.1.Class", "dds.cs.mid"),
-        ("ConfigServer.1.Storage", "20"),
-        ("Mongos.1.Class", "dds.mongos.mid"),
-        ("Mongos.2.Class", "dds.mongos.mid"),
-    ]
+    let mut p = crash::sharded_params();
+    p.push(("KernelVersion", OLD_44));
+    p
 }
 
 /// Every `CurrentKernelVersion` the attribute shows, with where it is.

@@ -3,6 +3,8 @@
 //! files use only part of it).
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::io::{BufRead as _, BufReader, Lines};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -1,0 +1,115 @@
+//! The kill -9 tests' server: a real `ddsd serve` on a data dir that outlives it (restarted on the same
+//! dir after each kill), with the generated admin key, and the create parameters they share.
+
+use std::path::Path;
+
+use ddsd_client::{Client, Credentials, Signature};
+use serde_json::Value;
+
+/// Simulated time runs this many times faster than wall time.
+pub const SIM_SPEED: u32 = 40;
+
+pub struct Server {
+    running: super::Running,
+    client: Client,
+}
+
+impl Server {
+    pub fn start(root: &Path) -> Server {
+        let config = root.join("ddsd.toml");
+        std::fs::write(
+            &config,
+            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
+        )
+        .unwrap();
+        let data_dir = root.join("data");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("stderr.log"))
+            .unwrap();
+        let mut cmd = super::serve_command();
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stderr(stderr);
+        let running = super::spawn(cmd);
+        // The generated admin key: the pinned-kernel creates are operator extensions.
+        let creds = Credentials::from_data_dir(&data_dir).unwrap();
+        Server {
+            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
+            running,
+        }
+    }
+
+    pub fn kill9(self) {
+        self.running.kill9();
+    }
+
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
+        self.client
+            .call(action, params)
+            .await
+            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
+    }
+
+    pub async fn attribute(&self, id: &str) -> Value {
+        self.call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
+            .await["DBInstances"]["DBInstance"][0]
+            .clone()
+    }
+
+    pub async fn last_operation(&self, id: &str) -> Value {
+        self.call(
+            "DdsdDescribeOperations",
+            &[("DBInstanceId", id), ("MaxRecords", "1")],
+        )
+        .await["Operations"]["Operation"][0]
+            .clone()
+    }
+
+    /// Whether every instance is `Running` with its newest operation finished.
+    pub async fn all_settled(&self, ids: &[String]) -> bool {
+        for id in ids {
+            let op = self.last_operation(id).await;
+            if !matches!(op["Status"].as_str(), Some("Succeeded" | "Failed")) {
+                return false;
+            }
+            if self.attribute(id).await["DBInstanceStatus"] != "Running" {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// `CreateDBInstance`'s parameters of a three-member 4.4 replica set.
+pub fn rs_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("DBInstanceClass", "dds.mongo.mid"),
+        ("DBInstanceStorage", "20"),
+    ]
+}
+
+/// `CreateShardingDBInstance`'s parameters of a 4.4 cluster: two shards, a config server, two mongos.
+pub fn sharded_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RegionId", "cn-hangzhou"),
+        ("Engine", "MongoDB"),
+        ("EngineVersion", "4.4"),
+        ("ReplicaSet.1.Class", "dds.shard.mid"),
+        ("ReplicaSet.1.Storage", "20"),
+        ("ReplicaSet.2.Class", "dds.shard.mid"),
+        ("ReplicaSet.2.Storage", "20"),
+        ("ConfigServer.1.Class", "dds.cs.mid"),
+        ("ConfigServer.1.Storage", "20"),
+        ("Mongos.1.Class", "dds.mongos.mid"),
+        ("Mongos.2.Class", "dds.mongos.mid"),
+    ]
+}
