@@ -34,24 +34,20 @@ async fn class_changes_survive_kill_9_at_random_moments() {
     std::fs::create_dir_all(&root).unwrap();
 
     let server = Server::start(&root);
-    let mut ids = Vec::new();
-    for i in 0..CHANGES_RS + CHANGES_SHARDED {
-        let (action, params) = if i < CHANGES_RS {
-            ("CreateDBInstance", rs_params())
-        } else {
-            ("CreateShardingDBInstance", sharded_params())
-        };
-        let v = server.call(action, &params).await;
-        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
-    }
-    let deadline = Instant::now() + CREATE_TIMEOUT;
-    while !server.all_settled(&ids).await {
-        assert!(
-            Instant::now() < deadline,
-            "instances were not created in time"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ids = server
+        .create_all(
+            CHANGES_RS,
+            CHANGES_SHARDED,
+            |sharded| {
+                if sharded {
+                    ("CreateShardingDBInstance", sharded_params())
+                } else {
+                    ("CreateDBInstance", rs_params())
+                }
+            },
+            CREATE_TIMEOUT,
+        )
+        .await;
 
     // The shard each sharded cluster changes.
     let mut shard_of = std::collections::BTreeMap::new();

@@ -83,24 +83,20 @@ async fn twenty_upgrades_survive_kill_9_at_random_moments() {
     let t0 = Instant::now();
 
     let server = Server::start(&root);
-    let mut ids = Vec::new();
-    for i in 0..UPGRADES_RS + UPGRADES_SHARDED {
-        let (action, params) = if i < UPGRADES_RS {
-            ("DdsdCreateDBInstance", rs_params())
-        } else {
-            ("DdsdCreateShardingDBInstance", sharded_params())
-        };
-        let v = server.call(action, &params).await;
-        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
-    }
-    let deadline = Instant::now() + CREATE_TIMEOUT;
-    while !server.all_settled(&ids).await {
-        assert!(
-            Instant::now() < deadline,
-            "instances were not created in time"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ids = server
+        .create_all(
+            UPGRADES_RS,
+            UPGRADES_SHARDED,
+            |sharded| {
+                if sharded {
+                    ("DdsdCreateShardingDBInstance", sharded_params())
+                } else {
+                    ("DdsdCreateDBInstance", rs_params())
+                }
+            },
+            CREATE_TIMEOUT,
+        )
+        .await;
     // The target: the newest 4.4 kernel, i.e. the last one released after the pinned kernel.
     let notes = server
         .call("DescribeKernelReleaseNotes", &[("KernelVersion", OLD_44)])
@@ -211,24 +207,20 @@ async fn major_upgrades_survive_kill_9_at_random_moments() {
         }
         p
     };
-    let mut ids = Vec::new();
-    for i in 0..MAJOR_UPGRADES_RS + MAJOR_UPGRADES_SHARDED {
-        let (action, params) = if i < MAJOR_UPGRADES_RS {
-            ("DdsdCreateDBInstance", on_42(rs_params()))
-        } else {
-            ("DdsdCreateShardingDBInstance", on_42(sharded_params()))
-        };
-        let v = server.call(action, &params).await;
-        ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
-    }
-    let deadline = Instant::now() + CREATE_TIMEOUT;
-    while !server.all_settled(&ids).await {
-        assert!(
-            Instant::now() < deadline,
-            "instances were not created in time"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ids = server
+        .create_all(
+            MAJOR_UPGRADES_RS,
+            MAJOR_UPGRADES_SHARDED,
+            |sharded| {
+                if sharded {
+                    ("DdsdCreateShardingDBInstance", on_42(sharded_params()))
+                } else {
+                    ("DdsdCreateDBInstance", on_42(rs_params()))
+                }
+            },
+            CREATE_TIMEOUT,
+        )
+        .await;
     for id in &ids {
         server
             .call(

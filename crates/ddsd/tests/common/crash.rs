@@ -2,6 +2,7 @@
 //! dir after each kill), with the generated admin key, and the create parameters they share.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ddsd_client::{Client, Credentials, Signature};
 use serde_json::Value;
@@ -69,6 +70,33 @@ impl Server {
         )
         .await["Operations"]["Operation"][0]
             .clone()
+    }
+
+    /// Creates `rs` replica sets and `sharded` clusters with `create(is_sharded)`'s action and
+    /// parameters, and waits until every one is `Running` (at most `timeout`). Answers their ids, the
+    /// replica sets first.
+    pub async fn create_all(
+        &self,
+        rs: usize,
+        sharded: usize,
+        create: impl Fn(bool) -> (&'static str, Vec<(&'static str, &'static str)>),
+        timeout: Duration,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..rs + sharded {
+            let (action, params) = create(i >= rs);
+            let v = self.call(action, &params).await;
+            ids.push(v["DBInstanceId"].as_str().unwrap().to_string());
+        }
+        let deadline = Instant::now() + timeout;
+        while !self.all_settled(&ids).await {
+            assert!(
+                Instant::now() < deadline,
+                "instances were not created in time"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ids
     }
 
     /// Whether every instance is `Running` with its newest operation finished.

@@ -94,6 +94,22 @@ impl MaintenanceConfig {
     }
 }
 
+/// The events matching `filter`, by id (at most [`MAX_LISTED`]).
+async fn listed(ctx: &Context, filter: ActiveTaskFilter) -> Result<Vec<ActiveTask>, ApiError> {
+    ctx.store
+        .list_active_tasks(filter, MAX_LISTED)
+        .await
+        .map_err(from_store)
+}
+
+/// The events in one of `statuses`.
+fn in_status(statuses: Vec<u8>) -> ActiveTaskFilter {
+    ActiveTaskFilter {
+        statuses,
+        ..ActiveTaskFilter::default()
+    }
+}
+
 async fn load_config(ctx: &Context) -> Result<Option<MaintenanceConfig>, ApiError> {
     let raw = ctx
         .store
@@ -264,31 +280,11 @@ impl Drop for Scheduler {
 
 /// One look at every unfinished event at `now_ms`.
 pub(crate) async fn step(ctx: &Context, now_ms: u64) -> Result<(), ApiError> {
-    let running = ctx
-        .store
-        .list_active_tasks(
-            ActiveTaskFilter {
-                statuses: vec![TASK_RUNNING],
-                ..ActiveTaskFilter::default()
-            },
-            MAX_LISTED,
-        )
-        .await
-        .map_err(from_store)?;
+    let running = listed(ctx, in_status(vec![TASK_RUNNING])).await?;
     for t in running {
         follow(ctx, &t, now_ms).await?;
     }
-    let waiting = ctx
-        .store
-        .list_active_tasks(
-            ActiveTaskFilter {
-                statuses: vec![TASK_WAITING],
-                ..ActiveTaskFilter::default()
-            },
-            MAX_LISTED,
-        )
-        .await
-        .map_err(from_store)?;
+    let waiting = listed(ctx, in_status(vec![TASK_WAITING])).await?;
     for t in waiting {
         start_if_due(ctx, &t, now_ms).await?;
     }
@@ -657,10 +653,7 @@ pub async fn describe_active_operation_tasks(
         && level != "S0"
         && (db_type == "all" || db_type.eq_ignore_ascii_case("mongodb"))
     {
-        ctx.store
-            .list_active_tasks(filter, MAX_LISTED)
-            .await
-            .map_err(from_store)?
+        listed(&ctx, filter).await?
     } else {
         Vec::new()
     };
@@ -755,17 +748,15 @@ pub async fn describe_active_operation_task(
     _call: Call,
 ) -> Result<TaskResponse, ApiError> {
     let mut tasks = if req.region == "all" || req.region == ctx.region {
-        ctx.store
-            .list_active_tasks(
-                ActiveTaskFilter {
-                    statuses: statuses(req.history),
-                    task_type: req.task_type.clone(),
-                    ..ActiveTaskFilter::default()
-                },
-                MAX_LISTED,
-            )
-            .await
-            .map_err(from_store)?
+        listed(
+            &ctx,
+            ActiveTaskFilter {
+                statuses: statuses(req.history),
+                task_type: req.task_type.clone(),
+                ..ActiveTaskFilter::default()
+            },
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -825,18 +816,7 @@ pub async fn describe_active_operation_task_count(
     _req: CountRequest,
     _call: Call,
 ) -> Result<CountResponse, ApiError> {
-    let n = ctx
-        .store
-        .list_active_tasks(
-            ActiveTaskFilter {
-                statuses: vec![TASK_WAITING],
-                ..ActiveTaskFilter::default()
-            },
-            MAX_LISTED,
-        )
-        .await
-        .map_err(from_store)?
-        .len();
+    let n = listed(&ctx, in_status(vec![TASK_WAITING])).await?.len();
     Ok(CountResponse {
         need_pop: 0,
         task_count: i32::try_from(n).unwrap_or(i32::MAX),
@@ -878,17 +858,7 @@ pub async fn describe_active_operation_task_type(
     req: TypeRequest,
     _call: Call,
 ) -> Result<TypeResponse, ApiError> {
-    let tasks = ctx
-        .store
-        .list_active_tasks(
-            ActiveTaskFilter {
-                statuses: statuses(req.history),
-                ..ActiveTaskFilter::default()
-            },
-            MAX_LISTED,
-        )
-        .await
-        .map_err(from_store)?;
+    let tasks = listed(&ctx, in_status(statuses(req.history))).await?;
     let mut counts: std::collections::BTreeMap<String, i32> = Default::default();
     for t in &tasks {
         *counts.entry(t.task_type.clone()).or_default() += 1;
@@ -942,19 +912,16 @@ pub async fn describe_active_operation_task_region(
     req: RegionRequest,
     _call: Call,
 ) -> Result<RegionResponse, ApiError> {
-    let n = ctx
-        .store
-        .list_active_tasks(
-            ActiveTaskFilter {
-                statuses: statuses(req.history),
-                task_type: req.task_type,
-                ..ActiveTaskFilter::default()
-            },
-            MAX_LISTED,
-        )
-        .await
-        .map_err(from_store)?
-        .len();
+    let n = listed(
+        &ctx,
+        ActiveTaskFilter {
+            statuses: statuses(req.history),
+            task_type: req.task_type,
+            ..ActiveTaskFilter::default()
+        },
+    )
+    .await?
+    .len();
     Ok(RegionResponse {
         region_list: (n > 0)
             .then(|| RegionItem {
@@ -1047,11 +1014,7 @@ pub async fn modify_active_operation_tasks(
             "The switch time is in the past.",
         ));
     }
-    let all = ctx
-        .store
-        .list_active_tasks(ActiveTaskFilter::default(), MAX_LISTED)
-        .await
-        .map_err(from_store)?;
+    let all = listed(&ctx, ActiveTaskFilter::default()).await?;
     for id in &req.ids {
         if let Some(t) = all.iter().find(|t| t.id == *id) {
             if switch > t.deadline_ms {
