@@ -1412,6 +1412,52 @@ fn f5_resume_after_a_crash_at_any_point_restarts_every_process_once() {
 }
 
 #[test]
+fn a_start_the_plane_delivers_late_is_timed_from_its_acknowledgement() {
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    let deadline = cfg().member_start_deadline_ms;
+    let mut delivered_ms = None;
+    for _ in 0..10_000 {
+        match op.step(&toy.observe(), toy.now) {
+            Decision::Issue(cmds) => {
+                let start = cmds.iter().find_map(|c| match c {
+                    Command::StartMember { node_id, .. } => Some(node_id.clone()),
+                    _ => None,
+                });
+                if let (Some(node), None) = (&start, delivered_ms) {
+                    // The host's agent is busy for twice the start deadline: nothing runs, the runtime
+                    // asks again. Once started, the member never leaves STARTUP2.
+                    delivered_ms = Some(toy.now + 2 * deadline);
+                    toy.now += 2 * deadline;
+                    toy.stuck_startup2.insert(node.clone());
+                    continue;
+                }
+                for c in &cmds {
+                    let r = toy.apply(c);
+                    op.on_result(c, r, toy.now);
+                }
+            }
+            Decision::WaitUntil(t) => toy.now = t,
+            Decision::Done(_) => break,
+        }
+    }
+    let Outcome::Failed(f) = outcome(&op) else {
+        panic!("a member stuck in STARTUP2 fails the upgrade");
+    };
+    assert!(
+        matches!(f.reason, FailureReason::StartTimeout { .. }),
+        "{f:?}"
+    );
+    // Timed from the start that ran, not from the first attempt the plane could not deliver.
+    let delivered = delivered_ms.unwrap();
+    assert!(
+        f.at_ms >= delivered + deadline,
+        "{f:?} delivered at {delivered}"
+    );
+}
+
+#[test]
 fn f16_a_member_already_on_target_with_a_lost_step_record_is_not_restarted() {
     let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
     let mut toy = Toy::new(&inst);

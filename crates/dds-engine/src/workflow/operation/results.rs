@@ -116,9 +116,11 @@ fn member_result(
     cx: &mut Cx,
 ) {
     match (&p.step, is_stop, result) {
-        (MemberStep::Stopping { issued_ms, .. }, true, Ok(())) => {
+        // A deadline runs from the command's acknowledgement: a command the plane could not deliver
+        // at once (an agent busy or late, retried by the runtime) has not started the process's clock.
+        (MemberStep::Stopping { .. }, true, Ok(())) => {
             p.step = MemberStep::Stopping {
-                issued_ms: *issued_ms,
+                issued_ms: cx.now,
                 acked: true,
             }
         }
@@ -135,9 +137,9 @@ fn member_result(
             },
             cx,
         ),
-        (MemberStep::Starting { issued_ms, .. }, false, Ok(())) => {
+        (MemberStep::Starting { .. }, false, Ok(())) => {
             p.step = MemberStep::Starting {
-                issued_ms: *issued_ms,
+                issued_ms: cx.now,
                 acked: true,
             }
         }
@@ -155,9 +157,9 @@ fn member_result(
         (MemberStep::Starting { .. }, false, Err(e)) => {
             fail_process(p, rs, FailureReason::StartFailed { error: e }, cx)
         }
-        (MemberStep::Reverting(RevertStage::Stopping { issued_ms, .. }), true, Ok(())) => {
+        (MemberStep::Reverting(RevertStage::Stopping { .. }), true, Ok(())) => {
             p.step = MemberStep::Reverting(RevertStage::Stopping {
-                issued_ms: *issued_ms,
+                issued_ms: cx.now,
                 acked: true,
             })
         }
@@ -167,9 +169,9 @@ fn member_result(
             });
             p.step = MemberStep::Failed;
         }
-        (MemberStep::Reverting(RevertStage::Starting { issued_ms, .. }), false, Ok(())) => {
+        (MemberStep::Reverting(RevertStage::Starting { .. }), false, Ok(())) => {
             p.step = MemberStep::Reverting(RevertStage::Starting {
-                issued_ms: *issued_ms,
+                issued_ms: cx.now,
                 acked: true,
             })
         }
