@@ -193,6 +193,18 @@ def test_a_scheduled_rollout_upgrades_the_instances_at_their_switch_time(server)
     assert sorted((i.ins_name, i.status) for i in hist) == sorted([(a, 7), (b, 5), (c, 5), (sh, 5)])
 
 
+def test_a_standalone_gets_no_event(server):
+    # ddsd does not upgrade a single-node instance in place (OperationDenied.DBInstanceType): an event
+    # could only fail. Standalones exist on 4.0 only.
+    solo = create_rs(server, engine_version="4.0", dbinstance_class="dds.sn2.standard.1", replication_factor="1")
+    rs40 = tea_call(server, "DdsdCreateDBInstance", {
+        "RegionId": REGION, "EngineVersion": "4.0", "DBInstanceClass": "dds.mongo.mid",
+        "DBInstanceStorage": "20", "KernelVersion": "mongodb_20220518_4.0.21"}, key=admin(server))["DBInstanceId"]
+    running(server, solo, rs40)
+    ids = publish(server, "4.0", "mongodb_20261201_4.0.30")
+    assert [e.ins_name for e in all_events(server) if e.id in ids] == [rs40]
+
+
 def test_the_maintenance_window_and_the_accounts_cycle_set_the_switch_time(server):
     r = tea(server).describe_active_operation_maintenance_config(M.DescribeActiveOperationMaintenanceConfigRequest())
     assert load(M.DescribeActiveOperationMaintenanceConfigResponseBody, r.body.to_map()).has_config == 0

@@ -151,8 +151,8 @@ pub fn next_switch_ms(
 // ---------------------------------------------------------------------------------------------
 // Publishing as a scheduled rollout
 
-/// The minor-version-upgrade events a kernel about to be published brings: one per instance of
-/// the engine version not on it yet (the new kernel is the newest, so that is every instance not
+/// The minor-version-upgrade events a kernel about to be published brings: one per replica set or
+/// sharded cluster of the engine version not on it yet (the new kernel is the newest, so that is every instance not
 /// already on it), switching at `switch_ms` or else at the instance's next window. Refused before
 /// anything is published when there are more than the store takes at once.
 pub(crate) async fn plan_rollout(
@@ -165,7 +165,9 @@ pub(crate) async fn plan_rollout(
     let config = load_config(ctx).await?;
     let mut new = Vec::new();
     for inst in instances_of(ctx, engine_version).await? {
-        if runs_at_least(ctx, &inst, kernel_version) {
+        // A standalone is not upgraded in place (`OperationDenied.DBInstanceType`): no event that
+        // could only fail.
+        if inst.is_standalone() || runs_at_least(ctx, &inst, kernel_version) {
             continue;
         }
         let switch =
