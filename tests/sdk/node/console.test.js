@@ -3,13 +3,16 @@
 // roles and names, against a real `ddsd serve --demo`: sign in, find the demo's sharded cluster,
 // upgrade it and watch the progress move through the config servers, the shards and the mongos to
 // `Running` on the target kernel with the report; a wrong key refused; an armed fault (admin key)
-// shown as a failure naming the member; a state-changing request without the CSRF token refused.
+// shown as a failure naming the member; a state-changing request without the CSRF token refused; a
+// scheduled minor-version event shown on its instance and cancelled there.
 // No test may leave a console error or an uncaught page error behind.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const OpenApi = require('@alicloud/openapi-client');
+const Util = require('@alicloud/tea-util');
 const { startDdsd } = require('./ddsd');
 const { launch, newPage, signIn } = require('./browser');
 
@@ -256,6 +259,36 @@ describe('the web console in Chromium', () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     r = await context.request.post(url, { data: body, headers: { 'X-CSRF-Token': csrf } });
     assert.equal(r.status(), 401);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  // Last: the kernel it publishes becomes every 4.4 instance's upgrade target.
+  it('shows a scheduled minor-version event on the instance and cancels it', async () => {
+    const client = new OpenApi.default(new OpenApi.Config({
+      accessKeyId: admin.id, accessKeySecret: admin.secret, endpoint: d.endpoint, protocol: 'http', regionId: 'cn-hangzhou',
+    }));
+    const params = new OpenApi.Params({
+      action: 'DdsdPublishKernelVersion', version: '2015-12-01', protocol: 'HTTPS', pathname: '/',
+      method: 'POST', authType: 'AK', style: 'RPC', reqBodyType: 'formData', bodyType: 'json',
+    });
+    const kernel = 'mongodb_20261201_4.4.30';
+    const switchTime = new Date(Date.now() + 86400000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const published = await client.callApi(params, new OpenApi.OpenApiRequest({ query: {
+      EngineVersion: '4.4', KernelVersion: kernel, ReleaseNote: 'scheduled rollout', ReleaseDate: '2026-12-02',
+      Rollout: 'Scheduled', SwitchTime: switchTime,
+    } }), new Util.RuntimeOptions({}));
+    assert.ok(published.body.TaskIds.length >= 1, JSON.stringify(published.body));
+
+    const { context, page, errors } = await newPage(browser);
+    await signIn(page, d.url, d.keyId, d.keySecret);
+    await openInstance(page, 'replicate', 'ddsd demo replica set');
+    const item = page.getByRole('list', { name: 'Scheduled events' }).getByRole('listitem');
+    await item.waitFor();
+    assert.equal(await item.count(), 1);
+    assert.match(await item.textContent(), new RegExp(`^Minor version upgrade to ${kernel} at ${switchTime} \\(deadline `));
+    await item.getByRole('button', { name: 'Cancel event' }).click();
+    await page.locator('#scheduled-events').getByText('None', { exact: true }).waitFor();
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -408,9 +408,38 @@
       h('dt', {}, 'Kernel'), h('dd', { id: 'instance-kernel', class: 'mono' }, attr.CurrentKernelVersion || '—'),
       h('dt', {}, 'Class'), h('dd', {}, attr.DBInstanceClass || '—'),
       h('dt', {}, 'Zone'), h('dd', {}, `${attr.RegionId || ''} ${attr.ZoneId || ''}`),
-      h('dt', {}, 'Maintenance window'), winValue));
+      h('dt', {}, 'Maintenance window'), winValue,
+      h('dt', {}, 'Scheduled maintenance'), h('dd', { id: 'scheduled-events' }, '…')));
+    refreshEvents();
     if (state.session.Admin) adminPanel();
     await refreshTopology();
+  }
+
+  // The instance's scheduled O&M events (DescribeActiveOperationTasks, docs/events.md) that have not
+  // ended: what switches when, and the user's two levers — start now, or cancel.
+  async function refreshEvents() {
+    const pg = state.page;
+    const dd = document.getElementById('scheduled-events');
+    if (!dd) return;
+    let items;
+    try {
+      items = (await api('DescribeActiveOperationTasks', { InsName: pg.id, PageSize: '100' })).Items || [];
+    } catch (e) { dd.replaceChildren(errorBox(e)); return; }
+    const open = items.filter((t) => t.Status === 3 || t.Status === 4);
+    if (!open.length) { dd.replaceChildren('None'); return; }
+    const out = h('div', { 'aria-live': 'polite' });
+    const act = async (action, params, done) => {
+      try { await api(action, params); toast(done); refreshEvents(); } catch (e) { out.replaceChildren(errorBox(e)); }
+    };
+    dd.replaceChildren(h('ul', { class: 'plain', 'aria-label': 'Scheduled events' }, open.map((t) => {
+      let target = '';
+      try { target = JSON.parse(t.TaskParams).TargetKernelVersion || ''; } catch (_) { /* shown without it */ }
+      const what = `${t.TaskTypeEn} to ${target || 'the newest kernel'}`;
+      const when = t.Status === 4 ? `running since ${t.StartTime}` : `at ${t.SwitchTime} (deadline ${t.Deadline})`;
+      return h('li', { 'aria-label': `Event ${t.Id}` }, `${what} ${when} `,
+        t.AllowChange === '1' ? h('button', { type: 'button', onclick: () => act('ModifyActiveOperationTasks', { Ids: String(t.Id), ImmediateStart: '1' }, `Event ${t.Id} starts now`) }, 'Start now') : '',
+        t.AllowCancel === '1' ? h('button', { type: 'button', class: 'danger', onclick: () => act('CancelActiveOperationTasks', { Ids: String(t.Id) }, `Event ${t.Id} cancelled`) }, 'Cancel event') : '');
+    })), out);
   }
 
   function editWindow(dd) {
