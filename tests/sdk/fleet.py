@@ -103,6 +103,20 @@ class Fleet:
         return self.call("DescribeTruth", DeploymentId=deployment_id, FromMs=from_ms, UntilMs=until_ms)
 
 
+# The fleets of these tests run 200-500x faster than wall time, so the engine's default 180 s start
+# deadline is under a second of wall time — less than one observation of a busy CI machine through the
+# driver (a connect, hello and serverStatus per process) may take. The deadlines a `mongodb`-plane ddsd
+# gets here are the widest the workflow accepts (the catch-up deadline bounds the start deadline);
+# the gates themselves are unchanged.
+MONGODB_PLANE_CONFIG = "[upgrade]\nmember_start_deadline_ms = 600000\nmongos_start_deadline_ms = 600000\n"
+
+
+def start_mongodb_plane(factory, *args, extra_config: str = "", **kw):
+    """A `ddsd serve --plane mongodb` from the test factory, with the deadlines above."""
+    return factory.start(*args, extra_args=["--plane", "mongodb"],
+                         extra_config=MONGODB_PLANE_CONFIG + extra_config, **kw)
+
+
 def import_params(manifest: dict) -> dict:
     q = {"SeedList": manifest["SeedList"], "Username": manifest["Username"], "Password": PASSWORD,
          "AuthSource": manifest["AuthSource"]}

@@ -30,7 +30,7 @@ from aliyunsdkdds.request.v20151201.UpgradeDBInstanceEngineVersionRequest import
 from alibabacloud_dds20151201 import models as M
 
 from conftest import DdsdFactory
-from fleet import PASSWORD as FLEET_PASSWORD, Fleet, import_deployment
+from fleet import PASSWORD as FLEET_PASSWORD, Fleet, import_deployment, start_mongodb_plane
 from test_instances import REGION, attribute, legacy_json, load, start_fast, tea, tea_call, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 from test_upgrade import OLD_44, admin, check_last_operation, kernels, operations
@@ -203,7 +203,7 @@ def test_the_mongodb_plane_reads_and_raises_the_fcv_through_the_driver(tmp_path_
     fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
     factory = DdsdFactory(base)
     try:
-        d = factory.start(extra_args=["--plane", "mongodb"])
+        d = start_mongodb_plane(factory)
         d.fleet = fleet
         # The official drivers (Rust and Python alike) talk to MongoDB 4.4 and later only: the step
         # here is 4.4 -> 5.0.

@@ -27,7 +27,9 @@ from pymongo.errors import PyMongoError
 
 import acs_raw
 from conftest import DdsdFactory
-from fleet import AGENT_VERSION, PASSWORD, Fleet, FleetError, check_invariants, import_deployment, signed
+from fleet import (
+    AGENT_VERSION, PASSWORD, Fleet, FleetError, check_invariants, import_deployment, signed, start_mongodb_plane,
+)
 from test_instances import tea_call
 from test_instances_errors import tea_expect
 from test_instances import tea
@@ -92,7 +94,7 @@ def world(tmp_path, request):
 def test_twenty_upgrades_live_through_kill_9_of_ddsd_at_random_moments(world):
     fleet, factory = world
     data = factory.base / "ddsd-data"
-    d = factory.start("ddsd-0", data_dir=data, extra_args=["--plane", "mongodb"])
+    d = start_mongodb_plane(factory, "ddsd-0", data_dir=data)
     ids = [import_deployment(d, fleet, fleet.create("replicate", OLD_44)) for _ in range(16)]
     ids += [import_deployment(d, fleet, fleet.create("sharding", OLD_44)) for _ in range(4)]
     for iid in ids:
@@ -101,7 +103,7 @@ def test_twenty_upgrades_live_through_kill_9_of_ddsd_at_random_moments(world):
     for kill in range(1, 5):
         time.sleep(rng.uniform(0.2, 1.5))
         d.stop(signal.SIGKILL)
-        d = factory.start(f"ddsd-{kill}", data_dir=data, extra_args=["--plane", "mongodb"])
+        d = start_mongodb_plane(factory, f"ddsd-{kill}", data_dir=data)
     for iid in ids:
         wait_running(d, iid)
     for iid in ids:
@@ -110,7 +112,7 @@ def test_twenty_upgrades_live_through_kill_9_of_ddsd_at_random_moments(world):
 
 def test_the_fleet_killed_mid_upgrade_comes_back_and_the_upgrade_finishes(world):
     fleet, factory = world
-    d = factory.start(extra_args=["--plane", "mongodb"])
+    d = start_mongodb_plane(factory)
     iid = import_deployment(d, fleet, fleet.create("sharding", OLD_44))
     tea_call(d, "UpgradeDBInstanceKernelVersion", {"DBInstanceId": iid})
     # Hosts, agents and processes all gone at once, in the middle of a restart.
@@ -128,7 +130,7 @@ def test_the_fleet_killed_mid_upgrade_comes_back_and_the_upgrade_finishes(world)
 def test_agents_that_answer_late_or_busy_slow_the_upgrade_but_break_nothing(world):
     fleet, factory = world
     # An agent call gives up after 1 s; one host's agent takes 3 s to answer its next call.
-    d = factory.start(extra_args=["--plane", "mongodb"], extra_config="[mongodb]\nagent_timeout_ms = 1000\n")
+    d = start_mongodb_plane(factory, extra_config="[mongodb]\nagent_timeout_ms = 1000\n")
     m = fleet.create("replicate", OLD_44)
     iid = import_deployment(d, fleet, m)
     hosts = [a["Host"] for a in m["Agents"]]
@@ -145,7 +147,7 @@ def test_agents_that_answer_late_or_busy_slow_the_upgrade_but_break_nothing(worl
 
 def test_a_host_without_the_target_binary_is_refused_before_anything_restarts(world):
     fleet, factory = world
-    d = factory.start(extra_args=["--plane", "mongodb"])
+    d = start_mongodb_plane(factory)
     m = fleet.create("replicate", OLD_44)
     iid = import_deployment(d, fleet, m)
     host = m["Agents"][2]["Host"]
@@ -167,7 +169,7 @@ def test_a_majority_writer_loses_nothing_through_a_mongodb_plane_upgrade(world):
     from test_wire import Writer, check_exactly_once
 
     fleet, factory = world
-    d = factory.start(extra_args=["--plane", "mongodb"])
+    d = start_mongodb_plane(factory)
     m = fleet.create("replicate", OLD_44)
     iid = import_deployment(d, fleet, m)
     uri = (f"mongodb://root:{quote_plus(PASSWORD)}@{m['SeedList']}/?authSource=admin"
