@@ -1185,23 +1185,8 @@ impl FromParams for ModifyConfigRequest {
             }
         }
         cycle_time.sort_unstable();
-        let time_of = |name: &str| -> Result<UtcTimeOfDay, ApiError> {
-            let v = required(params, name)?;
-            v.parse::<UtcTimeOfDay>().map_err(|_| {
-                ApiError::invalid_parameter(
-                    name,
-                    format!("Expected HH:mmZ (UTC), got \"{}\".", clip(v)),
-                )
-            })
-        };
-        let start = time_of("MaintainStartTime")?;
-        let end = time_of("MaintainEndTime")?;
-        if MaintainWindow::new(start, end).is_none() {
-            return Err(ApiError::invalid_parameter(
-                "MaintainEndTime",
-                "The end of the window must be later than its start.",
-            ));
-        }
+        let window = super::params::maintain_window(params)?;
+        let (start, end) = (window.start, window.end);
         let status = u8::try_from(int_in(params, "Status", &[1, 2], 0)?).unwrap_or(0);
         if status == 0 {
             required(params, "Status")?;

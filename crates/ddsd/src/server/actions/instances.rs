@@ -28,9 +28,7 @@ use dds_engine::build::{
     CreateShard, CreateSharded,
 };
 use dds_engine::catalog::Catalog;
-use dds_engine::model::{
-    ChargeType, DbInstanceStatus, Instance, MaintainWindow, Tag, Topology, UtcTimeOfDay,
-};
+use dds_engine::model::{ChargeType, DbInstanceStatus, Instance, MaintainWindow, Tag, Topology};
 use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -38,7 +36,7 @@ use serde_json::{json, Value};
 use super::classes::{self, Role};
 use super::errors::from_store;
 use super::params::{
-    clip, indexed_list, optional, optional_bool, optional_u32, parse_u32, required, tags, ListEntry,
+    indexed_list, optional, optional_bool, optional_u32, parse_u32, required, tags, ListEntry,
 };
 use super::{respond, Call, Context, Empty, FromParams, InstanceRequest, Params};
 use crate::server::runtime::OperationState;
@@ -626,16 +624,6 @@ pub async fn delete_db_instance(
     }
 }
 
-fn time_of_day(params: &Params, name: &str) -> Result<UtcTimeOfDay, ApiError> {
-    let v = required(params, name)?;
-    v.parse::<UtcTimeOfDay>().map_err(|_| {
-        ApiError::invalid_parameter(
-            name,
-            format!("Use HH:mmZ in UTC, e.g. 18:00Z; got \"{}\".", clip(v)),
-        )
-    })
-}
-
 /// `ModifyDBInstanceMaintainTime`: `DBInstanceId`, `MaintainStartTime`, `MaintainEndTime`.
 #[derive(Debug, Clone)]
 pub struct MaintainTimeRequest {
@@ -646,17 +634,9 @@ pub struct MaintainTimeRequest {
 impl FromParams for MaintainTimeRequest {
     fn from_params(params: &Params) -> Result<Self, ApiError> {
         let db_instance_id = required(params, "DBInstanceId")?.to_string();
-        let start = time_of_day(params, "MaintainStartTime")?;
-        let end = time_of_day(params, "MaintainEndTime")?;
-        let window = MaintainWindow::new(start, end).ok_or_else(|| {
-            ApiError::invalid_parameter(
-                "MaintainEndTime",
-                format!("The end time must be later than the start time ({start})."),
-            )
-        })?;
         Ok(Self {
             db_instance_id,
-            window,
+            window: super::params::maintain_window(params)?,
         })
     }
 }

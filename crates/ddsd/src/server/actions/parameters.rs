@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 
 use super::attributes::idle;
 use super::errors::{from_store, ApiError};
-use super::params::utc_ms;
+use super::params::time_range;
 use super::params::{clip, optional, required};
 use super::rolling::{accept_operation, load_instance, RestartRequest};
 use super::{Call, Context, Empty, FromParams, Params};
@@ -826,14 +826,7 @@ pub struct HistoryRequest {
 impl FromParams for HistoryRequest {
     fn from_params(params: &Params) -> Result<Self, ApiError> {
         let db_instance_id = required(params, "DBInstanceId")?.to_string();
-        let start_ms = utc_ms(params, "StartTime")?;
-        let end_ms = utc_ms(params, "EndTime")?;
-        if end_ms <= start_ms {
-            return Err(ApiError::invalid_parameter(
-                "EndTime",
-                "EndTime must be later than StartTime.",
-            ));
-        }
+        let (start_ms, end_ms) = time_range(params, "StartTime", "EndTime")?;
         // `logic` (the vendor's name for the whole sharded cluster here) names no role of its own.
         let character = match optional(params, "CharacterType") {
             Some("logic") => None,

@@ -149,6 +149,41 @@ pub fn fingerprint(params: &Params) -> String {
     hex::encode(h.finalize())
 }
 
+/// `MaintainStartTime` / `MaintainEndTime` (`HH:mmZ`, UTC; the end later than the start): a window
+/// as `ModifyDBInstanceMaintainTime` and `ModifyActiveOperationMaintenanceConfig` take it.
+pub fn maintain_window(params: &Params) -> Result<dds_engine::model::MaintainWindow, ApiError> {
+    let time_of_day = |name: &str| {
+        let v = required(params, name)?;
+        v.parse::<dds_engine::model::UtcTimeOfDay>().map_err(|_| {
+            ApiError::invalid_parameter(
+                name,
+                format!("Use HH:mmZ in UTC, e.g. 18:00Z; got \"{}\".", clip(v)),
+            )
+        })
+    };
+    let start = time_of_day("MaintainStartTime")?;
+    let end = time_of_day("MaintainEndTime")?;
+    dds_engine::model::MaintainWindow::new(start, end).ok_or_else(|| {
+        ApiError::invalid_parameter(
+            "MaintainEndTime",
+            format!("The end time must be later than the start time ({start})."),
+        )
+    })
+}
+
+/// Required `start` and `end` times (as [`utc_ms`]), the end later than the start.
+pub fn time_range(params: &Params, start: &str, end: &str) -> Result<(u64, u64), ApiError> {
+    let start_ms = utc_ms(params, start)?;
+    let end_ms = utc_ms(params, end)?;
+    if end_ms <= start_ms {
+        return Err(ApiError::invalid_parameter(
+            end,
+            format!("{end} must be later than {start}."),
+        ));
+    }
+    Ok((start_ms, end_ms))
+}
+
 /// A required `yyyy-MM-ddTHH:mm:ssZ` (or `yyyy-MM-ddTHH:mmZ`) UTC time, as Unix milliseconds.
 pub fn utc_ms(params: &Params, name: &str) -> Result<u64, ApiError> {
     parse_utc_ms(name, required(params, name)?)

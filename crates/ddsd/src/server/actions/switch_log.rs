@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::errors::{from_store, ApiError};
 use super::operations::rolling;
-use super::params::{clip, optional, parse_u32_in, required, utc_ms, wall_time};
+use super::params::{clip, optional, parse_u32_in, required, time_range, wall_time};
 use super::rolling::load_instance;
 use super::{Call, Context, FromParams, Params};
 
@@ -60,14 +60,7 @@ pub struct SwitchLogRequest {
 impl FromParams for SwitchLogRequest {
     fn from_params(params: &Params) -> Result<Self, ApiError> {
         let db_instance_id = required(params, "DBInstanceId")?.to_string();
-        let start_ms = utc_ms(params, "StartTime")?;
-        let end_ms = utc_ms(params, "EndTime")?;
-        if end_ms <= start_ms {
-            return Err(ApiError::invalid_parameter(
-                "EndTime",
-                "EndTime must be later than StartTime.",
-            ));
-        }
+        let (start_ms, end_ms) = time_range(params, "StartTime", "EndTime")?;
         let page_number = optional(params, "PageNumber")
             .map(|v| parse_u32_in("PageNumber", v, 1, i32::MAX as u32))
             .transpose()?
