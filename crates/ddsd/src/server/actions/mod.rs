@@ -233,6 +233,21 @@ impl Call {
             idempotency,
         }
     }
+
+    /// The response a retry with this call's `ClientToken` answers, when the token was used before
+    /// for the same request (`IdempotentParameterMismatch` for another one). For handlers whose own
+    /// checks a repeat would fail (the instance busy with the first call's change, addresses already
+    /// added), asked before them.
+    pub async fn replayed(&self, ctx: &Context) -> Result<Option<Value>, ApiError> {
+        match &self.idempotency {
+            Some(idem) => ctx
+                .store
+                .replayed(idem.clone())
+                .await
+                .map_err(errors::from_store),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The request of actions without parameters of their own.

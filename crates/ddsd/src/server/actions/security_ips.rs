@@ -287,10 +287,8 @@ pub async fn modify_security_ips(
     let instance = load_instance(&ctx, &req.db_instance_id).await?;
     // A retry of a request already applied answers as the first time (an Append retried would
     // otherwise find its own addresses).
-    if let Some(idem) = call.idempotency.clone() {
-        if let Some(replayed) = ctx.store.replayed(idem).await.map_err(from_store)? {
-            return Ok(replayed);
-        }
+    if let Some(replayed) = call.replayed(&ctx).await? {
+        return Ok(replayed);
     }
     let stored = whitelist::load(&*ctx.store, &instance.id)
         .await

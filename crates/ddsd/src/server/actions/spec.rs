@@ -26,7 +26,7 @@ use dds_engine::workflow::{RestartScope, RollingOperation};
 use serde::Serialize;
 
 use super::classes::{self, Role};
-use super::errors::{from_store, ApiError};
+use super::errors::ApiError;
 use super::params::{clip, optional, parse_u32, required};
 use super::rolling::{accept_idempotent, load_instance, Planned};
 use super::{respond, Call, Context, FromParams, Params};
@@ -430,10 +430,8 @@ pub async fn modify_node_spec(
     let instance = load_instance(&ctx, &req.db_instance_id).await?;
     // A retry of a change already accepted answers as the first time: the instance is busy with it
     // now, which would otherwise refuse the retry.
-    if let Some(idem) = call.idempotency.clone() {
-        if let Some(replayed) = ctx.store.replayed(idem).await.map_err(from_store)? {
-            return Ok(replayed);
-        }
+    if let Some(replayed) = call.replayed(&ctx).await? {
+        return Ok(replayed);
     }
     let part = node_part(&instance, &req.node_id)?;
     same_count(
