@@ -13,7 +13,7 @@ mod common;
 
 use common::crash::{rs_params, sharded_params, Server};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
@@ -83,23 +83,17 @@ async fn class_changes_survive_kill_9_at_random_moments() {
             shard_of.insert(id.clone(), shard);
         }
     }
-    let mut server = server;
-    let mut kills = 0u32;
-    let deadline = Instant::now() + CHANGE_TIMEOUT;
-    loop {
-        let run_ms = rng.gen_range(30..600);
-        tokio::time::sleep(Duration::from_millis(run_ms)).await;
-        if server.all_settled(&ids).await {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "class changes did not finish in time (seed {seed}, {kills} kills)"
-        );
-        server.kill9();
-        kills += 1;
-        server = Server::start(&root);
-    }
+    // Let them run for a random while (sometimes barely past a restart), then pull the plug; again.
+    let (server, kills) = server
+        .kill_until_settled(
+            &root,
+            &ids,
+            &mut rng,
+            600,
+            CHANGE_TIMEOUT,
+            &format!("class changes (seed {seed})"),
+        )
+        .await;
     println!("{kills} kills while class changes were running");
     assert!(kills >= 3, "too few kills landed ({kills})");
 

@@ -117,24 +117,17 @@ async fn twenty_upgrades_survive_kill_9_at_random_moments() {
             .call("UpgradeDBInstanceKernelVersion", &[("DBInstanceId", id)])
             .await;
     }
-    let mut server = server;
-    let mut kills = 0u32;
-    let deadline = Instant::now() + UPGRADE_TIMEOUT;
-    loop {
-        // Let the upgrades run for a random while (sometimes barely past the restart), then pull the plug.
-        let run_ms = rng.gen_range(30..1_000);
-        tokio::time::sleep(Duration::from_millis(run_ms)).await;
-        if server.all_settled(&ids).await {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "upgrades did not finish in time (seed {seed}, {kills} kills)"
-        );
-        server.kill9();
-        kills += 1;
-        server = Server::start(&root);
-    }
+    // Let them run for a random while (sometimes barely past a restart), then pull the plug; again.
+    let (server, kills) = server
+        .kill_until_settled(
+            &root,
+            &ids,
+            &mut rng,
+            1_000,
+            UPGRADE_TIMEOUT,
+            &format!("upgrades (seed {seed})"),
+        )
+        .await;
     println!(
         "{kills} kills while upgrades were running; {:.1} s in all",
         t0.elapsed().as_secs_f64()
@@ -229,23 +222,17 @@ async fn major_upgrades_survive_kill_9_at_random_moments() {
             )
             .await;
     }
-    let mut server = server;
-    let mut kills = 0u32;
-    let deadline = Instant::now() + UPGRADE_TIMEOUT;
-    loop {
-        let run_ms = rng.gen_range(30..1_000);
-        tokio::time::sleep(Duration::from_millis(run_ms)).await;
-        if server.all_settled(&ids).await {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "major upgrades did not finish in time (seed {seed}, {kills} kills)"
-        );
-        server.kill9();
-        kills += 1;
-        server = Server::start(&root);
-    }
+    // Let them run for a random while (sometimes barely past a restart), then pull the plug; again.
+    let (server, kills) = server
+        .kill_until_settled(
+            &root,
+            &ids,
+            &mut rng,
+            1_000,
+            UPGRADE_TIMEOUT,
+            &format!("major upgrades (seed {seed})"),
+        )
+        .await;
     println!("{kills} kills while major upgrades were running");
     assert!(
         kills >= 3,

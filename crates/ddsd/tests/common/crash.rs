@@ -99,6 +99,36 @@ impl Server {
         ids
     }
 
+    /// Lets the operations run for a random while (up to `max_run_ms`), then kill -9s the server and
+    /// starts it again on the same data dir, until every instance in `ids` has settled (at most
+    /// `timeout`). Answers the server running at the end and how many kills landed.
+    pub async fn kill_until_settled(
+        self,
+        root: &Path,
+        ids: &[String],
+        rng: &mut impl rand::Rng,
+        max_run_ms: u64,
+        timeout: Duration,
+        what: &str,
+    ) -> (Server, u32) {
+        let mut server = self;
+        let mut kills = 0u32;
+        let deadline = Instant::now() + timeout;
+        loop {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(30..max_run_ms))).await;
+            if server.all_settled(ids).await {
+                return (server, kills);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not finish in time ({kills} kills)"
+            );
+            server.kill9();
+            kills += 1;
+            server = Server::start(root);
+        }
+    }
+
     /// Whether every instance is `Running` with its newest operation finished.
     pub async fn all_settled(&self, ids: &[String]) -> bool {
         for id in ids {
