@@ -6,91 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use ddsd_client::{Client, ClientError, Credentials, Signature};
+use common::crash::Server;
 use serde_json::Value;
 
-struct Server {
-    running: common::Running,
-    client: Client,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let config = root.join("ddsd.toml");
-        std::fs::write(
-            &config,
-            "region = \"cn-hangzhou\"\nsim_speed = 10\n[[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n",
-        )
-        .unwrap();
-        let data_dir = root.join("data");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(root.join("stderr.log"))
-            .unwrap();
-        let mut cmd = common::serve_command();
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .stderr(stderr);
-        let running = common::spawn(cmd);
-        let creds = Credentials::from_data_dir(&data_dir).unwrap();
-        Server {
-            client: Client::with_signature(&running.endpoint, creds, Signature::V3).unwrap(),
-            running,
-        }
-    }
-
-    /// SIGKILL: no shutdown path runs.
-    fn kill9(self) {
-        self.running.kill9();
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Value {
-        self.client
-            .call(action, params)
-            .await
-            .unwrap_or_else(|e| panic!("{action} {params:?}: {e}"))
-    }
-
-    async fn status(&self, id: &str) -> Option<String> {
-        match self
-            .client
-            .call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
-            .await
-        {
-            Ok(v) => Some(
-                v["DBInstances"]["DBInstance"][0]["DBInstanceStatus"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            ),
-            Err(ClientError::Api { code, .. }) if code == "InvalidDBInstanceId.NotFound" => None,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    async fn wait_for(&self, id: &str, want: Option<&str>) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.status(id).await;
-            if s.as_deref() == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} is {s:?}, expected {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
+const CONFIG: &str =
+    "region = \"cn-hangzhou\"\nsim_speed = 10\n[[access_keys]]\nid = \"testid\"\nsecret = \"testsecret\"\n";
 
 fn temp_root() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ddsd-durability-{}", uuid::Uuid::new_v4()));
@@ -134,7 +56,7 @@ fn id_of(v: &Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_and_in_flight_operations_survive_kill_9() {
     let root = temp_root();
-    let first = Server::start(&root);
+    let first = Server::start_with(&root, CONFIG);
 
     // Settled instances of every shape, and one more that will be deleted.
     let running = vec![
@@ -177,7 +99,7 @@ async fn instances_and_in_flight_operations_survive_kill_9() {
     assert_eq!(first.status(&doomed).await.as_deref(), Some("Deleting"));
     first.kill9();
 
-    let second = Server::start(&root);
+    let second = Server::start_with(&root, CONFIG);
     // Everything accepted before the crash is there; the creation finishes and the deletion too.
     for id in &running {
         assert_eq!(second.status(id).await.as_deref(), Some("Running"), "{id}");

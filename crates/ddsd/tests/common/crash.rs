@@ -1,5 +1,6 @@
-//! The kill -9 tests' server: a real `ddsd serve` on a data dir that outlives it (restarted on the same
-//! dir after each kill), with the generated admin key, and the create parameters they share.
+//! The kill -9 tests' server (upgrade_crash, spec_crash, durability): a real `ddsd serve` on a data dir
+//! that outlives it (restarted on the same dir after each kill), with the generated admin key, and the
+//! create parameters they share.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,12 +18,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(root: &Path) -> Server {
-        let config = root.join("ddsd.toml");
-        std::fs::write(
-            &config,
-            format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
+        Self::start_with(
+            root,
+            &format!("region = \"cn-hangzhou\"\nsim_speed = {SIM_SPEED}\nmax_concurrent_operations = 32\n"),
         )
-        .unwrap();
+    }
+
+    /// [`Server::start`] with this configuration file (written to `<root>/ddsd.toml`).
+    pub fn start_with(root: &Path, config_toml: &str) -> Server {
+        let config = root.join("ddsd.toml");
+        std::fs::write(&config, config_toml).unwrap();
         let data_dir = root.join("data");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -126,6 +131,44 @@ impl Server {
             server.kill9();
             kills += 1;
             server = Server::start(root);
+        }
+    }
+
+    /// The instance's `DBInstanceStatus`, `None` once it is gone.
+    pub async fn status(&self, id: &str) -> Option<String> {
+        match self
+            .client
+            .call("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
+            .await
+        {
+            Ok(v) => Some(
+                v["DBInstances"]["DBInstance"][0]["DBInstanceStatus"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            Err(ddsd_client::ClientError::Api { code, .. })
+                if code == "InvalidDBInstanceId.NotFound" =>
+            {
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Waits (at most 60 s) until [`Server::status`] is `want`.
+    pub async fn wait_for(&self, id: &str, want: Option<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status(id).await;
+            if s.as_deref() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} is {s:?}, expected {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
