@@ -14,9 +14,11 @@ pub struct UpgradeConfig {
     /// Lag, primary optime minus member optime, a member may have to pass its gate (I8d) and at preflight.
     /// Delayed members get their `secondaryDelaySecs` on top. 10 s is Atlas's failover precondition.
     pub max_lag_ms: u64,
-    /// From `StopMember` (its acknowledgement by the plane) until the process is observed down. mongod's own shutdown quiesce is ≤ 15 s.
+    /// From `StopMember` (its latest issue: one the plane could not deliver is issued again) until the
+    /// process is observed down. mongod's own shutdown quiesce is ≤ 15 s.
     pub member_stop_deadline_ms: u64,
-    /// From `StartMember` (its acknowledgement by the plane) until the process is up on the expected kernel in SECONDARY/ARBITER (or PRIMARY after a
+    /// From `StartMember` (its latest issue: one the plane could not deliver is issued again) until the
+    /// process is up on the expected kernel in SECONDARY/ARBITER (or PRIMARY after a
     /// takeover). Missing it means the binary does not start: the member is put back on its previous kernel.
     pub member_start_deadline_ms: u64,
     /// From `StartMember` until the whole post-start gate holds (caught up and stable).
@@ -56,7 +58,8 @@ pub struct UpgradeConfig {
     pub canary_shard: bool,
     /// mongos restarted at once; always capped so that at least one mongos keeps serving.
     pub mongos_batch: u32,
-    /// From `StartMongos` (its acknowledgement by the plane) until the mongos is up on the expected kernel and stable.
+    /// From `StartMongos` (its latest issue: one the plane could not deliver is issued again) until the
+    /// mongos is up on the expected kernel and stable.
     pub mongos_start_deadline_ms: u64,
     /// How long a restarted mongos must stay up before the next batch.
     pub mongos_stability_ms: u64,

@@ -1412,7 +1412,7 @@ fn f5_resume_after_a_crash_at_any_point_restarts_every_process_once() {
 }
 
 #[test]
-fn a_start_the_plane_delivers_late_is_timed_from_its_acknowledgement() {
+fn a_start_the_plane_delivers_late_is_timed_from_the_issue_that_ran() {
     let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
     let mut toy = Toy::new(&inst);
     let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
@@ -1449,7 +1449,7 @@ fn a_start_the_plane_delivers_late_is_timed_from_its_acknowledgement() {
         matches!(f.reason, FailureReason::StartTimeout { .. }),
         "{f:?}"
     );
-    // Timed from the start that ran, not from the first attempt the plane could not deliver.
+    // Timed from the issue that ran, not from the first attempt the plane could not deliver.
     let delivered = delivered_ms.unwrap();
     assert!(
         f.at_ms >= delivered + deadline,

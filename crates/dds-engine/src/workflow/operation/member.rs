@@ -74,10 +74,15 @@ pub(super) fn advance_member(
                     );
                 }
             } else {
-                // The stop was recorded but maybe never executed: same gate as the first time, then repeat.
+                // The stop was recorded but maybe never executed: same gate as the first time, then repeat
+                // (its deadline from this issue).
                 match gates::pre_stop(&rs.roles, ro, &role.node_id, true) {
                     Ok(()) => {
                         rs.procs[j].blocked_since_ms = None;
+                        rs.procs[j].step = MemberStep::Stopping {
+                            issued_ms: cx.now,
+                            acked: false,
+                        };
                         cx.cmds.push(Command::StopMember {
                             replica_set: rs_name,
                             node_id: role.node_id.clone(),
@@ -107,6 +112,12 @@ pub(super) fn advance_member(
                     );
                 }
             } else if start_allowed(&mut rs.procs[j], cx) {
+                // Issued again (the plane could not deliver it: an agent busy, late, unreachable): the
+                // deadline runs from this issue, on the deployment's clock like every other time here.
+                rs.procs[j].step = MemberStep::Starting {
+                    issued_ms: cx.now,
+                    acked: false,
+                };
                 let p = &rs.procs[j];
                 cx.cmds.push(Command::StartMember {
                     replica_set: rs_name,

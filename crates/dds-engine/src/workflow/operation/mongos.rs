@@ -170,6 +170,11 @@ fn advance_mongos(env: &Env<'_>, p: &mut ProcessRecord, obs: &DeploymentObservat
                     );
                 }
             } else if start_allowed(p, cx) {
+                // Issued again: the deadline runs from this issue.
+                p.step = MemberStep::Starting {
+                    issued_ms: cx.now,
+                    acked: false,
+                };
                 cx.cmds.push(Command::StartMongos {
                     node_id: p.node_id.clone(),
                     kernel_version: env.expected_kernel(p).to_string(),

@@ -116,11 +116,9 @@ fn member_result(
     cx: &mut Cx,
 ) {
     match (&p.step, is_stop, result) {
-        // A deadline runs from the command's acknowledgement: a command the plane could not deliver
-        // at once (an agent busy or late, retried by the runtime) has not started the process's clock.
-        (MemberStep::Stopping { .. }, true, Ok(())) => {
+        (MemberStep::Stopping { issued_ms, .. }, true, Ok(())) => {
             p.step = MemberStep::Stopping {
-                issued_ms: cx.now,
+                issued_ms: *issued_ms,
                 acked: true,
             }
         }
@@ -137,9 +135,9 @@ fn member_result(
             },
             cx,
         ),
-        (MemberStep::Starting { .. }, false, Ok(())) => {
+        (MemberStep::Starting { issued_ms, .. }, false, Ok(())) => {
             p.step = MemberStep::Starting {
-                issued_ms: cx.now,
+                issued_ms: *issued_ms,
                 acked: true,
             }
         }
@@ -157,9 +155,9 @@ fn member_result(
         (MemberStep::Starting { .. }, false, Err(e)) => {
             fail_process(p, rs, FailureReason::StartFailed { error: e }, cx)
         }
-        (MemberStep::Reverting(RevertStage::Stopping { .. }), true, Ok(())) => {
+        (MemberStep::Reverting(RevertStage::Stopping { issued_ms, .. }), true, Ok(())) => {
             p.step = MemberStep::Reverting(RevertStage::Stopping {
-                issued_ms: cx.now,
+                issued_ms: *issued_ms,
                 acked: true,
             })
         }
@@ -169,9 +167,9 @@ fn member_result(
             });
             p.step = MemberStep::Failed;
         }
-        (MemberStep::Reverting(RevertStage::Starting { .. }), false, Ok(())) => {
+        (MemberStep::Reverting(RevertStage::Starting { issued_ms, .. }), false, Ok(())) => {
             p.step = MemberStep::Reverting(RevertStage::Starting {
-                issued_ms: cx.now,
+                issued_ms: *issued_ms,
                 acked: true,
             })
         }
