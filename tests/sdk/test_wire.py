@@ -20,10 +20,12 @@ The plane runs at `--sim-speed 20`: a member restart takes about a second of wal
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from urllib.parse import quote_plus
 
+import bson
 import pymongo
 import pytest
 from pymongo.errors import ConnectionFailure, NotPrimaryError, OperationFailure, PyMongoError
@@ -287,6 +289,57 @@ def test_instance_without_password_admits_nobody(server):
         with pytest.raises(OperationFailure) as e:
             c.admin.command("ping")
         assert e.value.code == 18
+
+
+def test_every_member_runs_the_parameters_modify_parameters_set(server):
+    """`getParameter` and `getCmdLineOpts` on each member show the values `DescribeParameters` reports
+    as running: a change that needs no restart at once, one that needs a restart once it ran."""
+    d = server
+    iid = create_rs(d)
+    a = describe(d, iid)
+    directs = [f'mongodb://root:{quote_plus(PASSWORD)}@{s["ConnectionDomain"]}:{s["ConnectionPort"]}'
+               "/?directConnection=true&authSource=admin" for s in a["ReplicaSets"]["ReplicaSet"]]
+    assert len(directs) >= 2
+
+    def on_every_member(command: dict) -> list[dict]:
+        out = []
+        for uri in directs:
+            with client(uri) as c:
+                out.append(c.admin.command(command))
+        return out
+
+    for r in on_every_member({"getParameter": 1, "cursorTimeoutMillis": 1, "transactionLifetimeLimitSeconds": 1}):
+        # mongod's types: cursorTimeoutMillis is a long, transactionLifetimeLimitSeconds an int.
+        assert r["cursorTimeoutMillis"] == bson.Int64(600000) and isinstance(r["cursorTimeoutMillis"], bson.Int64)
+        assert r["transactionLifetimeLimitSeconds"] == 60 and type(r["transactionLifetimeLimitSeconds"]) is int
+    with client(directs[0]) as c:
+        with pytest.raises(OperationFailure) as e:
+            c.admin.command({"getParameter": 1, "noSuchParameter": 1})
+        assert (e.value.code, e.value.details["codeName"]) == (72, "InvalidOptions")
+        every = c.admin.command({"getParameter": "*"})
+        assert {"cursorTimeoutMillis", "featureCompatibilityVersion", "flowControlTargetLagSeconds"} <= set(every)
+        detailed = c.admin.command({"getParameter": {"showDetails": True}, "cursorTimeoutMillis": 1})
+        assert detailed["cursorTimeoutMillis"] == {"value": 600000, "settableAtRuntime": True,
+                                                   "settableAtStartup": True}
+
+    tea_call(d, "ModifyParameters", {"DBInstanceId": iid, "Parameters": json.dumps(
+        {"setParameter.cursorTimeoutMillis": "300000", "operationProfiling.slowOpThresholdMs": "250"})})
+    for r in on_every_member({"getParameter": 1, "cursorTimeoutMillis": 1}):
+        assert r["cursorTimeoutMillis"] == 300000
+    for r in on_every_member({"getCmdLineOpts": 1}):
+        assert r["parsed"]["operationProfiling"]["slowOpThresholdMs"] == 250
+        assert r["parsed"]["setParameter"]["cursorTimeoutMillis"] == "300000"
+        assert r["parsed"]["replication"]["replSetName"] == a["ReplicaSetName"]
+        assert r["parsed"]["net"]["maxIncomingConnections"] == 65536
+
+    # Needs a restart: the old value runs until the rolling restart has run.
+    tea_call(d, "ModifyParameters", {"DBInstanceId": iid, "Parameters": json.dumps(
+        {"net.maxIncomingConnections": "20000"})})
+    assert describe(d, iid)["DBInstanceStatus"] == "Rebooting"
+    wait_status_long(d, iid, "Running")
+    for r in on_every_member({"getCmdLineOpts": 1}):
+        assert r["parsed"]["net"]["maxIncomingConnections"] == 20000
+        assert r["parsed"]["setParameter"]["cursorTimeoutMillis"] == "300000"
 
 
 def test_a_writer_and_a_reader_live_through_the_upgrade_of_a_replica_set(server):

@@ -37,7 +37,7 @@ use super::params::time_range;
 use super::params::{clip, optional, required};
 use super::rolling::{accept_operation, load_instance, RestartRequest};
 use super::{Call, Context, Empty, FromParams, Params};
-use crate::server::store::{instance_setting_prefix, OperationStatus};
+use crate::server::store::{instance_setting_prefix, OperationStatus, Store};
 
 /// Changes kept per instance; the oldest go first.
 pub const MAX_HISTORY: usize = 1000;
@@ -451,8 +451,11 @@ fn setting_key(instance_id: &str) -> String {
 }
 
 async fn load_stored(ctx: &Context, instance_id: &str) -> Result<Stored, ApiError> {
-    match ctx
-        .store
+    load_from(&*ctx.store, instance_id).await
+}
+
+async fn load_from(store: &dyn Store, instance_id: &str) -> Result<Stored, ApiError> {
+    match store
         .get_setting(&setting_key(instance_id))
         .await
         .map_err(from_store)?
@@ -503,11 +506,14 @@ impl Stored {
 
 /// The stored values with the instance's finished restarts folded in.
 async fn settled(ctx: &Context, instance_id: &str) -> Result<Stored, ApiError> {
-    let mut stored = load_stored(ctx, instance_id).await?;
+    settled_in(&*ctx.store, instance_id).await
+}
+
+async fn settled_in(store: &dyn Store, instance_id: &str) -> Result<Stored, ApiError> {
+    let mut stored = load_from(store, instance_id).await?;
     let mut statuses = BTreeMap::new();
     for p in &stored.pending {
-        let op = ctx
-            .store
+        let op = store
             .get_operation(&p.operation_id)
             .await
             .map_err(from_store)?;
@@ -515,6 +521,25 @@ async fn settled(ctx: &Context, instance_id: &str) -> Result<Stored, ApiError> {
     }
     stored.settle(|id| statuses.get(id).copied().flatten());
     Ok(stored)
+}
+
+/// What one process of scope `scope` (the `DBInstanceId` of a replica set or standalone, the node
+/// id of a shard, config server or mongos) of role `role` runs with on MongoDB `release`
+/// (`major.minor`): each of the documented parameters it has, with the value `DescribeParameters`
+/// reports as running. The simulated processes answer `getParameter` and `getCmdLineOpts` from it.
+pub async fn running_values(
+    store: &dyn Store,
+    instance_id: &str,
+    scope: &str,
+    role: Role,
+    release: (u32, u32),
+) -> Result<Vec<(&'static Param, String)>, ApiError> {
+    let stored = settled_in(store, instance_id).await?;
+    Ok(TABLE
+        .iter()
+        .filter(|p| p.since <= release && p.roles.contains(&role))
+        .map(|p| (p, stored.running(scope, p)))
+        .collect())
 }
 
 // --- DescribeParameters -------------------------------------------------------------------------

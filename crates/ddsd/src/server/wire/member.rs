@@ -23,6 +23,7 @@ use super::replies;
 use super::view::{facts, Layout, Role};
 use crate::server::plane::sim::{SimPlane, WireAccess};
 use crate::server::plane::DataPlane;
+use crate::server::store::Store;
 
 /// How often a waiting command (write concern, stepdown, a mongos without a shard primary) looks
 /// at the fleet again.
@@ -43,6 +44,8 @@ pub struct Member {
     max_connections: u32,
     /// The instance's IP whitelist, shared by its processes.
     whitelist: Arc<super::whitelist::Whitelist>,
+    /// Where the instance's parameters are kept (`getParameter`, `getCmdLineOpts`).
+    store: Arc<dyn Store>,
 }
 
 /// What a command needs from the fleet, taken in one look.
@@ -240,6 +243,7 @@ impl Member {
         max_connections: u32,
         max_open_cursors: usize,
         whitelist: Arc<super::whitelist::Whitelist>,
+        store: Arc<dyn Store>,
     ) -> Member {
         let seed = node_id.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -252,6 +256,7 @@ impl Member {
             connections: AtomicU32::new(0),
             max_connections,
             whitelist,
+            store,
         }
     }
 
@@ -303,7 +308,42 @@ impl Member {
         label_retryable_write(&cmd, reply)
     }
 
+    /// `getParameter` and `getCmdLineOpts`: the process's facts, then the running parameter values
+    /// of its scope from the store (read outside the plane's lock).
+    async fn parameters_command(&self, cmd: &Command) -> Document {
+        let f = match self.look(|a| (self.facts_of(a), false)).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return err(ErrorCode::ShutdownInProgress, "The server is shutting down"),
+            Err(d) => return d,
+        };
+        let (scope, role) = self.layout.parameter_scope(&self.node_id);
+        let release = (f.release.0, f.release.1);
+        let running = match crate::server::actions::parameters::running_values(
+            &*self.store,
+            &self.layout.instance_id,
+            &scope,
+            role,
+            release,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(node = %self.node_id, error = ?e, "the instance's parameters could not be read");
+                return err(ErrorCode::InternalError, "the parameters could not be read");
+            }
+        };
+        if cmd.name == "getParameter" {
+            replies::get_parameter(&f, &cmd.body, &running)
+        } else {
+            replies::cmd_line_opts(&f, role, &running)
+        }
+    }
+
     async fn run_once(&self, conn: &ConnCtx, cmd: &Command) -> Document {
+        if matches!(cmd.name.as_str(), "getParameter" | "getCmdLineOpts") {
+            return self.parameters_command(cmd).await;
+        }
         let start = Instant::now();
         loop {
             let outcome = match self.look(|a| self.decide(a, conn, cmd)).await {
@@ -352,7 +392,6 @@ impl Member {
             return refuse(ErrorCode::ShutdownInProgress, "The server is shutting down");
         };
         let name = cmd.name.as_str();
-        let body = &cmd.body;
         let reply = |d: Document| (Outcome::Reply(d), false);
         match name {
             "hello" | "isMaster" | "ismaster" => {
@@ -383,20 +422,11 @@ impl Member {
                 }
                 reply(d)
             }
-            "getParameter" => reply(replies::get_parameter(&f, body)),
             "setFeatureCompatibilityVersion" => self.set_fcv(a, &f, cmd),
             "connectionStatus" => reply(replies::connection_status(
                 conn.user().map(|u| (u.username.as_str(), u.db.as_str())),
             )),
             "endSessions" | "killSessions" | "refreshSessions" => reply(doc! {"ok": 1.0}),
-            "getCmdLineOpts" => {
-                let argv0 = if f.kind == ProcessKind::Mongos {
-                    "mongos"
-                } else {
-                    "mongod"
-                };
-                reply(doc! {"argv": [argv0], "parsed": {}, "ok": 1.0})
-            }
             "getLog" => reply(doc! {"totalLinesWritten": 0, "log": [], "ok": 1.0}),
             "whatsmyuri" => reply(doc! {"you": conn.peer.to_string(), "ok": 1.0}),
             "replSetGetStatus" | "replSetGetConfig" | "replSetStepDown" => {

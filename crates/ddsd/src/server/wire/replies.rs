@@ -1,12 +1,14 @@
 //! The replies of the server-state commands (`hello`, `buildInfo`, `replSetGetStatus`,
-//! `replSetGetConfig`, `serverStatus`, `getParameter`, `connectionStatus`, `hostInfo`), built from
-//! [`ProcessFacts`] with the field names and BSON types mongod uses, because drivers' discovery and
-//! server selection run on them.
+//! `replSetGetConfig`, `serverStatus`, `getParameter`, `getCmdLineOpts`, `connectionStatus`,
+//! `hostInfo`), built from [`ProcessFacts`] with the field names and BSON types mongod uses, because
+//! drivers' discovery and server selection run on them.
 
 use bson::{doc, oid::ObjectId, Bson, DateTime, Document, Timestamp};
 
 use super::facts::{max_wire_version, state_str, ProcessFacts, ProcessKind};
+use crate::server::actions::parameters::{Param, Role as ParamRole};
 use dds_engine::plane::{MemberState, Millis};
+use mongo_wire::{ErrorCode, MongoError};
 
 /// `logicalSessionTimeoutMinutes` (mongod's default).
 pub const SESSION_TIMEOUT_MINUTES: i32 = 30;
@@ -264,21 +266,130 @@ pub fn server_status(f: &ProcessFacts) -> Document {
     d
 }
 
-/// `getParameter`: `featureCompatibilityVersion` (mongod only) and a few read-only facts.
-pub fn get_parameter(f: &ProcessFacts, cmd: &Document) -> Document {
-    let all = matches!(cmd.get("getParameter"), Some(Bson::String(s)) if s == "*");
+/// The value of one documented parameter as mongod types it: the integers it keeps as `long long`
+/// are `Int64`, other integers `Int32`, everything else the text.
+fn parameter_bson(name: &str, value: &str) -> Bson {
+    const LONG: &[&str] = &["cursorTimeoutMillis"];
+    match value.parse::<i64>() {
+        Ok(n) if LONG.contains(&name) => Bson::Int64(n),
+        Ok(n) => i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32),
+        Err(_) => Bson::String(value.to_string()),
+    }
+}
+
+/// `getParameter`: `{getParameter: 1, <name>: 1, …}`, `{getParameter: "*"}` or the document form
+/// `{getParameter: {allParameters, showDetails}}`. Answers `featureCompatibilityVersion` (mongod
+/// only), `authenticationMechanisms` and the process's `setParameter.*` parameters of the documented
+/// set with their running values; nothing found is mongod's `InvalidOptions` (72).
+pub fn get_parameter(f: &ProcessFacts, cmd: &Document, running: &[(&Param, String)]) -> Document {
+    let (all, details) = match cmd.get("getParameter") {
+        Some(Bson::String(s)) => (s == "*", false),
+        Some(Bson::Document(o)) => (
+            o.get_bool("allParameters").unwrap_or(false),
+            o.get_bool("showDetails").unwrap_or(false),
+        ),
+        _ => (false, false),
+    };
     let mut d = Document::new();
-    if (all || cmd.contains_key("featureCompatibilityVersion")) && f.kind != ProcessKind::Mongos {
-        d.insert(
+    let mut put = |name: &str, value: Bson, at_runtime: bool, at_startup: bool| {
+        if all || cmd.contains_key(name) {
+            let v = if details {
+                Bson::Document(doc! {
+                    "value": value,
+                    "settableAtRuntime": at_runtime,
+                    "settableAtStartup": at_startup,
+                })
+            } else {
+                value
+            };
+            d.insert(name, v);
+        }
+    };
+    if f.kind != ProcessKind::Mongos {
+        put(
             "featureCompatibilityVersion",
-            doc! {"version": f.fcv.clone()},
+            Bson::Document(doc! {"version": f.fcv.clone()}),
+            false,
+            false,
         );
     }
-    if all || cmd.contains_key("authenticationMechanisms") {
-        d.insert("authenticationMechanisms", ["SCRAM-SHA-1", "SCRAM-SHA-256"]);
+    put(
+        "authenticationMechanisms",
+        Bson::from(vec!["SCRAM-SHA-1", "SCRAM-SHA-256"]),
+        false,
+        true,
+    );
+    for (p, value) in running {
+        if let Some(name) = p.name.strip_prefix("setParameter.") {
+            put(name, parameter_bson(name, value), !p.restart, true);
+        }
+    }
+    if d.is_empty() {
+        return MongoError::new(ErrorCode::InvalidOptions, "no option found to get").to_document();
     }
     d.insert("ok", 1.0);
     d
+}
+
+/// `getCmdLineOpts`: the options the process runs with, as mongod parses its configuration file —
+/// its port and replica set or cluster role, and every documented parameter's running value at its
+/// dotted path (`setParameter` values as the text a configuration file holds).
+pub fn cmd_line_opts(f: &ProcessFacts, role: ParamRole, running: &[(&Param, String)]) -> Document {
+    fn put(d: &mut Document, path: &[&str], value: Bson) {
+        match path {
+            [] => {}
+            [last] => {
+                d.insert(*last, value);
+            }
+            [first, rest @ ..] => {
+                if !matches!(d.get(*first), Some(Bson::Document(_))) {
+                    d.insert(*first, Document::new());
+                }
+                if let Some(Bson::Document(inner)) = d.get_mut(*first) {
+                    put(inner, rest, value);
+                }
+            }
+        }
+    }
+    let mut parsed = Document::new();
+    if let Some(port) =
+        f.me.rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<i32>().ok())
+    {
+        put(&mut parsed, &["net", "port"], Bson::Int32(port));
+    }
+    if let Some(set) = &f.set_name {
+        if f.kind == ProcessKind::ReplicaSetMember {
+            put(
+                &mut parsed,
+                &["replication", "replSetName"],
+                set.clone().into(),
+            );
+        }
+    }
+    match role {
+        ParamRole::Cs => put(
+            &mut parsed,
+            &["sharding", "clusterRole"],
+            "configsvr".into(),
+        ),
+        ParamRole::Db => put(&mut parsed, &["sharding", "clusterRole"], "shardsvr".into()),
+        ParamRole::Normal | ParamRole::Mongos => {}
+    }
+    for (p, value) in running {
+        let path: Vec<&str> = p.name.split('.').collect();
+        let v = match path.as_slice() {
+            ["setParameter", _] => Bson::String(value.clone()),
+            _ => parameter_bson(p.name, value),
+        };
+        put(&mut parsed, &path, v);
+    }
+    let argv0 = if f.kind == ProcessKind::Mongos {
+        "mongos"
+    } else {
+        "mongod"
+    };
+    doc! {"argv": [argv0], "parsed": parsed, "ok": 1.0}
 }
 
 /// `connectionStatus` for a connection authenticated as `user@db`, or not at all.
@@ -345,6 +456,116 @@ mod tests {
             connections_current: 2,
             connections_available: 98,
         }
+    }
+
+    fn running(role: ParamRole, changed: &[(&str, &str)]) -> Vec<(&'static Param, String)> {
+        crate::server::actions::parameters::TABLE
+            .iter()
+            .filter(|p| p.roles.contains(&role))
+            .map(|p| {
+                let v = changed
+                    .iter()
+                    .find(|(n, _)| *n == p.name)
+                    .map_or(p.default, |(_, v)| *v);
+                (p, v.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_parameter_answers_the_running_values_with_mongods_types() {
+        let f = primary();
+        let values = running(
+            ParamRole::Normal,
+            &[("setParameter.cursorTimeoutMillis", "300000")],
+        );
+        let r = get_parameter(
+            &f,
+            &doc! {"getParameter": 1, "cursorTimeoutMillis": 1, "flowControlTargetLagSeconds": 1},
+            &values,
+        );
+        assert_eq!(r.get("cursorTimeoutMillis"), Some(&Bson::Int64(300_000)));
+        assert_eq!(r.get("flowControlTargetLagSeconds"), Some(&Bson::Int32(10)));
+        assert!(!r.contains_key("featureCompatibilityVersion"));
+        let all = get_parameter(&f, &doc! {"getParameter": "*"}, &values);
+        for name in [
+            "featureCompatibilityVersion",
+            "authenticationMechanisms",
+            "cursorTimeoutMillis",
+            "transactionLifetimeLimitSeconds",
+        ] {
+            assert!(all.contains_key(name), "{name}: {all}");
+        }
+        let detailed = get_parameter(
+            &f,
+            &doc! {"getParameter": {"showDetails": true}, "featureCompatibilityVersion": 1},
+            &values,
+        );
+        assert_eq!(
+            detailed
+                .get_document("featureCompatibilityVersion")
+                .unwrap(),
+            &doc! {"value": {"version": "4.4"}, "settableAtRuntime": false, "settableAtStartup": false}
+        );
+        // A mongos has no FCV and none of the mongod-only parameters: nothing found is mongod's error.
+        let mongos = ProcessFacts {
+            kind: ProcessKind::Mongos,
+            ..primary()
+        };
+        let none = get_parameter(
+            &mongos,
+            &doc! {"getParameter": 1, "featureCompatibilityVersion": 1, "transactionLifetimeLimitSeconds": 1},
+            &running(ParamRole::Mongos, &[]),
+        );
+        assert_eq!(none.get_i32("code").unwrap(), 72);
+        assert_eq!(none.get_str("errmsg").unwrap(), "no option found to get");
+    }
+
+    #[test]
+    fn cmd_line_opts_nest_the_running_values_at_their_paths() {
+        let values = running(
+            ParamRole::Db,
+            &[
+                ("net.maxIncomingConnections", "20000"),
+                ("setParameter.cursorTimeoutMillis", "300000"),
+            ],
+        );
+        let r = cmd_line_opts(&primary(), ParamRole::Db, &values);
+        let parsed = r.get_document("parsed").unwrap();
+        let net = parsed.get_document("net").unwrap();
+        assert_eq!(net.get_i32("port").unwrap(), 27017);
+        assert_eq!(net.get_i32("maxIncomingConnections").unwrap(), 20000);
+        assert_eq!(
+            net.get_document("compression")
+                .unwrap()
+                .get_str("compressors")
+                .unwrap(),
+            "snappy,zstd,zlib"
+        );
+        assert_eq!(
+            parsed
+                .get_document("setParameter")
+                .unwrap()
+                .get_str("cursorTimeoutMillis")
+                .unwrap(),
+            "300000"
+        );
+        assert_eq!(
+            parsed
+                .get_document("sharding")
+                .unwrap()
+                .get_str("clusterRole")
+                .unwrap(),
+            "shardsvr"
+        );
+        assert_eq!(
+            parsed
+                .get_document("replication")
+                .unwrap()
+                .get_str("replSetName")
+                .unwrap(),
+            "mgset-1"
+        );
     }
 
     #[test]

@@ -306,6 +306,7 @@ impl Supervisor {
                         self.settings.limits.max_connections as u32,
                         1_000,
                         served.whitelist.clone(),
+                        self.store.clone(),
                     )),
                     socket: Port::Reserved(None),
                 });

@@ -9,6 +9,7 @@ use dds_engine::plane::{DeploymentObservation, MemberState};
 use dds_engine::sim::Truth;
 
 use super::facts::{ProcessFacts, ProcessKind, StatusMember};
+use crate::server::actions::parameters::Role as ParamRole;
 
 /// One member as `rs.conf()` has it.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct ConfMember {
 #[derive(Debug, Clone)]
 pub struct ConfSet {
     pub name: String,
+    /// The replica set's own node id (a shard's or the config server's `NodeId`).
+    pub node_id: String,
     pub members: Vec<ConfMember>,
 }
 
@@ -68,6 +71,7 @@ impl Layout {
     pub fn of(instance: &Instance) -> Layout {
         let conf = |rs: &dds_engine::model::ReplicaSetSpec| ConfSet {
             name: rs.name.clone(),
+            node_id: rs.node_id.clone(),
             members: rs
                 .members
                 .iter()
@@ -105,6 +109,20 @@ impl Layout {
             }
         }
         layout
+    }
+
+    /// Whose parameters `node_id` runs with (the scope `ModifyParameters` changes) and as which role.
+    pub fn parameter_scope(&self, node_id: &str) -> (String, ParamRole) {
+        if self.mongos.iter().any(|m| m == node_id) {
+            return (node_id.to_string(), ParamRole::Mongos);
+        }
+        match self.sets.iter().find(|s| s.member(node_id).is_some()) {
+            Some(set) if self.config_server.as_deref() == Some(set.name.as_str()) => {
+                (set.node_id.clone(), ParamRole::Cs)
+            }
+            Some(set) if !self.shards.is_empty() => (set.node_id.clone(), ParamRole::Db),
+            _ => (self.instance_id.clone(), ParamRole::Normal),
+        }
     }
 
     pub fn set(&self, name: &str) -> Option<&ConfSet> {
@@ -319,5 +337,57 @@ mod tests {
         assert_eq!(release_of("mongodb_20231120_7.0.2"), Some((7, 0, 2)));
         assert_eq!(release_of("5.0"), Some((5, 0, 0)));
         assert_eq!(release_of("mongodb_x"), None);
+    }
+
+    #[test]
+    fn each_process_runs_the_parameters_of_its_scope() {
+        let set = |name: &str, node: &str, members: &[&str]| ConfSet {
+            name: name.into(),
+            node_id: node.into(),
+            members: members
+                .iter()
+                .map(|m| ConfMember {
+                    node_id: (*m).into(),
+                    kind: MemberKind::Electable,
+                    priority: 1,
+                    delay_secs: 0,
+                })
+                .collect(),
+        };
+        let sharded = Layout {
+            instance_id: "dds-1".into(),
+            sets: vec![
+                set("cs", "dds-1-cs", &["c1", "c2"]),
+                set("sh1", "d-sh1", &["a1", "a2"]),
+            ],
+            shards: vec!["sh1".into()],
+            config_server: Some("cs".into()),
+            mongos: vec!["s-m1".into()],
+            standalone: false,
+        };
+        assert_eq!(
+            sharded.parameter_scope("c2"),
+            ("dds-1-cs".into(), ParamRole::Cs)
+        );
+        assert_eq!(
+            sharded.parameter_scope("a1"),
+            ("d-sh1".into(), ParamRole::Db)
+        );
+        assert_eq!(
+            sharded.parameter_scope("s-m1"),
+            ("s-m1".into(), ParamRole::Mongos)
+        );
+        let rs = Layout {
+            instance_id: "dds-2".into(),
+            sets: vec![set("mgset-2", "dds-2-rs", &["n1", "n2"])],
+            shards: vec![],
+            config_server: None,
+            mongos: vec![],
+            standalone: false,
+        };
+        assert_eq!(
+            rs.parameter_scope("n2"),
+            ("dds-2".into(), ParamRole::Normal)
+        );
     }
 }
