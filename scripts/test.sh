@@ -68,7 +68,14 @@ elif cargo nextest --version >/dev/null 2>&1; then
   p=$(num "$logs/rust.log" '[0-9]+ passed'); f=$(num "$logs/rust.log" '[0-9]+ failed')
   p=${p:-0}; f=${f:-0}
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
-  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed"
+  flaky=$(grep -cE '^ +FLAKY ' "$logs/rust.log" || true)
+  note=""
+  if [ "${flaky:-0}" -gt 0 ]; then
+    note=", $flaky flaky"
+    echo "rust tests that passed only on their retry (.config/nextest.toml):"
+    grep -E '^ +FLAKY ' "$logs/rust.log" || true
+  fi
+  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed$note"
   elif [ "$last_rc" -eq 0 ]; then record "FAILED (no test ran)" "0 passed"
   else record "FAILED (exit $last_rc)" "$p passed, $f failed"; fi
 else
@@ -79,7 +86,14 @@ else
   f=$(grep -Eo '; [0-9]+ failed' "$logs/rust.log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
   p=${p:-0}; f=${f:-0}
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
-  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed"
+  flaky=$(grep -cE '^ +FLAKY ' "$logs/rust.log" || true)
+  note=""
+  if [ "${flaky:-0}" -gt 0 ]; then
+    note=", $flaky flaky"
+    echo "rust tests that passed only on their retry (.config/nextest.toml):"
+    grep -E '^ +FLAKY ' "$logs/rust.log" || true
+  fi
+  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed$note"
   elif [ "$last_rc" -eq 0 ]; then record "FAILED (no test ran)" "0 passed"
   else record "FAILED (exit $last_rc)" "$p passed, $f failed"; fi
 fi
@@ -114,7 +128,14 @@ else
   c=$(num "$logs/node.log" '^# cancelled [0-9]+')  # tests whose before() hook failed
   p=${p:-0}; f=$(( ${f:-0} + ${c:-0} ))
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
-  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed"
+  flaky=$(grep -cE '^ +FLAKY ' "$logs/rust.log" || true)
+  note=""
+  if [ "${flaky:-0}" -gt 0 ]; then
+    note=", $flaky flaky"
+    echo "rust tests that passed only on their retry (.config/nextest.toml):"
+    grep -E '^ +FLAKY ' "$logs/rust.log" || true
+  fi
+  if [ "$last_rc" -eq 0 ] && [ "$p" -gt 0 ]; then record ok "$p passed$note"
   elif [ "$last_rc" -eq 0 ]; then record "FAILED (no test ran)" "0 passed"
   else record "FAILED (exit $last_rc)" "$p passed, $f failed"; fi
 fi
