@@ -4,7 +4,8 @@ legacy aliyun-python-sdk-core + aliyun-python-sdk-dds, V1) against a real ddsd.
 What a user relies on:
 - right after `SwitchDBInstanceHA` the instance reads `HASwitching` (`NodeRestarting` after `RestartNode`)
   and a second call is refused with `OperationDenied.DBInstanceStatus`;
-- at the end the instance is `Running`, `DescribeReplicaSetRole` names another primary, and by the
+- at the end the instance is `Running`, `DescribeReplicaSetRole` and `DescribeRoleZoneInfo` name another
+  primary (of the switched shard only, on a sharded cluster), and by the
   simulated fleet's ground truth (`DdsdDescribeOperations`) exactly one election happened and no process
   restarted; `RestartNode` restarted exactly the one member (a primary after handing over);
 - refusals come with the vendor's codes and change nothing: `InvalidSwitchType` (bad `SwitchMode`),
@@ -15,6 +16,7 @@ What a user relies on:
 from __future__ import annotations
 
 import pytest
+from aliyunsdkdds.request.v20151201.DescribeRoleZoneInfoRequest import DescribeRoleZoneInfoRequest as LegacyZones
 from aliyunsdkdds.request.v20151201.RestartNodeRequest import RestartNodeRequest as LegacyRestartNode
 from aliyunsdkdds.request.v20151201.SwitchDBInstanceHARequest import SwitchDBInstanceHARequest as LegacySwitch
 from alibabacloud_dds20151201 import models as M
@@ -45,6 +47,27 @@ def primary_of(d, iid: str) -> str:
     return p
 
 
+def zone_primaries(d, iid: str, v1: bool = False) -> dict[str, str]:
+    """`DescribeRoleZoneInfo`'s primary `RoleId` by `InsName` (mongos left out), the body loaded into
+    the SDK model; through the legacy V1 SDK when `v1`."""
+    if v1:
+        req = LegacyZones()
+        req.set_DBInstanceId(iid)
+        body = legacy_json(d, req)
+    else:
+        r = tea(d).describe_role_zone_info(M.DescribeRoleZoneInfoRequest(dbinstance_id=iid))
+        assert r.status_code == 200
+        body = r.body.to_map()
+    infos = load(M.DescribeRoleZoneInfoResponseBody, body).zone_infos.zone_info
+    assert infos and all(i.zone_id and i.role_id for i in infos)
+    out: dict[str, str] = {}
+    for i in infos:
+        if i.node_type != "mongos" and i.role_type == "Primary":
+            assert i.ins_name not in out, f"two primaries in {i.ins_name}"
+            out[i.ins_name] = i.role_id
+    return out
+
+
 def check_switch(d, iid: str) -> dict:
     """The newest operation is a succeeded switch: one election per replica set it touched, nobody
     restarted (ground truth)."""
@@ -73,6 +96,7 @@ def test_tea_v3_switches_a_replica_set_primary(server):
                "InvalidDBInstanceId.NotFound", 404)
     assert attribute(server, rs).dbinstance_status == "Running"
     assert [o["Action"] for o in operations(server, rs)] == ["CreateDBInstance"]
+    assert zone_primaries(server, rs) == {rs: before}
 
     r = tea(server).switch_dbinstance_ha(M.SwitchDBInstanceHARequest(
         dbinstance_id=rs, role_ids=",".join([before] + hidden_or_secondaries), switch_mode=0))
@@ -84,6 +108,7 @@ def test_tea_v3_switches_a_replica_set_primary(server):
     wait_status(server, rs, "Running")
     after = primary_of(server, rs)
     assert after != before
+    assert zone_primaries(server, rs) == {rs: after}
     op = check_switch(server, rs)
     assert op["RoleIds"].split(",")[0] == before
 
@@ -114,6 +139,10 @@ def test_legacy_core_v1_switches_one_shard_of_a_sharded_cluster(server):
     legacy_expect(server, legacy_switch(sh, NodeId=mongos), "InvalidParameter", 400, "NodeId")
     legacy_expect(server, legacy_switch(sh, NodeId=shard, SwitchMode="3"), "InvalidSwitchType", 400)
     assert attribute(server, sh).dbinstance_status == "Running"
+    # Who is primary where: every shard and the config server, over V1 then V3.
+    before = zone_primaries(server, sh, v1=True)
+    assert before == zone_primaries(server, sh)
+    assert {shard, other} <= set(before) and len(before) == len(a.shard_list.shard_attribute) + 1, before
 
     body = legacy_json(server, legacy_switch(sh, NodeId=shard, SwitchMode="0"))
     assert set(body) == {"RequestId"}
@@ -124,6 +153,9 @@ def test_legacy_core_v1_switches_one_shard_of_a_sharded_cluster(server):
     assert op["NodeId"] == shard
     by_set = {rs["Name"]: rs["Elections"] for rs in op["Simulation"]["ReplicaSets"]}
     assert sum(by_set.values()) == 1, by_set
+    after = zone_primaries(server, sh, v1=True)
+    assert after[shard] != before[shard]
+    assert {k: v for k, v in after.items() if k != shard} == {k: v for k, v in before.items() if k != shard}
 
 
 def test_restart_node_restarts_one_member_through_both_sdks(server):

@@ -49,6 +49,7 @@
 //!   before a vendor action's handler runs).
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
+//! - [`role_zone`]: `DescribeRoleZoneInfo` (every node's role now and its zone).
 //! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
 //! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
 //!   instance's `root` account the wire listeners authenticate).
@@ -97,6 +98,7 @@ pub mod params;
 pub mod plan;
 pub mod regions;
 pub mod restart;
+pub mod role_zone;
 pub mod rolling;
 pub mod security_ips;
 pub mod spec;
@@ -378,6 +380,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
     action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
             import::ImportRequest => import::ddsd_import_db_instance),
+    action!("DescribeRoleZoneInfo",             AnyKey, Reads,   Ignored,     Any,
+            InstanceRequest => role_zone::describe_role_zone_info),
     action!("SwitchDBInstanceHA",               AnyKey, Mutates, Ignored,     Any,
             switch::SwitchRequest => switch::switch_db_instance_ha),
     action!("RestartNode",                      AnyKey, Mutates, Ignored,     Any,
