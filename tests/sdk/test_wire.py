@@ -33,7 +33,11 @@ from pymongo.errors import ConnectionFailure, NotPrimaryError, OperationFailure,
 from conftest import DdsdFactory
 from alibabacloud_dds20151201 import models as M
 
-from test_instances import REGION, load, tea_call, wait_status
+from aliyunsdkdds.request.v20151201.DescribeShardingNetworkAddressRequest import (
+    DescribeShardingNetworkAddressRequest as LegacyShardingAddress,
+)
+from test_instances import REGION, legacy_json, load, tea, tea_call, wait_status
+from test_instances_errors import tea_expect
 from test_upgrade import OLD_44, admin, newest_44
 
 SPEED = "20"
@@ -414,6 +418,41 @@ def test_a_writer_lives_through_restart_db_instance(server):
     # Every member listed restarted: its process started after the one before it.
     assert all(after[x] > before[x] + 1 for x in addrs), (before, after)
     assert last_operation(d, iid)["Status"] == "Succeeded"
+
+
+def test_sharding_network_addresses_are_where_the_mongos_and_shard_members_answer(server):
+    """`DescribeShardingNetworkAddress` (Tea V3 model-loaded, and legacy V1): every mongos address is one
+    a driver reaches a mongos at; a shard's addresses are its members, the `Primary` one answering as
+    the writable primary of that shard's replica set."""
+    d = server
+    iid = create_sharded(d)
+    a = describe(d, iid)
+    r = tea(d).describe_sharding_network_address(M.DescribeShardingNetworkAddressRequest(dbinstance_id=iid))
+    body = load(M.DescribeShardingNetworkAddressResponseBody, r.body.to_map())
+    listed = {(m["NodeId"], m["ConnectSting"], str(m["Port"])) for m in a["MongosList"]["MongosAttribute"]}
+    got = {(n.node_id, n.network_address, n.port) for n in body.network_addresses.network_address}
+    assert got == listed and all(n.node_type == "mongos" and n.network_type == "VPC"
+                                 for n in body.network_addresses.network_address)
+    for n in body.network_addresses.network_address:
+        with client(f"mongodb://root:{quote_plus(PASSWORD)}@{n.network_address}:{n.port}/?authSource=admin") as c:
+            assert c.admin.command("hello")["msg"] == "isdbgrid"
+
+    shard = a["ShardList"]["ShardAttribute"][0]["NodeId"]
+    req = LegacyShardingAddress()
+    req.set_DBInstanceId(iid)
+    req.set_NodeId(shard)
+    members = legacy_json(d, req)["NetworkAddresses"]["NetworkAddress"]
+    assert {m["NodeId"] for m in members} == {shard} and {m["NodeType"] for m in members} == {"shard"}
+    [primary] = [m for m in members if m["Role"] == "Primary"]
+    uri = (f'mongodb://root:{quote_plus(PASSWORD)}@{primary["NetworkAddress"]}:{primary["Port"]}'
+           "/?directConnection=true&authSource=admin")
+    with client(uri) as c:
+        hello = c.admin.command("hello")
+        assert hello["isWritablePrimary"] is True
+        assert len({m["Port"] for m in members}) == len(members)
+
+    tea_expect(lambda: tea(d).describe_sharding_network_address(M.DescribeShardingNetworkAddressRequest(
+        dbinstance_id=iid, node_id="d-nothere0000")), "InvalidParameter", 400)
 
 
 def test_a_writer_lives_through_the_upgrade_of_a_sharded_cluster_via_mongos(server):

@@ -510,6 +510,127 @@ pub async fn describe_replica_set_role(
     Ok(json!({"DBInstanceId": instance.id, "ReplicaSets": {"ReplicaSet": sets}}))
 }
 
+/// `DescribeShardingNetworkAddress`'s request: `DBInstanceId`, `NodeId` (a mongos, shard or config
+/// server), `NetworkType` (`VPC`, `Classic`, `Public`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardingAddressRequest {
+    pub db_instance_id: String,
+    pub node_id: Option<String>,
+    /// `None` for VPC (or unset): ddsd's only network; `Some` for a type it has no address on.
+    pub other_network: Option<String>,
+}
+
+impl FromParams for ShardingAddressRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        let node_id = string_filter(params, "NodeId")?;
+        let other_network = match optional(params, "NetworkType") {
+            None | Some("VPC") => None,
+            Some(t @ ("Classic" | "Public")) => Some(t.to_string()),
+            Some(v) => {
+                return Err(ApiError::invalid_parameter(
+                    "NetworkType",
+                    format!(
+                        "Valid values are VPC, Classic and Public, not \"{}\".",
+                        clip(v)
+                    ),
+                ))
+            }
+        };
+        Ok(Self {
+            db_instance_id,
+            node_id,
+            other_network,
+        })
+    }
+}
+
+/// `DescribeShardingNetworkAddress`: the VPC addresses of a sharded cluster — every mongos, or with
+/// `NodeId` one mongos, or the members a client may connect to of one shard or the config server
+/// (`Role` `Primary`/`Secondary` now, `ReadOnly`). The addresses are where the processes listen when
+/// the plane serves the wire protocol (`IPAddress` then set), else the vendor-style names on port
+/// 3717. ddsd has no classic-network or public addresses: asking for one lists none. Not a sharded
+/// cluster: `OperationDenied.DBInstanceType`; a `NodeId` not of this instance: `InvalidParameter`.
+pub async fn describe_sharding_network_address(
+    ctx: Arc<Context>,
+    req: ShardingAddressRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
+    let i = &instance;
+    let Topology::Sharded {
+        config_server,
+        shards,
+        mongos,
+    } = &i.topology
+    else {
+        return Err(ApiError::InstanceType {
+            detail: "only a sharded cluster has sharding network addresses".into(),
+        });
+    };
+    let set = match req.node_id.as_deref() {
+        None => None,
+        Some(n) if mongos.iter().any(|m| m.node_id == n) => None,
+        Some(n) if config_server.node_id == n => Some((config_server, "configserver")),
+        Some(n) => match shards.iter().find(|s| s.node_id == n) {
+            Some(s) => Some((s, "shard")),
+            None => {
+                return Err(ApiError::invalid_parameter(
+                    "NodeId",
+                    format!("The instance has no node \"{}\".", clip(n)),
+                ))
+            }
+        },
+    };
+    let live = Live::of(&ctx, &i.id).await;
+    let address = |node_id: &str, owner: &str, node_type: &str, role: Option<&str>| {
+        let (host, port) = match &live {
+            Some(l) => (l.endpoints.host.clone(), l.port(node_id).unwrap_or(PORT)),
+            None => (endpoint(node_id), PORT),
+        };
+        let ip = host
+            .parse::<std::net::IpAddr>()
+            .map_or_else(|_| String::new(), |ip| ip.to_string());
+        let mut v = json!({
+            "NodeId": owner,
+            "NodeType": node_type,
+            "NetworkAddress": host,
+            "Port": port.to_string(),
+            "IPAddress": ip,
+            "NetworkType": "VPC",
+            "VPCId": i.vpc_id,
+            "VswitchId": i.vswitch_id,
+            "ExpiredTime": "",
+        });
+        if let Some(r) = role {
+            v["Role"] = json!(r);
+        }
+        v
+    };
+    let addresses: Vec<Value> = if req.other_network.is_some() {
+        Vec::new()
+    } else if let Some((rs, node_type)) = set {
+        match &live {
+            Some(l) => l
+                .roles(rs)
+                .into_iter()
+                .map(|(member, _, role)| address(member, &rs.node_id, node_type, Some(role)))
+                .collect(),
+            None => vec![address(&rs.node_id, &rs.node_id, node_type, None)],
+        }
+    } else {
+        mongos
+            .iter()
+            .filter(|m| req.node_id.as_deref().is_none_or(|n| n == m.node_id))
+            .map(|m| address(&m.node_id, &m.node_id, "mongos", None))
+            .collect()
+    };
+    Ok(json!({
+        "NetworkAddresses": {"NetworkAddress": addresses},
+        "CompatibleConnections": {"CompatibleConnection": []},
+    }))
+}
+
 /// What `DescribeDBInstances` was asked for.
 enum Query {
     /// Nothing can match (a serverless listing, expired instances, an endpoint ddsd never issued).
@@ -748,4 +869,120 @@ pub async fn describe_db_instances(
         "PageSize": size,
         "TotalCount": total,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::actions::upgrade::test_support::{env, kernels, req, Env};
+    use dds_engine::build::fixtures;
+
+    async fn addresses(t: &Env, params: &[(&str, &str)]) -> Result<Value, ApiError> {
+        crate::server::actions::call(t.ctx.clone(), req("DescribeShardingNetworkAddress", params))
+            .await
+    }
+
+    fn node_ids(v: &Value) -> Vec<(String, String)> {
+        v["NetworkAddresses"]["NetworkAddress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["NodeId"].as_str().unwrap().to_string(),
+                    a["NodeType"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sharding_addresses_per_node_and_refusals() {
+        let t = env(200.0).await;
+        let (_, older) = kernels(&t, "4.4");
+        let id = t
+            .running_instance("dds-na1", fixtures::sharded(2, 2, &older), "4.4")
+            .await;
+        let instance = t.ctx.store.get_instance(&id).await.unwrap().unwrap();
+        let Topology::Sharded {
+            config_server,
+            shards,
+            mongos,
+        } = &instance.topology
+        else {
+            panic!("sharded")
+        };
+        let all = addresses(&t, &[("DBInstanceId", &id)]).await.unwrap();
+        let want: Vec<(String, String)> = mongos
+            .iter()
+            .map(|m| (m.node_id.clone(), "mongos".to_string()))
+            .collect();
+        assert_eq!(node_ids(&all), want);
+        let first = &all["NetworkAddresses"]["NetworkAddress"][0];
+        assert_eq!(first["NetworkType"], "VPC");
+        assert_eq!(first["VPCId"], json!(instance.vpc_id));
+        assert!(first["Port"].as_str().unwrap().parse::<u16>().is_ok());
+
+        let one = addresses(&t, &[("DBInstanceId", &id), ("NodeId", &mongos[1].node_id)])
+            .await
+            .unwrap();
+        assert_eq!(node_ids(&one), want[1..].to_vec());
+        let shard = addresses(&t, &[("DBInstanceId", &id), ("NodeId", &shards[0].node_id)])
+            .await
+            .unwrap();
+        assert!(node_ids(&shard)
+            .iter()
+            .all(|(n, k)| n == &shards[0].node_id && k == "shard"));
+        let cs = addresses(
+            &t,
+            &[("DBInstanceId", &id), ("NodeId", &config_server.node_id)],
+        )
+        .await
+        .unwrap();
+        assert!(node_ids(&cs)
+            .iter()
+            .all(|(n, k)| n == &config_server.node_id && k == "configserver"));
+        let public = addresses(&t, &[("DBInstanceId", &id), ("NetworkType", "Public")])
+            .await
+            .unwrap();
+        assert!(node_ids(&public).is_empty());
+
+        let refused = |params: Vec<(&'static str, String)>, code: &'static str, status: u16| {
+            let t = &t;
+            async move {
+                let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let e = addresses(t, &p).await.unwrap_err();
+                assert_eq!((e.code(), e.status()), (code, status), "{params:?}");
+            }
+        };
+        refused(
+            vec![("DBInstanceId", id.clone()), ("NodeId", "d-nothere".into())],
+            "InvalidParameter",
+            400,
+        )
+        .await;
+        refused(
+            vec![
+                ("DBInstanceId", id.clone()),
+                ("NetworkType", "Internet".into()),
+            ],
+            "InvalidParameter",
+            400,
+        )
+        .await;
+        refused(vec![], "MissingDBInstanceId", 400).await;
+        let rs = t
+            .running_instance(
+                "dds-na2",
+                fixtures::replica_set(fixtures::psh("rs", &older)),
+                "4.4",
+            )
+            .await;
+        refused(
+            vec![("DBInstanceId", rs)],
+            "OperationDenied.DBInstanceType",
+            403,
+        )
+        .await;
+    }
 }

@@ -26,8 +26,8 @@
 //! - [`instances`]: `CreateDBInstance`, `CreateShardingDBInstance`, `DeleteDBInstance`,
 //!   `ModifyDBInstanceMaintainTime` and the operator extensions `DdsdCreateDBInstance` /
 //!   `DdsdCreateShardingDBInstance` (pinned kernel);
-//! - [`describe`]: `DescribeDBInstances`, `DescribeDBInstanceAttribute`, `DescribeReplicaSetRole`
-//!   (the response shapes, with the processes' wire addresses);
+//! - [`describe`]: `DescribeDBInstances`, `DescribeDBInstanceAttribute`, `DescribeReplicaSetRole`,
+//!   `DescribeShardingNetworkAddress` (the response shapes, with the processes' wire addresses);
 //! - [`kernels`]: `DescribeAvailableEngineVersion`, `DescribeKernelReleaseNotes`, the operator
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
@@ -380,6 +380,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
     action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
             import::ImportRequest => import::ddsd_import_db_instance),
+    action!("DescribeShardingNetworkAddress",   AnyKey, Reads,   Ignored,     Any,
+            describe::ShardingAddressRequest => describe::describe_sharding_network_address),
     action!("DescribeRoleZoneInfo",             AnyKey, Reads,   Ignored,     Any,
             InstanceRequest => role_zone::describe_role_zone_info),
     action!("SwitchDBInstanceHA",               AnyKey, Mutates, Ignored,     Any,
