@@ -531,7 +531,19 @@ fn concurrent_operations_cap_runs_that_many_and_queues_the_next() {
     let deadline = Instant::now() + Duration::from_secs(240);
     let (mut max_running, mut queued_while_full) = (0, false);
     loop {
+        // One call per operation reads them at three instants: an operation finishing between two
+        // reads and the queued one starting would look like three at once. A status only moves
+        // forward, so two passes that agree saw every status hold over an instant between them:
+        // only such a pass is counted.
         let statuses: Vec<String> = ids.iter().map(|id| status(id)).collect();
+        let again: Vec<String> = ids.iter().map(|id| status(id)).collect();
+        if statuses != again {
+            assert!(
+                Instant::now() < deadline,
+                "operations did not finish: {again:?}"
+            );
+            continue;
+        }
         let running = statuses.iter().filter(|s| *s == "Running").count();
         let pending = statuses.iter().filter(|s| *s == "Pending").count();
         max_running = max_running.max(running);
