@@ -16,6 +16,9 @@ What a user relies on:
 from __future__ import annotations
 
 import pytest
+from aliyunsdkdds.request.v20151201.DescribeDBInstanceSpecInfoRequest import (
+    DescribeDBInstanceSpecInfoRequest as LegacySpecInfo,
+)
 from aliyunsdkdds.request.v20151201.ModifyDBInstanceSpecRequest import (
     ModifyDBInstanceSpecRequest as LegacyInstanceSpec,
 )
@@ -165,3 +168,28 @@ def test_node_spec_changes_one_shard_then_one_mongos(server):
     classes = {m.node_id: m.node_class for m in attribute(server, sh).mongos_list.mongos_attribute}
     assert classes[mongos] == "dds.mongos.standard"
     assert sorted(classes.values()) == ["dds.mongos.mid", "dds.mongos.standard"]
+
+
+def test_spec_info_describes_the_classes_a_change_picks_from(server):
+    """`DescribeDBInstanceSpecInfo` of the class an instance has and of a dedicated class, through both
+    SDKs (model-loaded); an unknown or missing class is refused with the vendor's codes."""
+    rs = pinned_rs(server)
+    running(server, rs)
+    a = attribute(server, rs)
+    r = tea(server).describe_dbinstance_spec_info(M.DescribeDBInstanceSpecInfoRequest(
+        instance_class=a.dbinstance_class))
+    assert r.status_code == 200
+    info = load(M.DescribeDBInstanceSpecInfoResponseBody, r.body.to_map())
+    assert int(info.cpu) >= 1 and int(info.memory) >= 1
+    assert info.description == f"{info.cpu} cores, {info.memory} GB (general-purpose)"
+
+    req = LegacySpecInfo()
+    req.set_InstanceClass("mdb.shard.4x.large.d")
+    body = legacy_json(server, req)
+    legacy = load(M.DescribeDBInstanceSpecInfoResponseBody, body)
+    assert (legacy.cpu, legacy.memory, legacy.description) == ("2", "8", "2 cores, 8 GB (dedicated)")
+
+    tea_expect(lambda: tea(server).describe_dbinstance_spec_info(M.DescribeDBInstanceSpecInfoRequest(
+        instance_class="dds.mongo.huge")), "InvalidDBInstanceClass.NotFound", 404)
+    tea_expect(lambda: tea(server).describe_dbinstance_spec_info(M.DescribeDBInstanceSpecInfoRequest()),
+               "MissingInstanceClass", 400)

@@ -380,6 +380,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
     action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
             import::ImportRequest => import::ddsd_import_db_instance),
+    action!("DescribeDBInstanceSpecInfo",       AnyKey, Reads,   Ignored,     Any,
+            spec::SpecInfoRequest => spec::describe_db_instance_spec_info),
     action!("DescribeShardingNetworkAddress",   AnyKey, Reads,   Ignored,     Any,
             describe::ShardingAddressRequest => describe::describe_sharding_network_address),
     action!("DescribeRoleZoneInfo",             AnyKey, Reads,   Ignored,     Any,

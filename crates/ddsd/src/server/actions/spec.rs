@@ -450,6 +450,43 @@ pub async fn modify_node_spec(
     accept(&ctx, planned, req.deferred, call).await
 }
 
+/// `DescribeDBInstanceSpecInfo`'s request: `InstanceClass`, any class of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecInfoRequest {
+    pub instance_class: String,
+}
+
+impl FromParams for SpecInfoRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            instance_class: required(params, "InstanceClass")?.to_string(),
+        })
+    }
+}
+
+/// `DescribeDBInstanceSpecInfo`: a class's cores and memory (GB) as text, and a description in the
+/// vendor's form — `mdb.*` classes are dedicated, `dds.*` general-purpose. An unknown class is
+/// `InvalidDBInstanceClass.NotFound` naming `InstanceClass`.
+pub async fn describe_db_instance_spec_info(
+    _ctx: Arc<Context>,
+    req: SpecInfoRequest,
+    _call: Call,
+) -> Result<serde_json::Value, ApiError> {
+    let class = classes::find(&req.instance_class).ok_or_else(|| ApiError::ClassNotFound {
+        param: "InstanceClass".into(),
+    })?;
+    let kind = if class.code.starts_with("mdb.") {
+        "dedicated"
+    } else {
+        "general-purpose"
+    };
+    Ok(serde_json::json!({
+        "CPU": class.cpu_cores.to_string(),
+        "Memory": class.memory_gb.to_string(),
+        "Description": format!("{} cores, {} GB ({kind})", class.cpu_cores, class.memory_gb),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     /// Request parameters, expected code and HTTP status.
@@ -946,5 +983,42 @@ mod tests {
             t.status(&sh).await,
             DbInstanceStatus::DbInstanceClassChanging
         );
+    }
+
+    #[tokio::test]
+    async fn spec_info_of_every_class_and_an_unknown_one() {
+        let t = env(50.0).await;
+        for c in classes::CLASSES {
+            let v = call(
+                &t,
+                "DescribeDBInstanceSpecInfo",
+                &[("InstanceClass", c.code)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(v["CPU"], Value::from(c.cpu_cores.to_string()), "{}", c.code);
+            assert_eq!(
+                v["Memory"],
+                Value::from(c.memory_gb.to_string()),
+                "{}",
+                c.code
+            );
+            assert!(v["Description"].as_str().unwrap().contains(" GB ("));
+        }
+        let e = call(
+            &t,
+            "DescribeDBInstanceSpecInfo",
+            &[("InstanceClass", "dds.mongo.huge")],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (e.code(), e.status()),
+            ("InvalidDBInstanceClass.NotFound", 404)
+        );
+        let e = call(&t, "DescribeDBInstanceSpecInfo", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "MissingInstanceClass");
     }
 }
