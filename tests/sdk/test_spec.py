@@ -16,6 +16,9 @@ What a user relies on:
 from __future__ import annotations
 
 import pytest
+from aliyunsdkdds.request.v20151201.DescribeAvailableResourceRequest import (
+    DescribeAvailableResourceRequest as LegacyAvailable,
+)
 from aliyunsdkdds.request.v20151201.DescribeDBInstanceSpecInfoRequest import (
     DescribeDBInstanceSpecInfoRequest as LegacySpecInfo,
 )
@@ -25,7 +28,7 @@ from aliyunsdkdds.request.v20151201.ModifyDBInstanceSpecRequest import (
 from aliyunsdkdds.request.v20151201.ModifyNodeSpecRequest import ModifyNodeSpecRequest as LegacyNodeSpec
 from alibabacloud_dds20151201 import models as M
 
-from test_instances import attribute, legacy_json, load, start_fast, tea, wait_status
+from test_instances import REGION, attribute, create_rs, legacy_json, load, start_fast, tea, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 from test_tasks import tasks
 from test_upgrade import check_last_operation, operations, pinned_rs, pinned_sharded, running
@@ -193,3 +196,47 @@ def test_spec_info_describes_the_classes_a_change_picks_from(server):
         instance_class="dds.mongo.huge")), "InvalidDBInstanceClass.NotFound", 404)
     tea_expect(lambda: tea(server).describe_dbinstance_spec_info(M.DescribeDBInstanceSpecInfoRequest()),
                "MissingInstanceClass", 400)
+
+
+def test_available_resource_lists_what_create_accepts(server):
+    """`DescribeAvailableResource` through Tea V3 (model-loaded): a replica set created with a zone, class
+    and the smallest storage picked from the tree runs with them; the legacy V1 SDK lists a sharded
+    cluster's parts, a mongos without storage range; refusals carry the vendor's codes."""
+    r = tea(server).describe_available_resource(M.DescribeAvailableResourceRequest(
+        region_id=REGION, db_type="normal", engine_version="4.4", replication_factor="5"))
+    assert r.status_code == 200
+    body = load(M.DescribeAvailableResourceResponseBody, r.body.to_map())
+    [normal] = body.supported_dbtypes.supported_dbtype
+    assert normal.db_type == "normal"
+    zone = normal.available_zones.available_zone[-1]
+    [version] = zone.supported_engine_versions.supported_engine_version
+    [engine] = version.supported_engines.supported_engine
+    [node] = engine.supported_node_types.supported_node_type
+    assert (version.version, engine.engine, node.node_type, node.network_types) == ("4.4", "WiredTiger", "5", "VPC")
+    pick = node.available_resources.available_resource[-1]
+    rng = pick.dbinstance_storage_range
+    assert (rng.min, rng.max, rng.step) == (10, 16000, 10)
+
+    iid = create_rs(server, zone_id=zone.zone_id, dbinstance_class=pick.instance_class,
+                    dbinstance_storage=rng.min, replication_factor="5")
+    wait_status(server, iid, "Running")
+    a = attribute(server, iid)
+    assert (a.zone_id, a.dbinstance_class, a.dbinstance_storage, a.replication_factor) == (
+        zone.zone_id, pick.instance_class, rng.min, "5")
+
+    req = LegacyAvailable()
+    req.set_DbType("sharding")
+    req.add_query_param("RegionId", REGION)
+    legacy = load(M.DescribeAvailableResourceResponseBody, legacy_json(server, req))
+    [sharding] = legacy.supported_dbtypes.supported_dbtype
+    parts = {n.node_type: n for n in sharding.available_zones.available_zone[0].supported_engine_versions
+             .supported_engine_version[0].supported_engines.supported_engine[0].supported_node_types
+             .supported_node_type}
+    assert set(parts) == {"shard", "configserver", "mongos"}
+    assert all(x.dbinstance_storage_range is None for x in parts["mongos"].available_resources.available_resource)
+    assert all(x.dbinstance_storage_range.min == 10 for x in parts["shard"].available_resources.available_resource)
+
+    tea_expect(lambda: tea(server).describe_available_resource(M.DescribeAvailableResourceRequest(
+        region_id="xx-nowhere-1")), "InvalidRegion.NotFound", 404)
+    tea_expect(lambda: tea(server).describe_available_resource(M.DescribeAvailableResourceRequest(
+        region_id=REGION, db_type="serverless")), "InvalidParameter", 400)

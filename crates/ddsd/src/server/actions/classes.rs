@@ -114,6 +114,19 @@ pub const CLASSES: &[InstanceClass] = &[
     ),
 ];
 
+impl InstanceClass {
+    /// The vendor's description of a class: `2 cores, 8 GB (dedicated)` — `mdb.*` classes are
+    /// dedicated, `dds.*` general-purpose.
+    pub fn description(&self) -> String {
+        let kind = if self.code.starts_with("mdb.") {
+            "dedicated"
+        } else {
+            "general-purpose"
+        };
+        format!("{} cores, {} GB ({kind})", self.cpu_cores, self.memory_gb)
+    }
+}
+
 /// The class with this code, if it may be used for `role`.
 pub fn lookup(code: &str, role: Role) -> Option<&'static InstanceClass> {
     CLASSES

@@ -31,6 +31,8 @@
 //! - [`kernels`]: `DescribeAvailableEngineVersion`, `DescribeKernelReleaseNotes`, the operator
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
+//! - [`resources`]: `DescribeAvailableResource` (what may be created where, from the region, kernel and
+//!   class catalogs);
 //! - [`params`]: typed reading of request parameters (ints, flattened `Name.N.Field` lists);
 //! - [`errors`]: the product's error table ([`errors::ApiError`]), the preflight and store mappings;
 //! - [`rolling`]: what upgrades, restarts and their dry runs share: requests, target, acceptance;
@@ -97,6 +99,7 @@ pub mod parameters;
 pub mod params;
 pub mod plan;
 pub mod regions;
+pub mod resources;
 pub mod restart;
 pub mod role_zone;
 pub mod rolling;
@@ -380,6 +383,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             api_faults::ClearApiFaultsRequest => api_faults::ddsd_clear_api_faults),
     action!("DdsdImportDBInstance",             Admin,  Mutates, Ignored,     MongoDB,
             import::ImportRequest => import::ddsd_import_db_instance),
+    action!("DescribeAvailableResource",        AnyKey, Reads,   Ignored,     Any,
+            resources::AvailableResourceRequest => resources::describe_available_resource),
     action!("DescribeDBInstanceSpecInfo",       AnyKey, Reads,   Ignored,     Any,
             spec::SpecInfoRequest => spec::describe_db_instance_spec_info),
     action!("DescribeShardingNetworkAddress",   AnyKey, Reads,   Ignored,     Any,

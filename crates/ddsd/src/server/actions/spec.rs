@@ -475,15 +475,10 @@ pub async fn describe_db_instance_spec_info(
     let class = classes::find(&req.instance_class).ok_or_else(|| ApiError::ClassNotFound {
         param: "InstanceClass".into(),
     })?;
-    let kind = if class.code.starts_with("mdb.") {
-        "dedicated"
-    } else {
-        "general-purpose"
-    };
     Ok(serde_json::json!({
         "CPU": class.cpu_cores.to_string(),
         "Memory": class.memory_gb.to_string(),
-        "Description": format!("{} cores, {} GB ({kind})", class.cpu_cores, class.memory_gb),
+        "Description": class.description(),
     }))
 }
 
