@@ -22,12 +22,14 @@ from aliyunsdkdds.request.v20151201.DescribeAvailableResourceRequest import (
 from aliyunsdkdds.request.v20151201.DescribeDBInstanceSpecInfoRequest import (
     DescribeDBInstanceSpecInfoRequest as LegacySpecInfo,
 )
+from aliyunsdkdds.request.v20151201.EvaluateResourceRequest import EvaluateResourceRequest as LegacyEvaluate
 from aliyunsdkdds.request.v20151201.ModifyDBInstanceSpecRequest import (
     ModifyDBInstanceSpecRequest as LegacyInstanceSpec,
 )
 from aliyunsdkdds.request.v20151201.ModifyNodeSpecRequest import ModifyNodeSpecRequest as LegacyNodeSpec
 from alibabacloud_dds20151201 import models as M
 
+from conftest import DdsdFactory
 from test_instances import REGION, attribute, create_rs, legacy_json, load, start_fast, tea, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 from test_tasks import tasks
@@ -240,3 +242,74 @@ def test_available_resource_lists_what_create_accepts(server):
         region_id="xx-nowhere-1")), "InvalidRegion.NotFound", 404)
     tea_expect(lambda: tea(server).describe_available_resource(M.DescribeAvailableResourceRequest(
         region_id=REGION, db_type="serverless")), "InvalidParameter", 400)
+
+
+def free_port_range(n: int) -> int:
+    """The first of `n` consecutive ports nothing listens on, below the kernel's ephemeral range."""
+    import random
+    import socket
+
+    for _ in range(200):
+        first = random.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for p in range(first, first + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def test_evaluate_resource_answers_from_the_wire_port_range(tmp_path_factory):
+    """`EvaluateResource` (Tea V3 model-loaded, legacy V1) on a ddsd whose simulated processes have five
+    wire ports: a 3-member replica set fits and a 7-member one does not; once a 3-member set holds three
+    of the ports another does not fit, while a class change of the existing one (no new process) does;
+    refusals carry the create actions' codes."""
+    factory = DdsdFactory(tmp_path_factory.mktemp("evaluate"))
+    first = free_port_range(5)
+    d = factory.start(extra_args=["--sim-speed", "500"],
+                      extra_config=f"[wire]\nfirst_port = {first}\nlast_port = {first + 4}")
+    try:
+        def evaluate(**kw) -> str:
+            r = tea(d).evaluate_resource(M.EvaluateResourceRequest(
+                region_id=REGION, zone_id="cn-hangzhou-h", engine="MongoDB", engine_version="4.4", **kw))
+            body = load(M.EvaluateResourceResponseBody, r.body.to_map())
+            assert (body.engine, body.engine_version) == ("MongoDB", "4.4")
+            return body.dbinstance_available
+
+        assert evaluate(dbinstance_class="dds.mongo.mid") == "1"
+        assert evaluate(dbinstance_class="dds.mongo.mid", replication_factor="7") == "0"
+        cluster = ('{"ConfigSvrs":[{"Storage":20,"DBInstanceClass":"dds.cs.mid"}],'
+                   '"Mongos":[{"DBInstanceClass":"dds.mongos.mid"}],'
+                   '"Shards":[{"Storage":20,"DBInstanceClass":"dds.shard.mid"}]}')
+        assert evaluate(shards_info=cluster) == "0"
+
+        iid = create_rs(d, zone_id="cn-hangzhou-h")
+        wait_status(d, iid, "Running")
+        assert evaluate(dbinstance_class="dds.mongo.mid") == "0"
+        assert evaluate(dbinstance_class="dds.mongo.standard", dbinstance_id=iid) == "1"
+
+        # A standalone (one process) still fits; as at creation, only on 4.0 and with a standalone class.
+        req = LegacyEvaluate()
+        for k, v in {"RegionId": REGION, "ZoneId": "cn-hangzhou-h", "EngineVersion": "4.0",
+                     "DBInstanceClass": "dds.mongo.mid", "ReplicationFactor": "1"}.items():
+            req.add_query_param(k, v)
+        legacy_expect(d, req, "InvalidDBInstanceClass.NotFound", 404, "DBInstanceClass")
+        req.add_query_param("DBInstanceClass", "dds.sn2.standard.1")
+        body = load(M.EvaluateResourceResponseBody, legacy_json(d, req))
+        assert (body.dbinstance_available, body.engine_version) == ("1", "4.0")
+        req.add_query_param("EngineVersion", "4.4")
+        legacy_expect(d, req, "InvalidParameter", 400, "ReplicationFactor")
+
+        tea_expect(lambda: tea(d).evaluate_resource(M.EvaluateResourceRequest(
+            region_id=REGION, zone_id="cn-hangzhou-h", engine_version="4.4")), "MissingDBInstanceClass", 400)
+        tea_expect(lambda: tea(d).evaluate_resource(M.EvaluateResourceRequest(
+            region_id=REGION, zone_id="cn-hangzhou-h", engine_version="4.4", shards_info="{")), "InvalidParameter", 400)
+    finally:
+        factory.stop_all()

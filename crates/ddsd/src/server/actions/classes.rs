@@ -134,6 +134,16 @@ pub fn lookup(code: &str, role: Role) -> Option<&'static InstanceClass> {
         .find(|c| c.code == code && c.roles.contains(&role))
 }
 
+/// The class with this code for a replica-set instance of `members` members (a standalone when 1).
+pub fn for_replica_set(code: &str, members: u32) -> Option<&'static InstanceClass> {
+    let role = if members == 1 {
+        Role::Standalone
+    } else {
+        Role::ReplicaSet
+    };
+    lookup(code, role)
+}
+
 /// The class with this code, whatever its role (for describing stored instances).
 pub fn find(code: &str) -> Option<&'static InstanceClass> {
     CLASSES.iter().find(|c| c.code == code)

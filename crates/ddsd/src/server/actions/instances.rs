@@ -252,12 +252,7 @@ fn parse_replica_set(ctx: &Context, params: &Params) -> Result<Plan, ApiError> {
     let storage_gb = parse_u32("DBInstanceStorage", storage, u32::MAX)?;
     let replication_factor = optional_u32(params, "ReplicationFactor", 1_000)?.unwrap_or(3);
     let readonly_replicas = optional_u32(params, "ReadonlyReplicas", 1_000)?.unwrap_or(0);
-    let role = if replication_factor == 1 {
-        Role::Standalone
-    } else {
-        Role::ReplicaSet
-    };
-    if classes::lookup(class, role).is_none() {
+    if classes::for_replica_set(class, replication_factor).is_none() {
         return Err(ApiError::ClassNotFound {
             param: "DBInstanceClass".into(),
         });

@@ -32,7 +32,7 @@
 //!   extension `DdsdPublishKernelVersion`, and the live kernel catalog (embedded + published);
 //! - [`classes`]: the instance classes (`DBInstanceClass`, `NodeClass`) ddsd offers and their limits;
 //! - [`resources`]: `DescribeAvailableResource` (what may be created where, from the region, kernel and
-//!   class catalogs);
+//!   class catalogs) and `EvaluateResource` (whether the plane can place it);
 //! - [`params`]: typed reading of request parameters (ints, flattened `Name.N.Field` lists);
 //! - [`errors`]: the product's error table ([`errors::ApiError`]), the preflight and store mappings;
 //! - [`rolling`]: what upgrades, restarts and their dry runs share: requests, target, acceptance;
@@ -385,6 +385,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             import::ImportRequest => import::ddsd_import_db_instance),
     action!("DescribeAvailableResource",        AnyKey, Reads,   Ignored,     Any,
             resources::AvailableResourceRequest => resources::describe_available_resource),
+    action!("EvaluateResource",                 AnyKey, Reads,   Ignored,     Any,
+            resources::EvaluateRequest => resources::evaluate_resource),
     action!("DescribeDBInstanceSpecInfo",       AnyKey, Reads,   Ignored,     Any,
             spec::SpecInfoRequest => spec::describe_db_instance_spec_info),
     action!("DescribeShardingNetworkAddress",   AnyKey, Reads,   Ignored,     Any,

@@ -9,6 +9,10 @@
 //! `ResourceGroupId` do not narrow anything (every class takes every storage type ddsd records).
 //! Unknown region `InvalidRegion.NotFound`, unknown zone `InvalidZoneId.NotFound`, other bad values
 //! `InvalidParameter`.
+//!
+//! `EvaluateResource`: whether what a create (or a class change) asks for fits — checked as the create
+//! actions check it, then against the plane's bound on processes (the simulation's configured wire
+//! port range; none otherwise).
 
 use std::sync::Arc;
 
@@ -153,21 +157,26 @@ fn node_types(req: &AvailableResourceRequest, sharding: bool, version: &str) -> 
         .collect()
 }
 
+/// The zones of `region`, once `zone` (when given) is one of them.
+fn zones_of<'a>(
+    ctx: &'a Context,
+    region: &str,
+    zone: Option<&str>,
+) -> Result<Vec<&'a str>, ApiError> {
+    let zones = ctx.regions.zones(region).ok_or(ApiError::RegionNotFound)?;
+    match zone {
+        Some(z) if !zones.contains(&z) => Err(ApiError::ZoneNotFound),
+        _ => Ok(zones),
+    }
+}
+
 /// `DescribeAvailableResource`.
 pub async fn describe_available_resource(
     ctx: Arc<Context>,
     req: AvailableResourceRequest,
     _call: Call,
 ) -> Result<Value, ApiError> {
-    let zones = ctx
-        .regions
-        .zones(&req.region_id)
-        .ok_or(ApiError::RegionNotFound)?;
-    if let Some(z) = &req.zone_id {
-        if !zones.contains(&z.as_str()) {
-            return Err(ApiError::ZoneNotFound);
-        }
-    }
+    let zones = zones_of(&ctx, &req.region_id, req.zone_id.as_deref())?;
     let catalog = ctx.kernels.snapshot();
     let versions: Vec<&str> = catalog
         .engine_versions()
@@ -210,6 +219,232 @@ pub async fn describe_available_resource(
         })
         .collect();
     Ok(json!({"SupportedDBTypes": {"SupportedDBType": types}}))
+}
+
+/// `EvaluateResource`'s request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluateRequest {
+    pub region_id: String,
+    pub zone_id: String,
+    pub engine_version: String,
+    pub db_instance_id: Option<String>,
+    /// A replica set or standalone: its class and member count (members + read-only ones).
+    pub replica_set: Option<(String, u32)>,
+    /// A sharded cluster (`ShardsInfo`): the processes its parts need.
+    pub sharded_processes: Option<u32>,
+}
+
+/// Members of each shard and of the config server of a sharded cluster ddsd creates.
+const SET_MEMBERS: u32 = 3;
+/// Most parts `ShardsInfo` may list (the vendor's cluster limits are far below).
+const MAX_SHARDS_INFO_PARTS: usize = 64;
+
+/// `ShardsInfo`: `{"ConfigSvrs": [{"DBInstanceClass", "Storage"}], "Mongos": [{"DBInstanceClass"}],
+/// "Shards": [{"DBInstanceClass", "Storage", "ReadonlyReplicas"}]}` — every class must be one of its
+/// part's; returns the processes the cluster needs.
+fn shards_info(text: &str) -> Result<u32, ApiError> {
+    let bad = |why: String| ApiError::invalid_parameter("ShardsInfo", why);
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("Not JSON: {e}.")))?;
+    let Some(o) = v.as_object() else {
+        return Err(bad("Not a JSON object.".into()));
+    };
+    if let Some(k) = o
+        .keys()
+        .find(|k| !["ConfigSvrs", "Mongos", "Shards"].contains(&k.as_str()))
+    {
+        return Err(bad(format!("Unknown key \"{}\".", clip(k))));
+    }
+    let mut processes = 0u32;
+    for (key, role, storage) in [
+        ("ConfigSvrs", Role::ConfigServer, true),
+        ("Mongos", Role::Mongos, false),
+        ("Shards", Role::Shard, true),
+    ] {
+        let parts = match o.get(key) {
+            None => &Vec::new(),
+            Some(Value::Array(a)) if a.len() <= MAX_SHARDS_INFO_PARTS => a,
+            Some(_) => {
+                return Err(bad(format!(
+                    "{key} must be a list of at most {MAX_SHARDS_INFO_PARTS} entries."
+                )))
+            }
+        };
+        for part in parts {
+            let class = part["DBInstanceClass"].as_str().unwrap_or_default();
+            if classes::lookup(class, role).is_none() {
+                return Err(ApiError::ClassNotFound {
+                    param: "ShardsInfo".into(),
+                });
+            }
+            if storage {
+                let gb = match &part["Storage"] {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.parse().ok(),
+                    _ => None,
+                };
+                if !gb.is_some_and(|gb| {
+                    (u64::from(MIN_STORAGE_GB)..=u64::from(MAX_STORAGE_GB)).contains(&gb)
+                        && gb % u64::from(STORAGE_STEP_GB) == 0
+                }) {
+                    return Err(bad(format!(
+                        "Storage of {key} must be {MIN_STORAGE_GB}-{MAX_STORAGE_GB} GB in steps of {STORAGE_STEP_GB}."
+                    )));
+                }
+            }
+            let readonly = match &part["ReadonlyReplicas"] {
+                Value::Null => 0,
+                Value::Number(n) => n
+                    .as_u64()
+                    .filter(|n| *n <= 5)
+                    .ok_or_else(|| bad("ReadonlyReplicas must be 0-5.".into()))?
+                    as u32,
+                _ => return Err(bad("ReadonlyReplicas must be 0-5.".into())),
+            };
+            processes += match role {
+                Role::Mongos => 1,
+                _ => SET_MEMBERS + readonly,
+            };
+        }
+    }
+    Ok(processes)
+}
+
+impl FromParams for EvaluateRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let region_id = required(params, "RegionId")?.to_string();
+        let zone_id = required(params, "ZoneId")?.to_string();
+        let engine_version = required(params, "EngineVersion")?.to_string();
+        if let Some(e) = optional(params, "Engine") {
+            if e != "MongoDB" {
+                return Err(ApiError::invalid_parameter(
+                    "Engine",
+                    "The value must be MongoDB.",
+                ));
+            }
+        }
+        let count = |name: &str, valid: &[u32], default: u32| -> Result<u32, ApiError> {
+            match optional(params, name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| valid.contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_parameter(
+                            name,
+                            format!("Valid values are {valid:?}, not \"{}\".", clip(v)),
+                        )
+                    }),
+            }
+        };
+        let sharded_processes = optional(params, "ShardsInfo")
+            .map(shards_info)
+            .transpose()?;
+        let replica_set = match optional(params, "DBInstanceClass") {
+            Some(_) if sharded_processes.is_some() => {
+                return Err(ApiError::invalid_parameter(
+                    "ShardsInfo",
+                    "Give DBInstanceClass for a replica set or ShardsInfo for a sharded cluster, not both.",
+                ))
+            }
+            Some(class) => {
+                let members = count("ReplicationFactor", &[1, 3, 5, 7], 3)?;
+                let readonly = count("ReadonlyReplicas", &[0, 1, 2, 3, 4, 5], 0)?;
+                if members == 1 && engine_version != STANDALONE_ENGINE {
+                    return Err(ApiError::invalid_parameter(
+                        "ReplicationFactor",
+                        format!("Standalone instances (ReplicationFactor 1) are only available for EngineVersion {STANDALONE_ENGINE}."),
+                    ));
+                }
+                if members == 1 && readonly > 0 {
+                    return Err(ApiError::invalid_parameter(
+                        "ReadonlyReplicas",
+                        "Read-only nodes are not available for standalone instances.",
+                    ));
+                }
+                if classes::for_replica_set(class, members).is_none() {
+                    return Err(ApiError::ClassNotFound {
+                        param: "DBInstanceClass".into(),
+                    });
+                }
+                Some((class.to_string(), members + readonly))
+            }
+            None if sharded_processes.is_none() => {
+                return Err(ApiError::missing("DBInstanceClass"));
+            }
+            None => None,
+        };
+        if let Some(v) = optional(params, "Storage") {
+            let ok = v.parse::<u32>().is_ok_and(|gb| {
+                (MIN_STORAGE_GB..=MAX_STORAGE_GB).contains(&gb) && gb % STORAGE_STEP_GB == 0
+            });
+            if !ok {
+                return Err(ApiError::invalid_parameter(
+                    "Storage",
+                    format!("{MIN_STORAGE_GB}-{MAX_STORAGE_GB} GB in steps of {STORAGE_STEP_GB}."),
+                ));
+            }
+        }
+        Ok(Self {
+            region_id,
+            zone_id,
+            engine_version,
+            db_instance_id: optional(params, "DBInstanceId").map(str::to_string),
+            replica_set,
+            sharded_processes,
+        })
+    }
+}
+
+/// `EvaluateResource`: whether a new instance (or a change of `DBInstanceId` onto the given class) fits
+/// — `DBInstanceAvailable` `1`, or `0` when the plane's bound on processes (the simulation's configured
+/// wire port range) cannot place the processes it needs. A change of an existing instance needs no new
+/// processes beyond those it has. Refusals as the create actions': unknown region, zone, engine version
+/// or class, bad counts or storage, neither `DBInstanceClass` nor `ShardsInfo`.
+pub async fn evaluate_resource(
+    ctx: Arc<Context>,
+    req: EvaluateRequest,
+    _call: Call,
+) -> Result<Value, ApiError> {
+    zones_of(&ctx, &req.region_id, Some(&req.zone_id))?;
+    if !ctx
+        .kernels
+        .snapshot()
+        .engine_versions()
+        .any(|v| v == req.engine_version)
+    {
+        return Err(ApiError::EngineVersionNotFound {
+            engine_version: req.engine_version.clone(),
+        });
+    }
+    let wanted = req
+        .replica_set
+        .as_ref()
+        .map(|(_, n)| *n)
+        .or(req.sharded_processes)
+        .unwrap_or(0);
+    let needed = match &req.db_instance_id {
+        Some(id) => {
+            let instance = super::rolling::load_instance(&ctx, id).await?;
+            let t = &instance.topology;
+            let have = t
+                .replica_sets()
+                .iter()
+                .map(|rs| rs.members.len())
+                .sum::<usize>()
+                + t.mongos().len();
+            let have = u32::try_from(have).unwrap_or(u32::MAX);
+            wanted.saturating_sub(have)
+        }
+        None => wanted,
+    };
+    let free = ctx.plane.as_ref().and_then(|p| p.free_process_slots());
+    let available = free.is_none_or(|f| f >= needed as usize);
+    Ok(json!({
+        "DBInstanceAvailable": if available { "1" } else { "0" },
+        "Engine": "MongoDB",
+        "EngineVersion": req.engine_version,
+    }))
 }
 
 #[cfg(test)]
@@ -341,6 +576,131 @@ mod tests {
             (vec![], "MissingRegionId", 400),
         ] {
             let e = call(&t, &params).await.unwrap_err();
+            assert_eq!((e.code(), e.status()), (code, status), "{params:?}");
+        }
+    }
+
+    #[test]
+    fn shards_info_counts_the_processes_and_checks_every_part() {
+        let ok = r#"{"ConfigSvrs":[{"Storage":20,"DBInstanceClass":"dds.cs.mid"}],
+            "Mongos":[{"DBInstanceClass":"dds.mongos.standard"},{"DBInstanceClass":"dds.mongos.mid"}],
+            "Shards":[{"Storage":50,"DBInstanceClass":"dds.shard.standard"},
+                      {"Storage":"60","DBInstanceClass":"dds.shard.mid","ReadonlyReplicas":2}]}"#;
+        // 3 config servers + 2 mongos + 3 + (3 + 2).
+        assert_eq!(shards_info(ok).unwrap(), 13);
+        for (bad, code) in [
+            ("[]", "InvalidParameter"),
+            ("{", "InvalidParameter"),
+            (r#"{"Shard":[]}"#, "InvalidParameter"),
+            (
+                r#"{"Shards":[{"Storage":55,"DBInstanceClass":"dds.shard.mid"}]}"#,
+                "InvalidParameter",
+            ),
+            (
+                r#"{"Shards":[{"Storage":50,"DBInstanceClass":"dds.mongos.mid"}]}"#,
+                "InvalidDBInstanceClass.NotFound",
+            ),
+            (
+                r#"{"Mongos":[{"DBInstanceClass":"dds.shard.mid"}]}"#,
+                "InvalidDBInstanceClass.NotFound",
+            ),
+            (
+                r#"{"Shards":[{"Storage":50,"DBInstanceClass":"dds.shard.mid","ReadonlyReplicas":9}]}"#,
+                "InvalidParameter",
+            ),
+        ] {
+            assert_eq!(shards_info(bad).unwrap_err().code(), code, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn evaluate_checks_as_create_does() {
+        let t = env(50.0).await;
+        let eval = |params: Vec<(&'static str, &'static str)>| {
+            let t = &t;
+            async move {
+                crate::server::actions::call(t.ctx.clone(), req("EvaluateResource", &params)).await
+            }
+        };
+        let base = vec![
+            ("RegionId", "cn-hangzhou"),
+            ("ZoneId", "cn-hangzhou-h"),
+            ("EngineVersion", "4.4"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = base.clone();
+            p.extend_from_slice(extra);
+            p
+        };
+        // The test plane has no port range: everything valid fits.
+        let v = eval(with(&[
+            ("DBInstanceClass", "dds.mongo.mid"),
+            ("ReplicationFactor", "7"),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"DBInstanceAvailable": "1", "Engine": "MongoDB", "EngineVersion": "4.4"})
+        );
+        for (params, code, status) in [
+            (with(&[]), "MissingDBInstanceClass", 400),
+            (
+                with(&[("DBInstanceClass", "dds.shard.mid")]),
+                "InvalidDBInstanceClass.NotFound",
+                404,
+            ),
+            (
+                with(&[
+                    ("DBInstanceClass", "dds.mongo.mid"),
+                    ("ReplicationFactor", "4"),
+                ]),
+                "InvalidParameter",
+                400,
+            ),
+            (
+                with(&[("DBInstanceClass", "dds.mongo.mid"), ("Storage", "15")]),
+                "InvalidParameter",
+                400,
+            ),
+            (
+                with(&[
+                    ("DBInstanceClass", "dds.sn2.standard.1"),
+                    ("ReplicationFactor", "1"),
+                ]),
+                "InvalidParameter",
+                400,
+            ),
+            (
+                with(&[
+                    ("DBInstanceClass", "dds.mongo.mid"),
+                    ("DBInstanceId", "dds-bpnothere0000000"),
+                ]),
+                "InvalidDBInstanceId.NotFound",
+                404,
+            ),
+            (
+                vec![
+                    ("RegionId", "cn-hangzhou"),
+                    ("ZoneId", "cn-hangzhou-zz"),
+                    ("EngineVersion", "4.4"),
+                    ("DBInstanceClass", "dds.mongo.mid"),
+                ],
+                "InvalidZoneId.NotFound",
+                404,
+            ),
+            (
+                vec![
+                    ("RegionId", "cn-hangzhou"),
+                    ("ZoneId", "cn-hangzhou-h"),
+                    ("EngineVersion", "9.9"),
+                    ("DBInstanceClass", "dds.mongo.mid"),
+                ],
+                "InvalidEngineVersion.NotFound",
+                404,
+            ),
+        ] {
+            let e = eval(params.clone()).await.unwrap_err();
             assert_eq!((e.code(), e.status()), (code, status), "{params:?}");
         }
     }

@@ -141,6 +141,12 @@ pub trait DataPlane: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// How many more processes the plane can give a place to (a wire port), when it has a bound:
+    /// what `EvaluateResource` answers from. `None`: no bound the plane knows of.
+    fn free_process_slots(&self) -> Option<usize> {
+        None
+    }
+
     /// The faults armed since the last [`DataPlane::clear_faults`], oldest first.
     fn list_faults(&self, instance_id: &str) -> PlaneFuture<'_, Vec<Value>>;
 

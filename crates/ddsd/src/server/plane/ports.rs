@@ -112,6 +112,16 @@ impl PortBook {
     pub fn in_use(&self) -> usize {
         self.lock().used.len()
     }
+
+    /// Ports still free in a configured range; `None` when the system picks them (no bound ddsd
+    /// knows of).
+    pub fn free(&self) -> Option<usize> {
+        if self.auto.is_some() {
+            return None;
+        }
+        let size = usize::from(self.last - self.first) + 1;
+        Some(size.saturating_sub(self.in_use()))
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +138,7 @@ mod tests {
         assert_eq!(book.allocate(), Some(103), "not at once reused");
         assert_eq!(book.allocate(), Some(100), "reused after the wrap");
         assert_eq!(book.allocate(), None);
+        assert_eq!(book.free(), Some(0));
         assert_eq!(book.in_use(), 4);
         for (first, last) in [(0, 10), (10, 9)] {
             let e = PortBook::new(first, last).unwrap_err();

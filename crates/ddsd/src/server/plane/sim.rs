@@ -634,6 +634,10 @@ impl DataPlane for SimPlane {
         })
     }
 
+    fn free_process_slots(&self) -> Option<usize> {
+        self.config.ports.as_ref().and_then(|book| book.free())
+    }
+
     fn endpoints(&self, instance_id: &str) -> PlaneFuture<'_, Option<Endpoints>> {
         let id = instance_id.to_string();
         Box::pin(async move {
