@@ -7,6 +7,9 @@ an instance busy with an operation are refused with the vendor's codes, and noth
 from __future__ import annotations
 
 import pytest
+from aliyunsdkdds.request.v20151201.ModifyDBInstanceAttributeRequest import (
+    ModifyDBInstanceAttributeRequest as LegacyProtection,
+)
 from aliyunsdkdds.request.v20151201.ModifyDBInstanceDescriptionRequest import (
     ModifyDBInstanceDescriptionRequest as LegacyDescription,
 )
@@ -66,3 +69,31 @@ def test_refusals_change_nothing(server):
     tea_expect(lambda: rename(server, rs, "during-restart"), "OperationDenied.DBInstanceStatus", 403)
     wait_status(server, rs, "Running")
     assert attribute(server, rs).dbinstance_description == "kept"
+
+
+def test_release_protection_refuses_delete_through_both_sdks(server):
+    """`ModifyDBInstanceAttribute` (Tea V3 on, legacy V1 off): while release protection is on,
+    `DeleteDBInstance` is refused with 403 `InstanceReleaseProtection` and the instance keeps running;
+    `DescribeDBInstanceAttribute` shows the flag; once off, the delete goes through."""
+    rs = pinned_rs(server)
+    running(server, rs)
+    assert attribute(server, rs).dbinstance_release_protection is False
+    r = tea(server).modify_dbinstance_attribute(M.ModifyDBInstanceAttributeRequest(
+        dbinstance_id=rs, dbinstance_release_protection=True))
+    assert r.status_code == 200
+    load(M.ModifyDBInstanceAttributeResponseBody, r.body.to_map())
+    assert attribute(server, rs).dbinstance_release_protection is True
+    tea_expect(lambda: tea(server).delete_dbinstance(M.DeleteDBInstanceRequest(dbinstance_id=rs)),
+               "InstanceReleaseProtection", 403)
+    assert attribute(server, rs).dbinstance_status == "Running"
+
+    req = LegacyProtection()
+    req.set_DBInstanceId(rs)
+    req.set_DBInstanceReleaseProtection("yes")
+    legacy_expect(server, req, "InvalidParameter", 400, "DBInstanceReleaseProtection")
+    req.set_DBInstanceReleaseProtection(False)
+    assert set(legacy_json(server, req)) == {"RequestId"}
+    assert attribute(server, rs).dbinstance_release_protection is False
+    r = tea(server).delete_dbinstance(M.DeleteDBInstanceRequest(dbinstance_id=rs))
+    assert r.status_code == 200
+    assert attribute(server, rs).dbinstance_status == "Deleting"

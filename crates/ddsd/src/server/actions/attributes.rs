@@ -1,6 +1,12 @@
 //! `ModifyDBInstanceDescription`: the instance's name (`DBInstanceDescription`), as
 //! `DescribeDBInstances` / `DescribeDBInstanceAttribute` show it and `DescribeDBInstances` filters on it.
 //!
+//! `ModifyDBInstanceAttribute`: release protection (`DBInstanceReleaseProtection`, `true`/`false`,
+//! required), for pay-as-you-go instances (a subscription one is `ChargeTypeViolation`, as
+//! `DeleteDBInstance` refuses those anyway), in any status. While it is on, `DeleteDBInstance` is refused
+//! with `InstanceReleaseProtection` (403) and nothing changes; `DescribeDBInstanceAttribute` shows it. Kept
+//! in the per-instance setting `instance/<id>/release_protection` (deleted with the instance). Answers `{}`.
+//!
 //! Request: `DBInstanceId`, `DBInstanceDescription` (both required; 2 to 256 characters, starting with a
 //! letter, not with `http://` / `https://`, no control characters — the rule `CreateDBInstance` applies),
 //! `NodeId` (the vendor names a shard or mongos with it; ddsd keeps one name per instance, so a `NodeId`
@@ -11,10 +17,10 @@
 use std::sync::Arc;
 
 use dds_engine::build::check_description;
-use dds_engine::model::DbInstanceStatus;
+use dds_engine::model::{ChargeType, DbInstanceStatus};
 
 use super::errors::{from_store, ApiError};
-use super::params::{clip, optional, required};
+use super::params::{clip, optional, optional_bool, required};
 use super::rolling::load_instance;
 use super::{Call, Context, Empty, FromParams, Params};
 use crate::server::store::InstancePatch;
@@ -87,6 +93,63 @@ pub async fn modify_db_instance_description(
                 description: Some(req.description),
                 ..InstancePatch::default()
             },
+        )
+        .await
+        .map_err(from_store)?;
+    Ok(Empty {})
+}
+
+/// `ModifyDBInstanceAttribute`'s request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseProtectionRequest {
+    pub db_instance_id: String,
+    pub protected: bool,
+}
+
+impl FromParams for ReleaseProtectionRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        // The SDKs send a boolean as `true` or `True`.
+        required(params, "DBInstanceReleaseProtection")?;
+        let protected = optional_bool(params, "DBInstanceReleaseProtection")?.unwrap_or_default();
+        Ok(Self {
+            db_instance_id,
+            protected,
+        })
+    }
+}
+
+fn protection_key(instance_id: &str) -> String {
+    format!(
+        "{}release_protection",
+        crate::server::store::instance_setting_prefix(instance_id)
+    )
+}
+
+/// Whether the instance's release protection is on.
+pub async fn release_protected(ctx: &Context, instance_id: &str) -> Result<bool, ApiError> {
+    let v = ctx
+        .store
+        .get_setting(&protection_key(instance_id))
+        .await
+        .map_err(from_store)?;
+    Ok(v.as_deref() == Some("true"))
+}
+
+/// `ModifyDBInstanceAttribute`.
+pub async fn modify_db_instance_attribute(
+    ctx: Arc<Context>,
+    req: ReleaseProtectionRequest,
+    _call: Call,
+) -> Result<Empty, ApiError> {
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
+    if instance.charge_type == ChargeType::PrePaid {
+        return Err(ApiError::ChargeTypeViolation);
+    }
+    ctx.store
+        .put_setting(
+            &protection_key(&instance.id),
+            if req.protected { "true" } else { "false" },
         )
         .await
         .map_err(from_store)?;

@@ -461,7 +461,10 @@ pub async fn describe_db_instance_attribute(
     let instance = load_instance(&ctx, &req.db_instance_id).await?;
     let catalog = ctx.kernels.snapshot();
     let live = Live::of(&ctx, &instance.id).await;
-    Ok(json!({"DBInstances": {"DBInstance": [attribute(&instance, &catalog, live.as_ref())]}}))
+    let mut a = attribute(&instance, &catalog, live.as_ref());
+    a["DBInstanceReleaseProtection"] =
+        json!(super::attributes::release_protected(&ctx, &instance.id).await?);
+    Ok(json!({"DBInstances": {"DBInstance": [a]}}))
 }
 
 /// One `DescribeReplicaSetRole` entry, in the SDK model's fields.

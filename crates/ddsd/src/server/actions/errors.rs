@@ -66,6 +66,8 @@ pub enum ApiError {
         operation_id: String,
     },
     ChargeTypeViolation,
+    /// `InstanceReleaseProtection`: `DeleteDBInstance` of an instance with release protection on.
+    InstanceReleaseProtection,
     IdempotentParameterMismatch,
     ClassNotFound {
         param: String,
@@ -197,6 +199,7 @@ impl ApiError {
             InstanceNotFound => "InvalidDBInstanceId.NotFound",
             StatusDenied | OperationUnfinished { .. } => "OperationDenied.DBInstanceStatus",
             ChargeTypeViolation => "ChargeTypeViolation",
+            InstanceReleaseProtection => "InstanceReleaseProtection",
             IdempotentParameterMismatch => "IdempotentParameterMismatch",
             ClassNotFound { .. } => "InvalidDBInstanceClass.NotFound",
             RegionNotFound => "InvalidRegion.NotFound",
@@ -255,6 +258,7 @@ impl ApiError {
             | DryRunOperation => 400,
             StatusDenied
             | OperationUnfinished { .. }
+            | InstanceReleaseProtection
             | InstanceType { .. }
             | IncorrectState { .. }
             | NotSimulated
@@ -310,6 +314,9 @@ impl ApiError {
             ),
             ChargeTypeViolation => {
                 "The operation is not permitted due to charge type of the instance.".into()
+            }
+            InstanceReleaseProtection => {
+                "The operation is not permitted due to instance release protection.".into()
             }
             IdempotentParameterMismatch => "Request uses a client token in a previous request \
                                             but is not identical to that request."
@@ -538,6 +545,7 @@ mod tests {
             StatusDenied,
             OperationUnfinished { operation_id: s() },
             ChargeTypeViolation,
+            InstanceReleaseProtection,
             IdempotentParameterMismatch,
             ClassNotFound { param: s() },
             RegionNotFound,
@@ -593,7 +601,7 @@ mod tests {
                 ApiFaultQuota { .. } | MissingErrorCode | Injected { .. } => {}
                 HaStatusNotSupport { .. } | InvalidSwitchType | InvalidRoleId { .. } => {}
                 EngineVersionError { .. } => {}
-                AccountNotFound | DryRunOperation => {}
+                AccountNotFound | DryRunOperation | InstanceReleaseProtection => {}
             }
         }
         all

@@ -595,6 +595,13 @@ pub async fn delete_db_instance(
         Some(i) if i.charge_type == ChargeType::PrePaid => {
             return Err(ApiError::ChargeTypeViolation)
         }
+        // A delete already accepted (a replayed token) is not refused after the fact.
+        Some(i)
+            if i.status != DbInstanceStatus::Deleting
+                && super::attributes::release_protected(&ctx, id).await? =>
+        {
+            return Err(ApiError::InstanceReleaseProtection)
+        }
         _ => {}
     }
     match ctx

@@ -52,7 +52,8 @@
 //! - [`switch`]: `SwitchDBInstanceHA` (a planned primary switch) and `RestartNode` (one member).
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
 //! - [`role_zone`]: `DescribeRoleZoneInfo` (every node's role now and its zone).
-//! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`.
+//! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`,
+//!   `ModifyDBInstanceAttribute` (release protection).
 //! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
 //!   instance's `root` account the wire listeners authenticate).
 //! - [`security_ips`]: `DescribeSecurityIps`, `ModifySecurityIps` (the whitelist the wire listeners
@@ -403,6 +404,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             tasks::HistoryTasksRequest => tasks::describe_history_tasks),
     action!("DescribeHistoryTasksStat",         AnyKey, Reads,   Ignored,     Any,
             tasks::TaskFilter => tasks::describe_history_tasks_stat),
+    action!("ModifyDBInstanceAttribute",        AnyKey, Mutates, Ignored,     Any,
+            attributes::ReleaseProtectionRequest => attributes::modify_db_instance_attribute),
     action!("ModifyDBInstanceDescription",      AnyKey, Mutates, Ignored,     Any,
             attributes::DescriptionRequest => attributes::modify_db_instance_description),
     action!("TagResources",                     AnyKey, Mutates, Ignored,     Any,

@@ -961,6 +961,119 @@ async fn delete_only_when_running() {
 }
 
 #[tokio::test]
+async fn release_protection_refuses_delete_until_turned_off() {
+    let t = testing::ctx();
+    let v = ok(&t, "CreateDBInstance", RS).await;
+    let id = v["DBInstanceId"].as_str().unwrap().to_string();
+    make_running(&t, &id).await;
+    assert_eq!(
+        attribute(&t, &id).await["DBInstanceReleaseProtection"],
+        false
+    );
+    let on = [
+        ("DBInstanceId", id.as_str()),
+        ("DBInstanceReleaseProtection", "true"),
+    ];
+    assert_eq!(
+        ok(&t, "ModifyDBInstanceAttribute", &on).await,
+        serde_json::json!({})
+    );
+    assert_eq!(
+        attribute(&t, &id).await["DBInstanceReleaseProtection"],
+        true
+    );
+    let before = store_state(&t).await;
+    assert_err(
+        call(
+            &t,
+            "DeleteDBInstance",
+            &[("DBInstanceId", &id), ("ClientToken", "d-1")],
+        )
+        .await,
+        "InstanceReleaseProtection",
+        403,
+        "protected",
+    );
+    assert_eq!(store_state(&t).await, before);
+    for (params, code, status) in [
+        (
+            vec![("DBInstanceId", id.as_str())],
+            "MissingDBInstanceReleaseProtection",
+            400,
+        ),
+        (
+            vec![
+                ("DBInstanceId", id.as_str()),
+                ("DBInstanceReleaseProtection", "yes"),
+            ],
+            "InvalidParameter",
+            400,
+        ),
+        (
+            vec![
+                ("DBInstanceId", "dds-bpnothere0000000"),
+                ("DBInstanceReleaseProtection", "true"),
+            ],
+            "InvalidDBInstanceId.NotFound",
+            404,
+        ),
+    ] {
+        assert_err(
+            call(&t, "ModifyDBInstanceAttribute", &params).await,
+            code,
+            status,
+            "refused",
+        );
+    }
+    assert_eq!(
+        attribute(&t, &id).await["DBInstanceReleaseProtection"],
+        true
+    );
+    let off = [
+        ("DBInstanceId", id.as_str()),
+        ("DBInstanceReleaseProtection", "false"),
+    ];
+    ok(&t, "ModifyDBInstanceAttribute", &off).await;
+    ok(
+        &t,
+        "DeleteDBInstance",
+        &[("DBInstanceId", &id), ("ClientToken", "d-1")],
+    )
+    .await;
+    assert_eq!(attribute(&t, &id).await["DBInstanceStatus"], "Deleting");
+    // The accepted delete's retry is answered even if protection is turned on meanwhile.
+    ok(&t, "ModifyDBInstanceAttribute", &on).await;
+    ok(
+        &t,
+        "DeleteDBInstance",
+        &[("DBInstanceId", &id), ("ClientToken", "d-1")],
+    )
+    .await;
+
+    let v = ok(
+        &t,
+        "CreateDBInstance",
+        &with(RS, &[("ChargeType", "PrePaid"), ("Period", "1")]),
+    )
+    .await;
+    let prepaid = v["DBInstanceId"].as_str().unwrap().to_string();
+    assert_err(
+        call(
+            &t,
+            "ModifyDBInstanceAttribute",
+            &[
+                ("DBInstanceId", &prepaid),
+                ("DBInstanceReleaseProtection", "true"),
+            ],
+        )
+        .await,
+        "ChargeTypeViolation",
+        400,
+        "prepaid",
+    );
+}
+
+#[tokio::test]
 async fn maintain_window_is_hh_mm_z_with_end_after_start() {
     let t = testing::ctx();
     let v = ok(&t, "CreateDBInstance", RS).await;
