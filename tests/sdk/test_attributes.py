@@ -1,7 +1,9 @@
-"""ModifyDBInstanceDescription end to end through the official Python SDKs (Tea, V3 signatures; legacy
-aliyun-python-sdk-core + aliyun-python-sdk-dds, V1): the new name is what DescribeDBInstanceAttribute and
-DescribeDBInstances show (and filter on); a name that breaks the vendor's rule, an unknown instance and
-an instance busy with an operation are refused with the vendor's codes, and nothing changes.
+"""ModifyDBInstanceDescription, ModifyDBInstanceAttribute (release protection) and ModifyResourceGroup
+end to end through the official Python SDKs (Tea, V3 signatures; legacy aliyun-python-sdk-core +
+aliyun-python-sdk-dds, V1): the new name / protection / group is what DescribeDBInstanceAttribute and
+DescribeDBInstances show (and filter on); a protected instance is not deleted; a value that breaks the
+vendor's rule, an unknown instance and an instance busy with an operation are refused with the vendor's
+codes, and nothing changes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aliyunsdkdds.request.v20151201.ModifyDBInstanceAttributeRequest import (
 from aliyunsdkdds.request.v20151201.ModifyDBInstanceDescriptionRequest import (
     ModifyDBInstanceDescriptionRequest as LegacyDescription,
 )
+from aliyunsdkdds.request.v20151201.ModifyResourceGroupRequest import ModifyResourceGroupRequest as LegacyResourceGroup
 from alibabacloud_dds20151201 import models as M
 
 from test_instances import REGION, attribute, legacy_json, load, start_fast, tea, wait_status
@@ -97,3 +100,27 @@ def test_release_protection_refuses_delete_through_both_sdks(server):
     r = tea(server).delete_dbinstance(M.DeleteDBInstanceRequest(dbinstance_id=rs))
     assert r.status_code == 200
     assert attribute(server, rs).dbinstance_status == "Deleting"
+
+
+def test_resource_group_moves_through_both_sdks(server):
+    """`ModifyResourceGroup` (Tea V3, then legacy V1): `DescribeDBInstanceAttribute` shows the group and
+    `DescribeDBInstances` finds the instance by it; a bad id is refused and changes nothing."""
+    rs = pinned_rs(server)
+    running(server, rs)
+    r = tea(server).modify_resource_group(M.ModifyResourceGroupRequest(
+        dbinstance_id=rs, resource_group_id="rg-team2", region_id=REGION))
+    assert r.status_code == 200
+    load(M.ModifyResourceGroupResponseBody, r.body.to_map())
+    assert attribute(server, rs).resource_group_id == "rg-team2"
+    listed = tea(server).describe_dbinstances(M.DescribeDBInstancesRequest(
+        region_id=REGION, resource_group_id="rg-team2")).body
+    assert [i.dbinstance_id for i in listed.dbinstances.dbinstance] == [rs]
+
+    req = LegacyResourceGroup()
+    req.set_DBInstanceId(rs)
+    req.set_ResourceGroupId("rg bad")
+    legacy_expect(server, req, "InvalidParameter", 400, "ResourceGroupId")
+    assert attribute(server, rs).resource_group_id == "rg-team2"
+    req.set_ResourceGroupId("rg-team3")
+    assert set(legacy_json(server, req)) == {"RequestId"}
+    assert attribute(server, rs).resource_group_id == "rg-team3"

@@ -50,7 +50,10 @@ pub use layout::replica_set_members;
 pub use params::{
     CreateCommon, CreateConfigServer, CreateMongos, CreateReplicaSet, CreateShard, CreateSharded,
 };
-pub use validate::{check_description, tag_ok, validate_replica_set, validate_sharded, BuildError};
+pub use validate::{
+    check_description, passthrough_id_ok, tag_ok, validate_replica_set, validate_sharded,
+    BuildError,
+};
 
 pub const MIN_SHARDS: usize = 2;
 pub const MAX_SHARDS: usize = 32;

@@ -115,12 +115,18 @@ fn reserved_prefix(s: &str) -> bool {
 /// Ids the client passes through (`VpcId`, `VSwitchId`, `ResourceGroupId`): short, no spaces or controls.
 fn check_passthrough_id(param: &str, v: &Option<String>) -> Result<String, BuildError> {
     let v = v.as_deref().unwrap_or("");
-    let ok = v.len() <= 128
+    passthrough_id_ok(v)
+        .then(|| v.to_string())
+        .ok_or(BuildError::InvalidId {
+            param: param.to_string(),
+        })
+}
+
+/// Whether `v` may be a passed-through id: at most 128 letters, digits, `-`, `_` and `.`.
+pub fn passthrough_id_ok(v: &str) -> bool {
+    v.len() <= 128
         && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    ok.then(|| v.to_string()).ok_or(BuildError::InvalidId {
-        param: param.to_string(),
-    })
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// A tag (at creation and `TagResources`): a key of 1 to 128 characters, a value of at most 128, neither

@@ -1,6 +1,8 @@
 //! `ModifyDBInstanceDescription`: the instance's name (`DBInstanceDescription`), as
 //! `DescribeDBInstances` / `DescribeDBInstanceAttribute` show it and `DescribeDBInstances` filters on it.
 //!
+//! `ModifyResourceGroup`: the instance's `ResourceGroupId`, in any status.
+//!
 //! `ModifyDBInstanceAttribute`: release protection (`DBInstanceReleaseProtection`, `true`/`false`,
 //! required), for pay-as-you-go instances (a subscription one is `ChargeTypeViolation`, as
 //! `DeleteDBInstance` refuses those anyway), in any status. While it is on, `DeleteDBInstance` is refused
@@ -150,6 +152,55 @@ pub async fn modify_db_instance_attribute(
         .put_setting(
             &protection_key(&instance.id),
             if req.protected { "true" } else { "false" },
+        )
+        .await
+        .map_err(from_store)?;
+    Ok(Empty {})
+}
+
+/// `ModifyResourceGroup`'s request: `DBInstanceId`, `ResourceGroupId` (both required; the id is kept as
+/// given, at most 128 letters, digits, `-`, `_`, `.`, as at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceGroupRequest {
+    pub db_instance_id: String,
+    pub resource_group_id: String,
+}
+
+impl FromParams for ResourceGroupRequest {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let db_instance_id = required(params, "DBInstanceId")?.to_string();
+        let group = required(params, "ResourceGroupId")?;
+        if !dds_engine::build::passthrough_id_ok(group) {
+            return Err(ApiError::invalid_parameter(
+                "ResourceGroupId",
+                format!(
+                    "At most 128 letters, digits, '-', '_' and '.' (got \"{}\").",
+                    clip(group)
+                ),
+            ));
+        }
+        Ok(Self {
+            db_instance_id,
+            resource_group_id: group.to_string(),
+        })
+    }
+}
+
+/// `ModifyResourceGroup`: moves the instance to another resource group, as `DescribeDBInstances` /
+/// `DescribeDBInstanceAttribute` show it and `DescribeDBInstances` filters on it. Any status. Answers `{}`.
+pub async fn modify_resource_group(
+    ctx: Arc<Context>,
+    req: ResourceGroupRequest,
+    _call: Call,
+) -> Result<Empty, ApiError> {
+    let instance = load_instance(&ctx, &req.db_instance_id).await?;
+    ctx.store
+        .modify_instance(
+            &instance.id,
+            InstancePatch {
+                resource_group_id: Some(req.resource_group_id),
+                ..InstancePatch::default()
+            },
         )
         .await
         .map_err(from_store)?;

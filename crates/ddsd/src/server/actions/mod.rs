@@ -53,7 +53,7 @@
 //! - [`switch_log`]: `DescribeDBInstanceSwitchLog` (every primary change ddsd caused or saw).
 //! - [`role_zone`]: `DescribeRoleZoneInfo` (every node's role now and its zone).
 //! - [`attributes`]: the instance's own attributes, `ModifyDBInstanceDescription`,
-//!   `ModifyDBInstanceAttribute` (release protection).
+//!   `ModifyDBInstanceAttribute` (release protection), `ModifyResourceGroup`.
 //! - [`accounts`]: `DescribeAccounts`, `ResetAccountPassword`, `ModifyAccountDescription` (the
 //!   instance's `root` account the wire listeners authenticate).
 //! - [`security_ips`]: `DescribeSecurityIps`, `ModifySecurityIps` (the whitelist the wire listeners
@@ -406,6 +406,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             tasks::TaskFilter => tasks::describe_history_tasks_stat),
     action!("ModifyDBInstanceAttribute",        AnyKey, Mutates, Ignored,     Any,
             attributes::ReleaseProtectionRequest => attributes::modify_db_instance_attribute),
+    action!("ModifyResourceGroup",              AnyKey, Mutates, Ignored,     Any,
+            attributes::ResourceGroupRequest => attributes::modify_resource_group),
     action!("ModifyDBInstanceDescription",      AnyKey, Mutates, Ignored,     Any,
             attributes::DescriptionRequest => attributes::modify_db_instance_description),
     action!("TagResources",                     AnyKey, Mutates, Ignored,     Any,

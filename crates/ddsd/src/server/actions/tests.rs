@@ -1074,6 +1074,65 @@ async fn release_protection_refuses_delete_until_turned_off() {
 }
 
 #[tokio::test]
+async fn resource_group_moves_and_is_filtered_on() {
+    let t = testing::ctx();
+    let v = ok(&t, "CreateDBInstance", RS).await;
+    let id = v["DBInstanceId"].as_str().unwrap().to_string();
+    let before = store_state(&t).await;
+    for (params, code, status) in [
+        (
+            vec![("DBInstanceId", id.as_str())],
+            "MissingResourceGroupId",
+            400,
+        ),
+        (
+            vec![("DBInstanceId", id.as_str()), ("ResourceGroupId", "rg x")],
+            "InvalidParameter",
+            400,
+        ),
+        (
+            vec![
+                ("DBInstanceId", "dds-bpnothere0000000"),
+                ("ResourceGroupId", "rg-a"),
+            ],
+            "InvalidDBInstanceId.NotFound",
+            404,
+        ),
+    ] {
+        assert_err(
+            call(&t, "ModifyResourceGroup", &params).await,
+            code,
+            status,
+            "refused",
+        );
+    }
+    assert_eq!(store_state(&t).await, before);
+    // Any status: this one is still being created.
+    let moved = [
+        ("DBInstanceId", id.as_str()),
+        ("ResourceGroupId", "rg-team2"),
+    ];
+    assert_eq!(
+        ok(&t, "ModifyResourceGroup", &moved).await,
+        serde_json::json!({})
+    );
+    assert_eq!(attribute(&t, &id).await["ResourceGroupId"], "rg-team2");
+    let listed = ok(
+        &t,
+        "DescribeDBInstances",
+        &[("ResourceGroupId", "rg-team2")],
+    )
+    .await;
+    let ids: Vec<&str> = listed["DBInstances"]["DBInstance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["DBInstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id.as_str()]);
+}
+
+#[tokio::test]
 async fn maintain_window_is_hh_mm_z_with_end_after_start() {
     let t = testing::ctx();
     let v = ok(&t, "CreateDBInstance", RS).await;

@@ -355,6 +355,8 @@ pub struct InstancePatch {
     pub maintain_window: Option<MaintainWindow>,
     /// The instance's whole tag list (`TagResources`, `UntagResources`).
     pub tags: Option<Vec<dds_engine::model::Tag>>,
+    /// `ModifyResourceGroup`.
+    pub resource_group_id: Option<String>,
 }
 
 /// A `Tag.N.Key` / `Tag.N.Value` filter; without a value any value matches.

@@ -565,6 +565,9 @@ pub(crate) fn modify_instance(
     if let Some(t) = &patch.tags {
         instance.tags = t.clone();
     }
+    if let Some(g) = &patch.resource_group_id {
+        instance.resource_group_id = g.clone();
+    }
     let encoded = encode_instance(instance)?;
     replace_instance(c, ctx, &encoded)?;
     Ok(encoded.instance)

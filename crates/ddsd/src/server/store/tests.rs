@@ -624,6 +624,7 @@ async fn save_and_finish_update_the_instance_in_the_same_transaction() {
                 description: Some("renamed during the upgrade".into()),
                 maintain_window: None,
                 tags: None,
+                resource_group_id: None,
             },
         )
         .await
@@ -1164,11 +1165,13 @@ async fn modify_instance_patches_attributes() {
                 description: Some("renamed".into()),
                 maintain_window: Some(window),
                 tags: None,
+                resource_group_id: Some("rg-moved".into()),
             },
         )
         .await
         .unwrap();
     assert_eq!(got.description, "renamed");
+    assert_eq!(got.resource_group_id, "rg-moved");
     assert_eq!(store.get_instance("dds-m").await.unwrap().unwrap(), got);
     let found = store
         .list_instances(
