@@ -30,7 +30,7 @@ from aliyunsdkdds.request.v20151201.UpgradeDBInstanceEngineVersionRequest import
 from alibabacloud_dds20151201 import models as M
 
 from conftest import DdsdFactory
-from fleet import PASSWORD as FLEET_PASSWORD, Fleet, import_deployment, start_mongodb_plane
+from fleet import MONGODB_FLEET_SPEED, PASSWORD as FLEET_PASSWORD, Fleet, import_deployment, start_mongodb_plane
 from test_instances import REGION, attribute, legacy_json, load, start_fast, tea, tea_call, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 from test_upgrade import OLD_44, admin, check_last_operation, kernels, operations
@@ -200,7 +200,7 @@ def test_the_mongodb_plane_reads_and_raises_the_fcv_through_the_driver(tmp_path_
     `setFeatureCompatibilityVersion` (on the primary, or through a mongos) with the official Rust driver;
     the fleet's ground truth judges the restarts."""
     base = tmp_path_factory.mktemp("engine-upgrade-mongodb")
-    fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
+    fleet = Fleet(base / "fleet", base / "fleet" / "data", MONGODB_FLEET_SPEED).start()
     factory = DdsdFactory(base)
     try:
         d = start_mongodb_plane(factory)

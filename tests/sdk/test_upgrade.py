@@ -30,7 +30,7 @@ from aliyunsdkdds.request.v20151201.UpgradeDBInstanceKernelVersionRequest import
 from alibabacloud_dds20151201 import models as M
 
 from conftest import DdsdFactory
-from fleet import Fleet, check_invariants, import_deployment, start_mongodb_plane
+from fleet import MONGODB_FLEET_SPEED, Fleet, check_invariants, import_deployment, start_mongodb_plane
 from test_instances import REGION, attribute, legacy, legacy_json, legacy_prepare, load, start_fast, tea, tea_call, wait_status
 from test_instances_errors import legacy_expect, tea_expect
 
@@ -47,7 +47,7 @@ def server(request, tmp_path_factory):
         factory.stop_all()
         return
     base = tmp_path_factory.mktemp("upgrade-mongodb")
-    fleet = Fleet(base / "fleet", base / "fleet" / "data", SPEED).start()
+    fleet = Fleet(base / "fleet", base / "fleet" / "data", MONGODB_FLEET_SPEED).start()
     factory = DdsdFactory(base)
     d = start_mongodb_plane(factory)
     d.fleet = fleet

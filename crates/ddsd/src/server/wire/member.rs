@@ -317,6 +317,9 @@ impl Member {
             Err(d) => return d,
         };
         let (scope, role) = self.layout.parameter_scope(&self.node_id);
+        if cmd.name == "getParameter" && !replies::wants_parameter_values(&cmd.body) {
+            return replies::get_parameter(&f, &cmd.body, &[]);
+        }
         let release = (f.release.0, f.release.1);
         let running = match crate::server::actions::parameters::running_values(
             &*self.store,

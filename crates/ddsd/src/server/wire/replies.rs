@@ -277,6 +277,21 @@ fn parameter_bson(name: &str, value: &str) -> Bson {
     }
 }
 
+/// Whether a `getParameter` asks for any of the documented parameters' values (the FCV and the
+/// mechanisms need none: the drivers' and the mongodb plane's frequent FCV reads skip the store).
+pub fn wants_parameter_values(cmd: &Document) -> bool {
+    let all = match cmd.get("getParameter") {
+        Some(Bson::String(s)) => s == "*",
+        Some(Bson::Document(o)) => o.get_bool("allParameters").unwrap_or(false),
+        _ => false,
+    };
+    all || crate::server::actions::parameters::TABLE.iter().any(|p| {
+        p.name
+            .strip_prefix("setParameter.")
+            .is_some_and(|n| cmd.contains_key(n))
+    })
+}
+
 /// `getParameter`: `{getParameter: 1, <name>: 1, …}`, `{getParameter: "*"}` or the document form
 /// `{getParameter: {allParameters, showDetails}}`. Answers `featureCompatibilityVersion` (mongod
 /// only), `authenticationMechanisms` and the process's `setParameter.*` parameters of the documented
@@ -519,6 +534,23 @@ mod tests {
         );
         assert_eq!(none.get_i32("code").unwrap(), 72);
         assert_eq!(none.get_str("errmsg").unwrap(), "no option found to get");
+    }
+
+    #[test]
+    fn only_requests_for_documented_parameters_read_their_values() {
+        assert!(!wants_parameter_values(
+            &doc! {"getParameter": 1, "featureCompatibilityVersion": 1}
+        ));
+        assert!(!wants_parameter_values(
+            &doc! {"getParameter": {"showDetails": true}, "authenticationMechanisms": 1}
+        ));
+        assert!(wants_parameter_values(
+            &doc! {"getParameter": 1, "cursorTimeoutMillis": 1}
+        ));
+        assert!(wants_parameter_values(&doc! {"getParameter": "*"}));
+        assert!(wants_parameter_values(
+            &doc! {"getParameter": {"allParameters": true}}
+        ));
     }
 
     #[test]
