@@ -28,14 +28,15 @@ from pymongo.errors import PyMongoError
 import acs_raw
 from conftest import DdsdFactory
 from fleet import (
-    AGENT_VERSION, PASSWORD, Fleet, FleetError, check_invariants, import_deployment, signed, start_mongodb_plane,
+    AGENT_VERSION, MONGODB_FLEET_SPEED, PASSWORD, Fleet, FleetError, check_invariants, import_deployment, signed,
+    start_mongodb_plane,
 )
 from test_instances import tea_call
 from test_instances_errors import tea_expect
 from test_instances import tea
 from alibabacloud_dds20151201 import models as M
 
-SPEED = "200"
+SPEED = MONGODB_FLEET_SPEED
 OLD_44 = "mongodb_20211020_4.4.6"
 TARGET_44 = "mongodb_20240119_4.4.19"
 WAIT_S = 180.0
