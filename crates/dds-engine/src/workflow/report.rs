@@ -243,7 +243,9 @@ fn rs_current(rs: &RsTrack, stability_ms: u64) -> Option<CurrentWork> {
                 },
             })
         }
-        Some(PrimaryStage::AwaitingNewPrimary { node_id, since_ms }) => {
+        Some(PrimaryStage::AwaitingNewPrimary {
+            node_id, since_ms, ..
+        }) => {
             return Some(CurrentWork {
                 node_id: node_id.clone(),
                 waiting_on: WaitingOn::NewPrimary {

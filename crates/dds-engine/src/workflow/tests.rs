@@ -1458,6 +1458,49 @@ fn a_start_the_plane_delivers_late_is_timed_from_the_issue_that_ran() {
 }
 
 #[test]
+fn a_stepdown_acknowledged_late_is_timed_from_the_observation_after_it() {
+    // A plane whose stepdown answers once the member stepped down (the mongodb plane) can have its
+    // answer handled at a time well before the stepdown happened; the wait for a new primary starts
+    // at the first observation after it, not at that earlier time. Here no member is ever elected.
+    let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
+    let mut toy = Toy::new(&inst);
+    let mut op = RollingOperation::plan_upgrade(&inst, NEW, cfg()).unwrap();
+    let deadline = cfg().new_primary_deadline_ms;
+    let mut seen_after_ms = None;
+    for _ in 0..10_000 {
+        match op.step(&toy.observe(), toy.now) {
+            Decision::Issue(cmds) => {
+                for c in &cmds {
+                    if matches!(c, Command::StepDown { .. }) && seen_after_ms.is_none() {
+                        let issued = toy.now;
+                        toy.no_new_primary = true;
+                        let r = toy.apply(c);
+                        op.on_result(c, r, issued);
+                        // The stepdown itself took longer than the whole new-primary deadline.
+                        toy.now = issued + deadline + 5_000;
+                        seen_after_ms = Some(toy.now);
+                        continue;
+                    }
+                    let r = toy.apply(c);
+                    op.on_result(c, r, toy.now);
+                }
+            }
+            Decision::WaitUntil(t) => toy.now = t,
+            Decision::Done(_) => break,
+        }
+    }
+    let seen_after = seen_after_ms.expect("the primary was stepped down");
+    let Outcome::Failed(f) = outcome(&op) else {
+        panic!("no new primary fails the upgrade");
+    };
+    assert_eq!(f.reason, FailureReason::NoNewPrimary);
+    assert!(
+        f.at_ms >= seen_after + deadline,
+        "{f:?}: the wait began at the observation at {seen_after}"
+    );
+}
+
+#[test]
 fn f16_a_member_already_on_target_with_a_lost_step_record_is_not_restarted() {
     let inst = replica_set(pss("rs", ReplicaSetKind::Instance));
     let mut toy = Toy::new(&inst);

@@ -312,6 +312,7 @@ fn advance_primary_stage(
                 rs.primary_stage = Some(PrimaryStage::AwaitingNewPrimary {
                     node_id,
                     since_ms: cx.now,
+                    from_ack: false,
                 })
             }
             Some(_) => {
@@ -353,9 +354,24 @@ fn advance_primary_stage(
                 }
             }
         },
-        PrimaryStage::AwaitingNewPrimary { node_id, since_ms } => match ro.primary.as_deref() {
+        PrimaryStage::AwaitingNewPrimary {
+            node_id,
+            since_ms,
+            from_ack,
+        } => match ro.primary.as_deref() {
             Some(p) if p != node_id => handed_over(env, rs, &node_id),
             _ => {
+                // This observation was taken after the acknowledged stepdown happened.
+                let since_ms = if from_ack {
+                    cx.now.max(since_ms)
+                } else {
+                    since_ms
+                };
+                rs.primary_stage = Some(PrimaryStage::AwaitingNewPrimary {
+                    node_id: node_id.clone(),
+                    since_ms,
+                    from_ack: false,
+                });
                 if cx.deadline(since_ms, cfg.new_primary_deadline_ms) {
                     fail_primary(rs, &node_id, FailureReason::NoNewPrimary, cx);
                 }

@@ -215,6 +215,7 @@ fn step_down_result(
             rs.primary_stage = Some(PrimaryStage::AwaitingNewPrimary {
                 node_id,
                 since_ms: cx.now,
+                from_ack: true,
             })
         }
         Err(CommandError::NotPrimary(_)) => {

@@ -315,6 +315,12 @@ pub enum PrimaryStage {
     AwaitingNewPrimary {
         node_id: String,
         since_ms: Millis,
+        /// `since_ms` is when the stepdown's acknowledgement was handled, which on a plane whose
+        /// commands take deployment time (a stepdown answers once the member stepped down) can be
+        /// well before the stepdown happened: the wait for a new primary is timed from the next
+        /// observation instead.
+        #[serde(default)]
+        from_ack: bool,
     },
 }
 
